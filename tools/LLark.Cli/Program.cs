@@ -1,3 +1,10 @@
-using TorchSharp;
-var t = torch.randn(3, 3);
-Console.WriteLine(t.sum().item<float>());
+using System.CommandLine;
+using LLark.Cli.Commands;
+
+var root = new RootCommand("llark: run and inspect LLark models from the command line.")
+{
+    GenerateCommand.Create(),
+    TokenizeCommand.Create(),
+    BenchCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,70 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>
+/// Grouped-query self-attention with rotary positions and a KV cache. q_proj, k_proj and v_proj keep their
+/// checkpoint names but are views into one fused [q+k+v, hidden] buffer, so one matmul serves all three.
+/// Query head h reads kv head h / (heads / kv_heads) (repeat-interleave), which is what viewing the query
+/// heads as [kv_heads, group] gives without copying any key or value.
+/// </summary>
+internal sealed class LlamaAttention : nn.Module
+{
+    private readonly Linear q_proj;
+    private readonly Linear k_proj;
+    private readonly Linear v_proj;
+    private readonly Linear o_proj;
+    private readonly Tensor qkvWeight;
+    private readonly int heads;
+    private readonly int kvHeads;
+    private readonly int headDim;
+
+    public LlamaAttention(string name, LlamaConfig config, ScalarType dtype, Device device) : base(name)
+    {
+        heads = config.NumAttentionHeads;
+        kvHeads = config.KeyValueHeads;
+        headDim = config.HeadDim;
+        long q = (long)heads * headDim, kv = (long)kvHeads * headDim;
+        Tensor fused = empty([q + 2 * kv, config.HiddenSize], dtype: dtype, device: device);
+        q_proj = new Linear("q_proj", fused.narrow(0, 0, q));
+        k_proj = new Linear("k_proj", fused.narrow(0, q, kv));
+        v_proj = new Linear("v_proj", fused.narrow(0, q + kv, kv));
+        o_proj = new Linear("o_proj", empty([config.HiddenSize, q], dtype: dtype, device: device));
+        RegisterComponents();
+        qkvWeight = fused;
+    }
+
+    public Tensor Forward(Tensor x, RotaryEmbedding rope, Tensor cos, Tensor signedSin, KvCache cache, int layer)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        int start = cache.Length;
+        Tensor qkv = Linear.Apply(x, qkvWeight).view(b, t, heads + 2 * kvHeads, headDim).transpose(1, 2);
+        Tensor qk = rope.Apply(qkv.narrow(1, 0, heads + kvHeads), cos, signedSin);
+        Tensor query = qk.narrow(1, 0, heads);
+        (Tensor keys, Tensor values) = cache.Append(layer, qk.narrow(1, heads, kvHeads), qkv.narrow(1, heads + kvHeads, kvHeads));
+
+        int group = heads / kvHeads;
+        // [b, heads, t, d] -> [b, kv_heads, group * t, d]: row r of kv head j is query head j*group + r/t at step r%t.
+        Tensor q = query.reshape(b, kvHeads, group * t, headDim);
+        Tensor attn;
+        if (t == 1)
+            attn = nn.functional.scaled_dot_product_attention(q, keys, values);
+        else if (start == 0 && group == 1)
+            attn = nn.functional.scaled_dot_product_attention(q, keys, values, is_casual: true);
+        else
+            attn = nn.functional.scaled_dot_product_attention(q, keys, values, CausalMask(t, group, start, x.device));
+
+        Tensor merged = attn.view(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim);
+        return o_proj.Forward(merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Query row r (step r % t, at position start + r % t) may see keys at positions up to its own.</summary>
+    private static Tensor CausalMask(long t, int group, int start, Device device)
+    {
+        Tensor queryPos = arange(t, dtype: ScalarType.Int64, device: device).repeat(group).add_(start);
+        Tensor keyPos = arange(start + t, dtype: ScalarType.Int64, device: device);
+        return keyPos.unsqueeze(0).le(queryPos.unsqueeze(1));
+    }
+}

@@ -1,0 +1,31 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>Pre-norm block: h = x + attn(norm(x)); out = h + mlp(norm(h)).</summary>
+internal sealed class LlamaDecoderLayer : nn.Module
+{
+    private readonly LlamaAttention self_attn;
+    private readonly LlamaMlp mlp;
+    private readonly RmsNorm input_layernorm;
+    private readonly RmsNorm post_attention_layernorm;
+    private readonly int index;
+
+    public LlamaDecoderLayer(string name, int index, LlamaConfig config, ScalarType dtype, Device device) : base(name)
+    {
+        this.index = index;
+        self_attn = new LlamaAttention("self_attn", config, dtype, device);
+        mlp = new LlamaMlp("mlp", config, dtype, device);
+        input_layernorm = new RmsNorm("input_layernorm", config.HiddenSize, config.RmsNormEps, dtype, device);
+        post_attention_layernorm = new RmsNorm("post_attention_layernorm", config.HiddenSize, config.RmsNormEps, dtype, device);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, RotaryEmbedding rope, Tensor cos, Tensor signedSin, KvCache cache)
+    {
+        using var scope = NewDisposeScope();
+        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, cos, signedSin, cache, index));
+        return h.add_(mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,87 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>
+/// Llama with its language-model head. Parameter names equal the Hugging Face checkpoint keys
+/// (<c>model.layers.0.self_attn.q_proj.weight</c>, <c>lm_head.weight</c>, ...), so a state dict loads strictly.
+/// </summary>
+public sealed class LlamaForCausalLM : nn.Module
+{
+    private readonly LlamaModel model;
+    private readonly Linear? lm_head;
+    private readonly RotaryEmbedding rope;
+
+    public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base("LlamaForCausalLM")
+    {
+        device ??= CPU;
+        Config = config;
+        DType = dtype;
+        Device = device;
+        model = new LlamaModel("model", config, dtype, device);
+        // Tied models reuse embed_tokens as the head, and their checkpoints hold no lm_head.weight.
+        lm_head = config.TieWordEmbeddings ? null
+            : new Linear("lm_head", empty([config.VocabSize, config.HiddenSize], dtype: dtype, device: device));
+        RegisterComponents();
+        rope = new RotaryEmbedding(config.HeadDim, config.MaxPositionEmbeddings, config.RopeTheta, dtype,
+            device.type == DeviceType.META ? CPU : device);
+    }
+
+    public LlamaConfig Config { get; }
+    public ScalarType DType { get; }
+    public Device Device { get; }
+
+    private Tensor HeadWeight => lm_head?.Weight ?? model.EmbedTokens.Weight;
+
+    /// <summary>Token embeddings [b, t, hidden] of ids [b, t]: the rows a multimodal prompt splices into.</summary>
+    public Tensor Embed(Tensor ids) => model.EmbedTokens.Forward(ids);
+
+    /// <summary>The embedding matrix [vocab, hidden].</summary>
+    public Tensor EmbeddingWeight => model.EmbedTokens.Weight;
+
+    /// <summary>
+    /// Runs embeddings [b, t, hidden] at the cache's next positions and advances the cache. Returns float32
+    /// logits [b, t, vocab], or [b, 1, vocab] for the last position only when <paramref name="lastOnly"/>.
+    /// </summary>
+    public Tensor Forward(Tensor inputsEmbeds, KvCache cache, bool lastOnly = true, List<Tensor>? hiddenStates = null)
+    {
+        if (inputsEmbeds.dim() != 3 || inputsEmbeds.shape[2] != Config.HiddenSize)
+            throw new ArgumentException($"inputs_embeds must be [batch, tokens, {Config.HiddenSize}], got [{string.Join(", ", inputsEmbeds.shape)}]");
+        if (inputsEmbeds.shape[0] != cache.BatchSize)
+            throw new ArgumentException($"batch {inputsEmbeds.shape[0]} does not match the cache's {cache.BatchSize}");
+        int t = (int)inputsEmbeds.shape[1];
+        if (t == 0) throw new ArgumentException("inputs_embeds holds no tokens");
+        cache.EnsureRoom(t);
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor x = inputsEmbeds.dtype == DType ? inputsEmbeds : inputsEmbeds.to(DType);
+        Tensor h = model.Forward(x, rope, cache, hiddenStates);
+        cache.Advance(t);
+        if (lastOnly && t > 1) h = h.narrow(1, t - 1, 1);
+        Tensor logits = Linear.Apply(h, HeadWeight);
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Forward from token ids [b, t].</summary>
+    public Tensor ForwardIds(Tensor ids, KvCache cache, bool lastOnly = true, List<Tensor>? hiddenStates = null)
+    {
+        using var scope = NewDisposeScope();
+        return Forward(Embed(ids), cache, lastOnly, hiddenStates).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Checkpoint name to parameter, for strict loading.</summary>
+    public IReadOnlyDictionary<string, Tensor> CheckpointParameters() =>
+        named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+
+    public KvCache NewCache(int capacity, int batchSize = 1) => new(Config, batchSize, capacity, DType, Device);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) rope.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,80 @@
+using LLark.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>How to materialise a checkpoint.</summary>
+public sealed record LlamaLoadOptions
+{
+    /// <summary>Run-time dtype of weights and activations; float32 (default) on the CPU.</summary>
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+
+    /// <summary>Where the weights live; the CPU by default.</summary>
+    public Device? Device { get; init; }
+
+    public IProgress<LoadProgress>? Progress { get; init; }
+}
+
+/// <summary>Loads a Hugging Face Llama folder: <c>config.json</c> plus safetensors or pickled weights.</summary>
+public static class LlamaLoader
+{
+    /// <summary>
+    /// Buffers that older Hugging Face exports saved beside the weights; they are recomputed from the
+    /// config, never loaded.
+    /// </summary>
+    public static bool IsDerivedBuffer(string name) => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
+
+    public static LlamaForCausalLM Load(string directory, LlamaLoadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LlamaLoadOptions();
+        if (!Directory.Exists(directory))
+            throw new CheckpointException($"model folder not found: {directory}");
+        LlamaConfig config = LlamaConfig.FromFile(Path.Combine(directory, "config.json"));
+        using ITensorSource source = CheckpointOpener.Open(directory);
+
+        // Compare shapes on the meta device first: a config that disagrees with the weights fails in
+        // milliseconds instead of after allocating the whole model.
+        using (var meta = new LlamaForCausalLM(config, options.DType, META))
+            CheckShapes(meta.CheckpointParameters(), source, config);
+
+        var model = new LlamaForCausalLM(config, options.DType, options.Device ?? CPU);
+        try
+        {
+            StrictLoader.Load(model.CheckpointParameters(), source, IsDerivedBuffer, options.Progress, cancellationToken);
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckShapes(IReadOnlyDictionary<string, Tensor> expected, ITensorSource source, LlamaConfig config)
+    {
+        var wrong = new List<string>();
+        foreach ((string name, Tensor parameter) in expected)
+        {
+            if (source.Entries.TryGetValue(name, out TensorEntry? entry) && !entry.Shape.SequenceEqual(parameter.shape))
+                wrong.Add($"{name} is [{string.Join(", ", entry.Shape)}] in the checkpoint but config.json implies [{string.Join(", ", parameter.shape)}]");
+        }
+        if (wrong.Count > 0)
+        {
+            throw new ModelConfigException(
+                $"config.json (hidden {config.HiddenSize}, layers {config.NumHiddenLayers}, heads {config.NumAttentionHeads}/{config.KeyValueHeads}, " +
+                $"ffn {config.IntermediateSize}, vocab {config.VocabSize}) disagrees with the weights: " +
+                string.Join("; ", wrong.Take(10)) + (wrong.Count > 10 ? $"; and {wrong.Count - 10} more" : ""));
+        }
+    }
+
+    /// <summary>Parses a dtype name as users write it (fp32, float16, bf16, ...).</summary>
+    public static ScalarType ParseDType(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "fp32" or "float32" or "float" or "f32" => ScalarType.Float32,
+        "fp16" or "float16" or "half" or "f16" => ScalarType.Float16,
+        "bf16" or "bfloat16" => ScalarType.BFloat16,
+        _ => throw new ArgumentException($"unknown dtype '{name}' (expected fp32, fp16 or bf16)", nameof(name)),
+    };
+}

@@ -1,0 +1,33 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)); gate and up are views into one fused weight.</summary>
+internal sealed class LlamaMlp : nn.Module
+{
+    private readonly Linear gate_proj;
+    private readonly Linear up_proj;
+    private readonly Linear down_proj;
+    private readonly Tensor gateUpWeight;
+    private readonly long intermediate;
+
+    public LlamaMlp(string name, LlamaConfig config, ScalarType dtype, Device device) : base(name)
+    {
+        intermediate = config.IntermediateSize;
+        Tensor fused = empty([2 * intermediate, config.HiddenSize], dtype: dtype, device: device);
+        gate_proj = new Linear("gate_proj", fused.narrow(0, 0, intermediate));
+        up_proj = new Linear("up_proj", fused.narrow(0, intermediate, intermediate));
+        down_proj = new Linear("down_proj", empty([config.HiddenSize, intermediate], dtype: dtype, device: device));
+        RegisterComponents();
+        gateUpWeight = fused;
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        Tensor gateUp = Linear.Apply(x, gateUpWeight);
+        Tensor hidden = gateUp.narrow(-1, 0, intermediate).silu_().mul_(gateUp.narrow(-1, intermediate, intermediate));
+        return down_proj.Forward(hidden).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,177 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using LLark.Language.Engine.Generation;
+using LLark.Language.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Cli.Commands;
+
+/// <summary><c>llark bench generate</c>: prefill and decode speed, time to first token and peak memory.</summary>
+internal static class BenchCommand
+{
+    /// <summary>Shapes of public checkpoints, for benchmarking with random weights when no model is at hand.</summary>
+    internal static readonly IReadOnlyDictionary<string, LlamaConfig> Shapes = new Dictionary<string, LlamaConfig>
+    {
+        ["stories15m"] = Shape(dim: 288, layers: 6, heads: 6, ffn: 768, vocab: 32000, context: 256),
+        ["stories110m"] = Shape(dim: 768, layers: 12, heads: 12, ffn: 2048, vocab: 32000, context: 1024),
+        ["llama2-7b"] = Shape(dim: 4096, layers: 32, heads: 32, ffn: 11008, vocab: 32000, context: 4096),
+    };
+
+    private static LlamaConfig Shape(int dim, int layers, int heads, int ffn, int vocab, int context) => new()
+    {
+        HiddenSize = dim,
+        NumHiddenLayers = layers,
+        NumAttentionHeads = heads,
+        NumKeyValueHeads = heads,
+        IntermediateSize = ffn,
+        VocabSize = vocab,
+        MaxPositionEmbeddings = context,
+        RmsNormEps = 1e-5,
+        RopeTheta = 10000,
+    };
+
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Hugging Face Llama folder to benchmark" };
+        var shape = new Option<string?>("--shape") { Description = $"random weights of a known shape instead: {string.Join(", ", Shapes.Keys)}" };
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "prompt length for prefill", DefaultValueFactory = _ => 32 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "tokens to decode (greedy, EOS ignored)", DefaultValueFactory = _ => 200 };
+        var repeat = new Option<int>("--repeat") { Description = "runs; the median is reported", DefaultValueFactory = _ => 3 };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
+        var dtype = new Option<string>("--dtype") { Description = "fp32, fp16 or bf16", DefaultValueFactory = _ => "fp32" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+
+        var generate = new Command("generate", "Measure prefill and decode speed of a Llama model")
+        {
+            model, shape, promptTokens, newTokens, repeat, threads, dtype, json,
+        };
+        generate.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(shape), parse.GetValue(promptTokens),
+            parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!, parse.GetValue(json)));
+        return new Command("bench", "Benchmarks that print figures") { generate };
+    }
+
+    private static int Run(string? modelDir, string? shapeName, int promptTokens, int newTokens, int repeat, int? threads,
+        string dtypeName, bool json)
+    {
+        if ((modelDir is null) == (shapeName is null))
+        {
+            Console.Error.WriteLine("error: give exactly one of --model and --shape");
+            return ExitCodes.Usage;
+        }
+        if (promptTokens < 1 || newTokens < 1 || repeat < 1)
+        {
+            Console.Error.WriteLine("error: --prompt-tokens, --new-tokens and --repeat must be >= 1");
+            return ExitCodes.Usage;
+        }
+        if (threads is { } n) torch.set_num_threads(n);
+        ScalarType dtype = LlamaLoader.ParseDType(dtypeName);
+
+        var loadClock = Stopwatch.StartNew();
+        using LlamaForCausalLM llama = modelDir is not null
+            ? LlamaLoader.Load(modelDir, new LlamaLoadOptions { DType = dtype })
+            : RandomModel(Shapes.TryGetValue(shapeName!.ToLowerInvariant(), out LlamaConfig? c) ? c
+                : throw new ArgumentException($"unknown shape '{shapeName}'"), dtype);
+        double loadSeconds = loadClock.Elapsed.TotalSeconds;
+        LlamaConfig config = llama.Config;
+        if (promptTokens + newTokens > config.MaxPositionEmbeddings)
+        {
+            Console.Error.WriteLine($"error: {promptTokens} + {newTokens} tokens exceed the context of {config.MaxPositionEmbeddings}");
+            return ExitCodes.Usage;
+        }
+
+        var random = new Random(1234);
+        int[] prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(3, config.VocabSize)).ToArray();
+        var generator = new TextGenerator(llama);
+        var options = new GenerationOptions { MaxNewTokens = newTokens, StopOnEos = false };
+
+        // One warm-up run so one-off costs (allocator, kernel selection) stay out of the figures.
+        Measure(generator, prompt, options);
+        var runs = Enumerable.Range(0, repeat).Select(_ => Measure(generator, prompt, options)).ToList();
+        double Median(Func<(double Prefill, double Decode, double Ttft), double> f)
+        {
+            var v = runs.Select(f).OrderBy(x => x).ToArray();
+            return v[v.Length / 2];
+        }
+        double prefill = Median(r => r.Prefill), decode = Median(r => r.Decode), ttft = Median(r => r.Ttft);
+        long peak = PeakResidentBytes();
+        long parameters = llama.parameters().Sum(p => p.NumberOfElements);
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                model = modelDir ?? shapeName,
+                parameters,
+                dtype = dtype.ToString(),
+                threads = torch.get_num_threads(),
+                prompt_tokens = promptTokens,
+                new_tokens = newTokens,
+                load_seconds = loadSeconds,
+                prefill_tokens_per_second = prefill,
+                decode_tokens_per_second = decode,
+                time_to_first_token_ms = ttft * 1000,
+                peak_rss_bytes = peak,
+                runs = repeat,
+            }));
+        }
+        else
+        {
+            var inv = CultureInfo.InvariantCulture;
+            Console.WriteLine(string.Create(inv, $"model            {modelDir ?? shapeName} ({parameters / 1e6:F1}M parameters, {dtype}, {torch.get_num_threads()} threads)"));
+            Console.WriteLine(string.Create(inv, $"load             {loadSeconds:F2} s"));
+            Console.WriteLine(string.Create(inv, $"prefill          {prefill:F1} tokens/s ({promptTokens} tokens)"));
+            Console.WriteLine(string.Create(inv, $"decode           {decode:F1} tokens/s ({newTokens} tokens, greedy, median of {repeat})"));
+            Console.WriteLine(string.Create(inv, $"first token      {ttft * 1000:F1} ms"));
+            Console.WriteLine(string.Create(inv, $"peak memory      {peak / 1048576.0:F0} MiB resident"));
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static (double Prefill, double Decode, double Ttft) Measure(TextGenerator generator, int[] prompt, GenerationOptions options)
+    {
+        GenerationResult? result = null;
+        foreach (GenerationUpdate update in generator.Generate(prompt, NullTextDecoder.Instance, options))
+            result = update.Result ?? result;
+        double ttft = result!.TimeToFirstToken.TotalSeconds;
+        // Decode time covers the tokens after the first, which prefill produced.
+        double decode = (result.TokenIds.Count - 1) / result.DecodeTime.TotalSeconds;
+        return (prompt.Length / ttft, decode, ttft);
+    }
+
+    /// <summary>A model of the given shape with N(0, 0.02) weights and unit norms.</summary>
+    internal static LlamaForCausalLM RandomModel(LlamaConfig config, ScalarType dtype)
+    {
+        var model = new LlamaForCausalLM(config, dtype);
+        using var noGrad = no_grad();
+        var generator = new Generator(20251125);
+        foreach ((string name, Tensor p) in model.CheckpointParameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            else p.normal_(0, 0.02, generator);
+        }
+        model.eval();
+        return model;
+    }
+
+    /// <summary>VmHWM from /proc: the most resident memory the process has held.</summary>
+    internal static long PeakResidentBytes()
+    {
+        const string status = "/proc/self/status";
+        if (!File.Exists(status)) return -1;
+        foreach (string line in File.ReadLines(status))
+        {
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        }
+        return -1;
+    }
+
+    private sealed class NullTextDecoder : ITokenTextDecoder
+    {
+        public static readonly NullTextDecoder Instance = new();
+        public string Push(int tokenId) => "";
+        public string Flush() => "";
+    }
+}
