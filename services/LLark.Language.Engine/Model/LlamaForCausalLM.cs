@@ -58,7 +58,10 @@ public sealed class LlamaForCausalLM : nn.Module
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Tensor x = inputsEmbeds.dtype == DType ? inputsEmbeds : inputsEmbeds.to(DType);
+        int before = hiddenStates?.Count ?? 0;
         Tensor h = model.Forward(x, rope, cache, hiddenStates);
+        // The layer outputs belong to the caller, not to this scope.
+        for (int i = before; i < (hiddenStates?.Count ?? 0); i++) hiddenStates![i].MoveToOuterDisposeScope();
         cache.Advance(t);
         if (lastOnly && t > 1) h = h.narrow(1, t - 1, 1);
         Tensor logits = Linear.Apply(h, HeadWeight);
@@ -69,8 +72,8 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <summary>Forward from token ids [b, t].</summary>
     public Tensor ForwardIds(Tensor ids, KvCache cache, bool lastOnly = true, List<Tensor>? hiddenStates = null)
     {
-        using var scope = NewDisposeScope();
-        return Forward(Embed(ids), cache, lastOnly, hiddenStates).MoveToOuterDisposeScope();
+        using Tensor embeds = Embed(ids);
+        return Forward(embeds, cache, lastOnly, hiddenStates);
     }
 
     /// <summary>Checkpoint name to parameter, for strict loading.</summary>
