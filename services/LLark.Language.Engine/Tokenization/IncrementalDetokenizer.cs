@@ -10,7 +10,7 @@ namespace LLark.Language.Engine.Tokenization;
 /// can no longer form one (then U+FFFD, as SentencePiece decodes them). Constant work per id; one instance
 /// per sequence, not thread-safe.
 /// </summary>
-public sealed class IncrementalDetokenizer
+public sealed class IncrementalDetokenizer : Generation.ITokenTextDecoder
 {
     private readonly PieceDecoder decoder;
     private readonly StringBuilder buffer = new();
