@@ -91,6 +91,21 @@ public sealed class LlamaTextTokenizer
         return new LlamaTextTokenizer(model, addedTokens, stripWhitespaceAroundAddedTokens);
     }
 
+    /// <summary>
+    /// Loads the tokenizer that goes with a model of <paramref name="modelVocabSize"/> embedding rows: the added
+    /// tokens of <see cref="Load"/> when they fit (LLark's 32004), none when only the base pieces do (plain Llama-2).
+    /// </summary>
+    public static LlamaTextTokenizer LoadForModel(string modelPath, int modelVocabSize)
+    {
+        LlamaTextTokenizer full = Load(modelPath);
+        if (full.VocabSize <= modelVocabSize) return full;
+        if (full.BaseVocabSize <= modelVocabSize && !File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, AddedTokensFileName)))
+            return new LlamaTextTokenizer(full.Vocabulary.Model, [], full.StripWhitespaceAroundAddedTokens);
+        throw new InvalidDataException(
+            $"{modelPath}: the tokenizer has {full.VocabSize} tokens ({full.BaseVocabSize} pieces + {full.AddedTokens.Count} added) " +
+            $"but the model has only {modelVocabSize} embedding rows");
+    }
+
     public static LlamaTextTokenizer FromStream(Stream modelStream, IReadOnlyList<string>? addedTokens = null,
         bool stripWhitespaceAroundAddedTokens = true)
         => new(SentencePieceModel.Read(modelStream), addedTokens, stripWhitespaceAroundAddedTokens);

@@ -1,0 +1,31 @@
+using System.Diagnostics;
+
+namespace LLark.Tests.Cli;
+
+/// <summary>Runs the built <c>llark</c> tool (copied beside the tests) as its users do: a process, stdout, exit code.</summary>
+internal static class LlarkProcess
+{
+    public sealed record Output(int ExitCode, string Stdout, string Stderr);
+
+    public static Output Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            StandardOutputEncoding = System.Text.Encoding.UTF8,
+            WorkingDirectory = TestSupport.RepoPaths.Root,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llark.dll"));
+        foreach (string a in args) start.ArgumentList.Add(a);
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"llark {string.Join(' ', args)} did not finish");
+        }
+        return new Output(process.ExitCode, stdout.Result, stderr.Result);
+    }
+}
