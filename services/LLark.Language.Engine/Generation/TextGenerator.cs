@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LLark.Language.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -52,7 +51,6 @@ public sealed class TextGenerator(LlamaForCausalLM model)
     public IEnumerable<GenerationUpdate> Generate(Tensor promptEmbeds, IReadOnlyList<int> promptIds, ITokenTextDecoder text,
         GenerationOptions options, CancellationToken cancellationToken = default)
     {
-        options.Validate();
         if (promptEmbeds.dim() != 3 || promptEmbeds.shape[0] != 1)
             throw new InvalidRequestException("prompt", "prompt embeddings must be [1, tokens, hidden]");
         int promptLength = (int)promptEmbeds.shape[1];
@@ -60,49 +58,23 @@ public sealed class TextGenerator(LlamaForCausalLM model)
         int context = model.Config.MaxPositionEmbeddings;
         if (promptLength >= context) throw new ContextLengthException(promptLength + 1, context);
 
-        var sampler = new TokenSampler(options.Sampling);
-        var stop = new StopStringMatcher(options.StopStrings);
-        var eos = options.StopOnEos ? model.Config.EosTokenIds.ToHashSet() : [];
-        HashSet<int>? seen = options.Sampling.RepetitionPenalty != 1f ? promptIds.ToHashSet() : null;
-        var generated = new List<int>();
-        List<float>? logProbs = options.LogProbs ? [] : null;
+        var sequence = new GenerationSequence(promptIds, promptLength, model.Config.EosTokenIds, text, options);
         var row = new float[model.Config.VocabSize];
-        var streamed = new System.Text.StringBuilder();
-        var clock = Stopwatch.StartNew();
-        TimeSpan firstToken = TimeSpan.Zero;
-        FinishReason? finish = null;
-
         using KvCache cache = model.NewCache(Math.Min(context, promptLength + options.MaxNewTokens));
-        if (cancellationToken.IsCancellationRequested) finish = FinishReason.Cancelled;
-        else Step(promptEmbeds, cache, row);
-
-        while (finish is null)
+        sequence.Start();
+        if (cancellationToken.IsCancellationRequested)
         {
-            int next = sampler.Next(row, seen);
-            float? logProb = logProbs is null ? null : TokenSampler.LogProb(row, next);
-            if (logProb is { } lp) logProbs!.Add(lp);
-            generated.Add(next);
-            seen?.Add(next);
-            if (generated.Count == 1) firstToken = clock.Elapsed;
-
-            string delta = "";
-            if (eos.Contains(next)) finish = FinishReason.Eos;
-            else
-            {
-                delta = stop.Push(text.Push(next));
-                if (stop.Stopped) finish = FinishReason.Stop;
-                else if (generated.Count >= options.MaxNewTokens || cache.Length >= cache.Capacity) finish = FinishReason.Length;
-                else if (cancellationToken.IsCancellationRequested) finish = FinishReason.Cancelled;
-            }
-            streamed.Append(delta);
-            yield return new GenerationUpdate(next, delta, logProb, null);
-            if (finish is null) StepToken(next, cache, row);
+            yield return sequence.Finish(FinishReason.Cancelled);
+            yield break;
         }
-
-        string tail = stop.Stopped ? "" : stop.Push(text.Flush()) + stop.Flush();
-        var result = new GenerationResult(generated, streamed.Append(tail).ToString(), finish.Value, promptLength, logProbs,
-            firstToken, clock.Elapsed - firstToken);
-        yield return new GenerationUpdate(null, tail, null, result);
+        Step(promptEmbeds, cache, row);
+        while (true)
+        {
+            GenerationUpdate update = sequence.Accept(row, roomLeft: cache.Length < cache.Capacity, cancellationToken);
+            yield return update;
+            if (sequence.IsFinished) yield break;
+            StepToken(sequence.LastToken, cache, row);
+        }
     }
 
     private void Step(Tensor embeds, KvCache cache, float[] row)

@@ -7,7 +7,7 @@ namespace LLark.Language.Engine.Model;
 /// Keys and values of every layer for a batch of sequences that advance together, preallocated to a
 /// fixed capacity so decode steps never reallocate. Layout per layer: [batch, kv_heads, capacity, head_dim].
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IKvStore, IDisposable
 {
     private readonly Tensor[] keys;
     private readonly Tensor[] values;
@@ -31,6 +31,18 @@ public sealed class KvCache : IDisposable
         }
     }
 
+    /// <summary>A cache over storage someone else owns (one slot of a <see cref="BatchKvCache"/>); disposing it frees nothing.</summary>
+    internal KvCache(Tensor[] keys, Tensor[] values)
+    {
+        this.keys = keys;
+        this.values = values;
+        BatchSize = (int)keys[0].shape[0];
+        Capacity = (int)keys[0].shape[2];
+        ownsStorage = false;
+    }
+
+    private readonly bool ownsStorage = true;
+
     public int BatchSize { get; }
     public int Capacity { get; }
 
@@ -44,6 +56,8 @@ public sealed class KvCache : IDisposable
     /// Stores k and v [batch, kv_heads, T, head_dim] for layer <paramref name="layer"/> at the current length
     /// and returns every key and value so far (views, no copy).
     /// </summary>
+    (Tensor Keys, Tensor Values) IKvStore.Append(int layer, Tensor k, Tensor v) => Append(layer, k, v);
+
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
         long t = k.shape[2];
@@ -69,8 +83,27 @@ public sealed class KvCache : IDisposable
     /// <summary>Forgets every position; the memory is reused.</summary>
     public void Reset() => Length = 0;
 
+    /// <summary>Sets the filled length after positions were written from outside (a batched decode step).</summary>
+    internal void SetLength(int length)
+    {
+        if (length < 0 || length > Capacity) throw new InvalidOperationException($"KV cache length {length} outside [0, {Capacity}]");
+        Length = length;
+    }
+
+    /// <summary>Copies the filled positions of <paramref name="other"/> (same shape) into this cache.</summary>
+    internal void CopyFrom(KvCache other)
+    {
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i].narrow(2, 0, other.Length).copy_(other.keys[i].narrow(2, 0, other.Length));
+            values[i].narrow(2, 0, other.Length).copy_(other.values[i].narrow(2, 0, other.Length));
+        }
+        Length = other.Length;
+    }
+
     public void Dispose()
     {
+        if (!ownsStorage) return;
         foreach (Tensor t in keys) t.Dispose();
         foreach (Tensor t in values) t.Dispose();
     }

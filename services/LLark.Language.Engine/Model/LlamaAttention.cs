@@ -35,33 +35,34 @@ internal sealed class LlamaAttention : nn.Module
         qkvWeight = fused;
     }
 
-    public Tensor Forward(Tensor x, RotaryEmbedding rope, Tensor cos, Tensor signedSin, KvCache cache, int layer)
+    public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan, int layer)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        int start = cache.Length;
         Tensor qkv = Linear.Apply(x, qkvWeight).view(b, t, heads + 2 * kvHeads, headDim).transpose(1, 2);
-        Tensor qk = rope.Apply(qkv.narrow(1, 0, heads + kvHeads), cos, signedSin);
+        Tensor qk = rope.Apply(qkv.narrow(1, 0, heads + kvHeads), plan.Cos, plan.SignedSin);
         Tensor query = qk.narrow(1, 0, heads);
-        (Tensor keys, Tensor values) = cache.Append(layer, qk.narrow(1, heads, kvHeads), qkv.narrow(1, heads + kvHeads, kvHeads));
+        (Tensor keys, Tensor values) = plan.Store.Append(layer, qk.narrow(1, heads, kvHeads), qkv.narrow(1, heads + kvHeads, kvHeads));
 
-        int group = heads / kvHeads;
         // [b, heads, t, d] -> [b, kv_heads, group * t, d]: row r of kv head j is query head j*group + r/t at step r%t.
-        Tensor q = query.reshape(b, kvHeads, group * t, headDim);
-        Tensor attn;
-        if (t == 1)
-            attn = nn.functional.scaled_dot_product_attention(q, keys, values);
-        else if (start == 0 && group == 1)
-            attn = nn.functional.scaled_dot_product_attention(q, keys, values, is_casual: true);
-        else
-            attn = nn.functional.scaled_dot_product_attention(q, keys, values, CausalMask(t, group, start, x.device));
+        Tensor q = query.reshape(b, kvHeads, (heads / kvHeads) * t, headDim);
+        Tensor attn = plan.Mask is { } mask
+            ? nn.functional.scaled_dot_product_attention(q, keys, values, mask)
+            : nn.functional.scaled_dot_product_attention(q, keys, values, is_casual: plan.Causal);
 
         Tensor merged = attn.view(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim);
         return o_proj.Forward(merged).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The mask of a forward over t new tokens after <paramref name="start"/> cached ones, for queries laid out as
+    /// in <see cref="Forward"/>; null where no mask or a plain causal one does (see <see cref="AttentionPlan"/>).
+    /// </summary>
+    public static Tensor? PrefillMask(long t, int group, int start, Device device) =>
+        t == 1 || (start == 0 && group == 1) ? null : CausalMask(t, group, start, device);
+
     /// <summary>Query row r (step r % t, at position start + r % t) may see keys at positions up to its own.</summary>
-    private static Tensor CausalMask(long t, int group, int start, Device device)
+    internal static Tensor CausalMask(long t, int group, int start, Device device)
     {
         Tensor queryPos = arange(t, dtype: ScalarType.Int64, device: device).repeat(group).add_(start);
         Tensor keyPos = arange(start + t, dtype: ScalarType.Int64, device: device);

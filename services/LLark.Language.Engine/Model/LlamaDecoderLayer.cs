@@ -22,10 +22,10 @@ internal sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, RotaryEmbedding rope, Tensor cos, Tensor signedSin, KvCache cache)
+    public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan)
     {
         using var scope = NewDisposeScope();
-        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, cos, signedSin, cache, index));
+        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, plan, index));
         return h.add_(mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
     }
 }

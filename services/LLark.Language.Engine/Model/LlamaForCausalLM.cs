@@ -59,7 +59,10 @@ public sealed class LlamaForCausalLM : nn.Module
         using var noGrad = no_grad();
         Tensor x = inputsEmbeds.dtype == DType ? inputsEmbeds : inputsEmbeds.to(DType);
         int before = hiddenStates?.Count ?? 0;
-        Tensor h = model.Forward(x, rope, cache, hiddenStates);
+        (Tensor cos, Tensor signedSin) = rope.Slice(cache.Length, t);
+        Tensor? mask = LlamaAttention.PrefillMask(t, Config.NumAttentionHeads / Config.KeyValueHeads, cache.Length, Device);
+        var plan = new AttentionPlan(cos, signedSin, cache, mask, Causal: mask is null && t > 1);
+        Tensor h = model.Forward(x, rope, plan, hiddenStates);
         // The layer outputs belong to the caller, not to this scope.
         for (int i = before; i < (hiddenStates?.Count ?? 0); i++) hiddenStates![i].MoveToOuterDisposeScope();
         cache.Advance(t);
@@ -75,6 +78,40 @@ public sealed class LlamaForCausalLM : nn.Module
         using Tensor embeds = Embed(ids);
         return Forward(embeds, cache, lastOnly, hiddenStates);
     }
+
+    /// <summary>
+    /// One decode step for the sequences in slots 0..n-1 of <paramref name="cache"/>: token i is fed to slot i at that
+    /// slot's own position, and every slot advances by one. Returns float32 logits [n, vocab].
+    /// </summary>
+    public Tensor DecodeBatch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
+    {
+        int n = tokenIds.Count;
+        if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");
+        var positions = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            KvCache slot = cache.Slot(i);
+            slot.EnsureRoom(1);
+            positions[i] = slot.Length;
+        }
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor ids = tensor(tokenIds.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: Device).view(n, 1);
+        Tensor positionIndex = tensor(positions.Select(p => (long)p).ToArray(), dtype: ScalarType.Int64, device: Device);
+        // Per-row tables [n, 1, 1, d] broadcast over heads; row i sees keys 0..positions[i].
+        (Tensor cos, Tensor signedSin) = rope.Gather(positionIndex);
+        int visible = positions.Max() + 1;
+        Tensor mask = arange(visible, dtype: ScalarType.Int64, device: Device).unsqueeze(0).le(positionIndex.unsqueeze(1)).view(n, 1, 1, visible);
+        var plan = new AttentionPlan(cos, signedSin, cache.StepStore(positions, positionIndex, Device), mask, Causal: false);
+        Tensor h = model.Forward(model.EmbedTokens.Forward(ids), rope, plan);
+        for (int i = 0; i < n; i++) cache.Slot(i).SetLength(positions[i] + 1);
+        Tensor logits = Linear.Apply(h, HeadWeight).view(n, -1);
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A cache for <paramref name="slots"/> sequences decoding together, each up to <paramref name="capacity"/> tokens.</summary>
+    public BatchKvCache NewBatchCache(int slots, int capacity) => new(Config, slots, capacity, DType, Device);
 
     /// <summary>Checkpoint name to parameter, for strict loading.</summary>
     public IReadOnlyDictionary<string, Tensor> CheckpointParameters() =>

@@ -42,20 +42,18 @@ internal sealed class LlamaModel : nn.Module
     public Embedding EmbedTokens => embed_tokens;
 
     /// <summary>
-    /// Runs every layer over x [b, t, hidden] at the cache's next positions and returns the final-normed
+    /// Runs every layer over x [b, t, hidden] as <paramref name="plan"/> places it and returns the final-normed
     /// hidden states. When <paramref name="hiddenStates"/> is given it receives the embeddings and each
     /// layer's output (before the final norm), for inspection.
     /// </summary>
-    public Tensor Forward(Tensor x, RotaryEmbedding rope, KvCache cache, List<Tensor>? hiddenStates = null)
+    public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan, List<Tensor>? hiddenStates = null)
     {
         using var scope = NewDisposeScope();
-        long t = x.shape[1];
-        (Tensor cos, Tensor signedSin) = rope.Slice(cache.Length, t);
         hiddenStates?.Add(x.clone().MoveToOuterDisposeScope());
         Tensor h = x;
         foreach (LlamaDecoderLayer block in blocks)
         {
-            h = block.Forward(h, rope, cos, signedSin, cache);
+            h = block.Forward(h, rope, plan);
             hiddenStates?.Add(h.clone().MoveToOuterDisposeScope());
         }
         return norm.Forward(h).MoveToOuterDisposeScope();

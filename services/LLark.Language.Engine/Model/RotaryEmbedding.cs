@@ -36,6 +36,13 @@ internal sealed class RotaryEmbedding : IDisposable
     public (Tensor Cos, Tensor SignedSin) Slice(long start, long length) =>
         (cos.narrow(0, start, length), signedSin.narrow(0, start, length));
 
+    /// <summary>The tables at one position per row, shaped [n, 1, 1, d] to broadcast over [n, heads, 1, d].</summary>
+    public (Tensor Cos, Tensor SignedSin) Gather(Tensor positions)
+    {
+        long n = positions.shape[0];
+        return (cos.index_select(0, positions).view(n, 1, 1, headDim), signedSin.index_select(0, positions).view(n, 1, 1, headDim));
+    }
+
     /// <summary>Rotates x [..., T, d] by the tables from <see cref="Slice"/>.</summary>
     public Tensor Apply(Tensor x, Tensor cosSlice, Tensor signedSinSlice)
     {
