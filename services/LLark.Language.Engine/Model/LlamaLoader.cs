@@ -25,7 +25,15 @@ public static class LlamaLoader
     /// </summary>
     public static bool IsDerivedBuffer(string name) => name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    public static LlamaForCausalLM Load(string directory, LlamaLoadOptions? options = null, CancellationToken cancellationToken = default)
+    public static LlamaForCausalLM Load(string directory, LlamaLoadOptions? options = null, CancellationToken cancellationToken = default) =>
+        Load(directory, options, extra: null, cancellationToken);
+
+    /// <summary>
+    /// Loads the Llama weights and, from the same checkpoint, <paramref name="extra"/>: tensors of modules around the
+    /// language model (LLark's projector) that the strict check counts as the model's own.
+    /// </summary>
+    internal static LlamaForCausalLM Load(string directory, LlamaLoadOptions? options, IReadOnlyDictionary<string, Tensor>? extra,
+        CancellationToken cancellationToken)
     {
         options ??= new LlamaLoadOptions();
         if (!Directory.Exists(directory))
@@ -41,7 +49,9 @@ public static class LlamaLoader
         var model = new LlamaForCausalLM(config, options.DType, options.Device ?? CPU);
         try
         {
-            StrictLoader.Load(model.CheckpointParameters(), source, IsDerivedBuffer, options.Progress, cancellationToken);
+            IReadOnlyDictionary<string, Tensor> parameters = model.CheckpointParameters();
+            if (extra is not null) parameters = parameters.Concat(extra).ToDictionary();
+            StrictLoader.Load(parameters, source, IsDerivedBuffer, options.Progress, cancellationToken);
             model.eval();
             return model;
         }

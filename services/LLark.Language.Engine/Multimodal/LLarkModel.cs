@@ -1,0 +1,163 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using LLark.Language.Engine.Generation;
+using LLark.Language.Engine.Model;
+using LLark.Language.Engine.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Multimodal;
+
+/// <summary>Audio embedding frames [Frames, Width], row-major float32, at <see cref="Fps"/> frames per second.</summary>
+public sealed record AudioFrames(float[] Data, int Frames, int Width, double Fps, string? Encoder = null)
+{
+    public static AudioFrames FromRows(float[] data, int width, double fps, string? encoder = null) =>
+        width > 0 && data.Length % width == 0 ? new AudioFrames(data, data.Length / width, width, fps, encoder)
+            : throw new InvalidRequestException("audio.frames", $"{data.Length} values do not make whole frames of width {width}");
+}
+
+/// <summary>A prompt ready to run: its embeddings [1, T, hidden], the ids behind them, and how many positions are audio.</summary>
+public sealed record LLarkPromptInput(Tensor Embeddings, int[] Ids, int AudioFrames) : IDisposable
+{
+    public void Dispose() => Embeddings.Dispose();
+}
+
+/// <summary>What a LLark checkpoint's config.json adds to the Llama keys.</summary>
+internal sealed record LLarkAudioConfig
+{
+    /// <summary>Width of the audio embeddings the projector takes (4800 for Jukebox-5B).</summary>
+    [JsonPropertyName("mm_hidden_size")] public int? AudioWidth { get; init; }
+
+    /// <summary>Frame rate the checkpoint was trained with; embeddings at another rate are refused.</summary>
+    [JsonPropertyName("mm_audio_fps")] public double? AudioFps { get; init; }
+
+    /// <summary>Optional id of the encoder (model and layer) whose embeddings the checkpoint was trained on.</summary>
+    [JsonPropertyName("mm_audio_encoder")] public string? AudioEncoder { get; init; }
+}
+
+/// <summary>
+/// LLark: Llama-2 with its tokenizer (plus <c>[PAD]</c>, <c>&lt;audio_patch&gt;</c>, <c>&lt;audio_start&gt;</c>,
+/// <c>&lt;audio_end&gt;</c>) and the audio projector, loaded from one Hugging Face folder.
+/// </summary>
+public sealed class LLarkModel : IDisposable
+{
+    private readonly AudioProjector projector;
+    private readonly int patchId;
+    private readonly int startId;
+    private readonly int endId;
+
+    private LLarkModel(string directory, LlamaForCausalLM llama, AudioProjector projector, LlamaTextTokenizer tokenizer, LLarkAudioConfig audio)
+    {
+        Directory = directory;
+        Llama = llama;
+        this.projector = projector;
+        Tokenizer = tokenizer;
+        AudioWidth = audio.AudioWidth!.Value;
+        AudioFps = audio.AudioFps!.Value;
+        AudioEncoder = audio.AudioEncoder;
+        patchId = AddedTokenId("<audio_patch>");
+        startId = AddedTokenId("<audio_start>");
+        endId = AddedTokenId("<audio_end>");
+    }
+
+    public string Directory { get; }
+
+    public LlamaForCausalLM Llama { get; }
+
+    public LlamaTextTokenizer Tokenizer { get; }
+
+    public int AudioWidth { get; }
+
+    public double AudioFps { get; }
+
+    public string? AudioEncoder { get; }
+
+    public int ContextLength => Llama.Config.MaxPositionEmbeddings;
+
+    public static LLarkModel Load(string directory, LlamaLoadOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LlamaLoadOptions();
+        string configPath = Path.Combine(directory, "config.json");
+        LlamaConfig config = LlamaConfig.FromFile(configPath);
+        LLarkAudioConfig audio = JsonSerializer.Deserialize<LLarkAudioConfig>(File.ReadAllText(configPath))!;
+        if (audio.AudioWidth is not > 0)
+            throw new ModelConfigException($"{configPath}: mm_hidden_size (the audio embedding width) is missing; this is not a LLark checkpoint");
+        if (audio.AudioFps is not > 0)
+            throw new ModelConfigException($"{configPath}: mm_audio_fps (the frame rate the checkpoint was trained with) is missing");
+        string tokenizerPath = Path.Combine(directory, "tokenizer.model");
+        if (!File.Exists(tokenizerPath)) throw new FileNotFoundException($"tokenizer not found: {tokenizerPath}");
+        LlamaTextTokenizer tokenizer = LlamaTextTokenizer.Load(tokenizerPath);
+        if (tokenizer.VocabSize > config.VocabSize)
+            throw new ModelConfigException($"{configPath}: vocab_size {config.VocabSize} has no rows for LLark's added tokens " +
+                $"({tokenizer.BaseVocabSize} pieces + {tokenizer.AddedTokens.Count} added = {tokenizer.VocabSize})");
+
+        var projector = new AudioProjector(audio.AudioWidth.Value, config.HiddenSize, options.DType, options.Device ?? CPU);
+        try
+        {
+            LlamaForCausalLM llama = LlamaLoader.Load(directory, options, projector.CheckpointParameters(), cancellationToken);
+            return new LLarkModel(directory, llama, projector, tokenizer, audio);
+        }
+        catch
+        {
+            projector.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Renders the conversation, expands <c>&lt;audio&gt;</c> to start + F patches + end, and splices the projected
+    /// frames into the patch positions. Refuses audio whose width or frame rate the checkpoint was not trained on.
+    /// </summary>
+    public LLarkPromptInput BuildPrompt(IReadOnlyList<ChatTurn> turns, AudioFrames? audio)
+    {
+        if (audio is not null) CheckAudio(audio);
+        string text = LLarkPrompt.Render(turns, withAudio: audio is not null);
+        if (audio is not null)
+        {
+            string patches = string.Concat(Enumerable.Repeat("<audio_patch>", audio.Frames));
+            text = text.Replace(LLarkPrompt.AudioPlaceholder, "<audio_start>" + patches + "<audio_end>", StringComparison.Ordinal);
+        }
+        int[] ids = Tokenizer.Encode(text, addBos: true);
+        if (ids.Length >= ContextLength) throw new ContextLengthException(ids.Length + 1, ContextLength);
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor idTensor = tensor(ids.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: Llama.Device).unsqueeze(0);
+        Tensor embeds = Llama.Embed(idTensor).clone();
+        if (audio is not null)
+        {
+            int first = Array.IndexOf(ids, patchId);
+            if (first < 0 || ids[first - 1] != startId || ids[first + audio.Frames] != endId || ids.Count(i => i == patchId) != audio.Frames)
+                throw new InvalidOperationException("audio patches did not survive tokenization as one run");
+            Tensor frames = tensor(audio.Data, [audio.Frames, audio.Width], dtype: ScalarType.Float32);
+            embeds.narrow(1, first, audio.Frames).copy_(projector.Forward(frames).unsqueeze(0));
+        }
+        return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0);
+    }
+
+    private void CheckAudio(AudioFrames audio)
+    {
+        if (audio.Frames < 1) throw new InvalidRequestException("audio", "the audio embedding has no frames");
+        if (audio.Width != AudioWidth)
+            throw new InvalidRequestException("audio.width", $"audio embedding width {audio.Width} does not match the checkpoint's {AudioWidth} (mm_hidden_size)");
+        if (Math.Abs(audio.Fps - AudioFps) > 1e-6)
+            throw new InvalidRequestException("audio.fps", $"audio embeddings at {audio.Fps} fps do not match the {AudioFps} fps the checkpoint was trained with");
+        if (audio.Data.Length != (long)audio.Frames * audio.Width)
+            throw new InvalidRequestException("audio.frames", $"{audio.Data.Length} values for {audio.Frames} frames of width {audio.Width}");
+        foreach (float v in audio.Data)
+        {
+            if (!float.IsFinite(v)) throw new InvalidRequestException("audio.frames", "the audio embedding holds NaN or infinite values");
+        }
+        if (AudioEncoder is not null && audio.Encoder is not null && audio.Encoder != AudioEncoder)
+            throw new InvalidRequestException("audio.encoder", $"embeddings from encoder '{audio.Encoder}' do not match the checkpoint's '{AudioEncoder}'");
+    }
+
+    private int AddedTokenId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id
+        : throw new ModelConfigException($"{Directory}: the tokenizer lacks LLark's added token {token}");
+
+    public void Dispose()
+    {
+        Llama.Dispose();
+        projector.Dispose();
+    }
+}
