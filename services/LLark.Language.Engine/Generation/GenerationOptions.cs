@@ -87,4 +87,8 @@ public sealed record GenerationResult(
     int PromptTokens,
     IReadOnlyList<float>? LogProbs,
     TimeSpan TimeToFirstToken,
-    TimeSpan DecodeTime);
+    TimeSpan DecodeTime)
+{
+    /// <summary>Time from submission until the sequence joined a running batch (zero outside a scheduler).</summary>
+    public TimeSpan QueueWait { get; init; }
+}

@@ -52,6 +52,12 @@ public sealed class GenerationSequence
 
     public GenerationResult? Result { get; private set; }
 
+    /// <summary>From <see cref="Start"/> to the first token (zero before it).</summary>
+    public TimeSpan TimeToFirstToken => firstToken;
+
+    /// <summary>Time the sequence waited for a batch slot, reported in its result.</summary>
+    public TimeSpan QueueWait { get; set; }
+
     /// <summary>Starts the clocks; call as the prompt's forward begins.</summary>
     public void Start() => clock.Start();
 
@@ -99,7 +105,10 @@ public sealed class GenerationSequence
         streamed.Append(tail);
         TimeSpan total = clock.Elapsed;
         Result = new GenerationResult(generated, streamed.ToString(), reason, PromptTokens, logProbs,
-            generated.Count > 0 ? firstToken : total, generated.Count > 0 ? total - firstToken : TimeSpan.Zero);
+            generated.Count > 0 ? firstToken : total, generated.Count > 0 ? total - firstToken : TimeSpan.Zero)
+        {
+            QueueWait = QueueWait,
+        };
         return tail;
     }
 }

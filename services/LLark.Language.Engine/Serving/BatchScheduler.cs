@@ -1,0 +1,274 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using LLark.Language.Engine.Generation;
+using LLark.Language.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Serving;
+
+/// <summary>Scheduler limits.</summary>
+public sealed record SchedulerOptions
+{
+    /// <summary>Sequences decoded together at most (slots of the batch KV cache); default 8.</summary>
+    public int MaxBatchSize { get; init; } = 8;
+
+    /// <summary>Requests waiting for a slot at most; past it, submissions are refused. Default 64.</summary>
+    public int MaxQueuedRequests { get; init; } = 64;
+
+    /// <summary>Positions per sequence (prompt + answer); 0 (default) means the model's max_position_embeddings.</summary>
+    public int ContextLength { get; init; }
+}
+
+/// <summary>The queue is full; try again after <see cref="RetryAfter"/>.</summary>
+public sealed class QueueFullException(int depth, TimeSpan retryAfter)
+    : Exception($"the generation queue is full ({depth} requests waiting); retry in {retryAfter.TotalMilliseconds:F0} ms")
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// Continuous batching over one model: a single worker thread owns the model and a slot KV cache; new requests
+/// join the running batch at the next step (after their prefill), finished and cancelled ones leave it at once,
+/// and each request streams its updates through its own channel. Request threads never run tensors.
+/// </summary>
+public sealed class BatchScheduler : IDisposable
+{
+    public const string MeterName = "LLark.Language";
+
+    private readonly LlamaForCausalLM model;
+    private readonly SchedulerOptions options;
+    private readonly BlockingCollection<Job> queue;
+    private readonly List<Job> active = [];
+    private readonly BatchKvCache cache;
+    private readonly Thread worker;
+    private readonly CancellationTokenSource stopping = new();
+    private readonly Meter meter = new(MeterName);
+    private readonly Counter<long> generatedTokens;
+    private readonly Counter<long> finished;
+    private readonly Histogram<double> timeToFirstToken;
+    private readonly Histogram<double> queueWait;
+    private double averageStepSeconds = 0.05;
+
+    public BatchScheduler(LlamaForCausalLM model, SchedulerOptions? options = null)
+    {
+        this.model = model;
+        this.options = options ??= new SchedulerOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBatchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueuedRequests, 1);
+        ContextLength = options.ContextLength > 0 ? Math.Min(options.ContextLength, model.Config.MaxPositionEmbeddings)
+            : model.Config.MaxPositionEmbeddings;
+        queue = new BlockingCollection<Job>(options.MaxQueuedRequests);
+        cache = model.NewBatchCache(options.MaxBatchSize, ContextLength);
+        generatedTokens = meter.CreateCounter<long>("llark.language.generated_tokens", "{token}", "Tokens generated");
+        finished = meter.CreateCounter<long>("llark.language.requests", "{request}", "Finished generations by finish reason");
+        timeToFirstToken = meter.CreateHistogram<double>("llark.language.time_to_first_token", "s", "From joining the batch to the first token");
+        queueWait = meter.CreateHistogram<double>("llark.language.queue_wait", "s", "From submission to joining the batch");
+        meter.CreateObservableGauge("llark.language.queue_depth", () => QueueDepth, "{request}", "Requests waiting for a slot");
+        meter.CreateObservableGauge("llark.language.active_sequences", () => ActiveSequences, "{sequence}", "Sequences in the running batch");
+        worker = new Thread(Run) { IsBackground = true, Name = "llark-scheduler" };
+        worker.Start();
+    }
+
+    public int ContextLength { get; }
+
+    public int MaxBatchSize => options.MaxBatchSize;
+
+    public int QueueDepth => queue.Count;
+
+    public int ActiveSequences { get; private set; }
+
+    /// <summary>
+    /// Queues a generation and returns its updates as they are made. Takes ownership of
+    /// <paramref name="promptEmbeds"/> [1, T, hidden]. Throws at once (before any update) for bad settings, a prompt
+    /// too long for the context, or a full queue. Cancelling <paramref name="cancellationToken"/> ends the sequence
+    /// within one decode step; its final update then says <see cref="FinishReason.Cancelled"/> if still read.
+    /// </summary>
+    public IAsyncEnumerable<GenerationUpdate> Submit(Tensor promptEmbeds, IReadOnlyList<int> promptIds, ITokenTextDecoder text,
+        GenerationOptions generation, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            int promptLength = (int)promptEmbeds.shape[1];
+            if (promptLength == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
+            if (promptLength >= ContextLength) throw new ContextLengthException(promptLength + 1, ContextLength);
+            var job = new Job(promptEmbeds, new GenerationSequence(promptIds, promptLength, model.Config.EosTokenIds, text, generation),
+                cancellationToken);
+            ObjectDisposedException.ThrowIf(stopping.IsCancellationRequested, this);
+            if (!queue.TryAdd(job))
+            {
+                // One batch's worth of steps is roughly when a slot frees up.
+                var retry = TimeSpan.FromSeconds(Math.Clamp(averageStepSeconds * 32, 0.05, 30));
+                throw new QueueFullException(queue.Count, retry);
+            }
+            return job.Output.Reader.ReadAllAsync(cancellationToken);
+        }
+        catch
+        {
+            promptEmbeds.Dispose();
+            throw;
+        }
+    }
+
+    private void Run()
+    {
+        var logits = Array.Empty<float>();
+        int vocab = model.Config.VocabSize;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                Admit();
+                if (active.Count == 0) continue;
+                DropCancelled();
+                if (active.Count == 0) continue;
+
+                int n = active.Count;
+                long started = Stopwatch.GetTimestamp();
+                using (var scope = NewDisposeScope())
+                using (n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
+                {
+                    Tensor step = model.DecodeBatch([.. active.Select(j => j.Sequence.LastToken)], cache);
+                    if (logits.Length < n * vocab) logits = new float[n * vocab];
+                    NativeTensor.CopyTo(step, logits.AsSpan(0, n * vocab));
+                }
+                averageStepSeconds = 0.9 * averageStepSeconds + 0.1 * Stopwatch.GetElapsedTime(started).TotalSeconds;
+                for (int i = 0; i < n; i++)
+                {
+                    Job job = active[i];
+                    Publish(job, job.Sequence.Accept(logits.AsSpan(i * vocab, vocab), cache.Slot(i).Length < ContextLength, job.Cancellation));
+                }
+                Compact();
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                // A failed step must not take the service down: fail the sequences it held and carry on.
+                foreach (Job job in active) job.Output.Writer.TryComplete(e);
+                for (int i = 0; i < active.Count; i++) cache.Slot(i).Reset();
+                active.Clear();
+                ActiveSequences = 0;
+            }
+        }
+        foreach (Job job in active) job.Output.Writer.TryComplete(new ObjectDisposedException(nameof(BatchScheduler)));
+    }
+
+    /// <summary>Prefills waiting requests into free slots; blocks for the first one while nothing runs.</summary>
+    private void Admit()
+    {
+        while (active.Count < options.MaxBatchSize)
+        {
+            Job? job;
+            if (active.Count == 0) queue.TryTake(out job, Timeout.Infinite, stopping.Token);
+            else if (!queue.TryTake(out job)) return;
+            if (job is null) return;
+            job.Sequence.QueueWait = Stopwatch.GetElapsedTime(job.Submitted);
+            queueWait.Record(job.Sequence.QueueWait.TotalSeconds);
+            if (job.Cancellation.IsCancellationRequested)
+            {
+                job.Embeds.Dispose();
+                Publish(job, job.Sequence.Finish(FinishReason.Cancelled));
+                continue;
+            }
+            int slot = active.Count;
+            KvCache slotCache = cache.Slot(slot);
+            slotCache.Reset();
+            var row = new float[model.Config.VocabSize];
+            try
+            {
+                job.Sequence.Start();
+                using var scope = NewDisposeScope();
+                NativeTensor.CopyTo(model.Forward(job.Embeds, slotCache, lastOnly: true), row);
+            }
+            catch (Exception e)
+            {
+                slotCache.Reset();
+                job.Output.Writer.TryComplete(e);
+                continue;
+            }
+            finally
+            {
+                job.Embeds.Dispose();
+            }
+            GenerationUpdate first = job.Sequence.Accept(row, slotCache.Length < ContextLength, job.Cancellation);
+            timeToFirstToken.Record(job.Sequence.TimeToFirstToken.TotalSeconds);
+            Publish(job, first);
+            if (!job.Sequence.IsFinished) active.Add(job);
+            else slotCache.Reset();
+            ActiveSequences = active.Count;
+        }
+    }
+
+    private void DropCancelled()
+    {
+        for (int i = 0; i < active.Count; i++)
+        {
+            if (active[i].Cancellation.IsCancellationRequested && !active[i].Sequence.IsFinished)
+                Publish(active[i], active[i].Sequence.Finish(FinishReason.Cancelled));
+        }
+        Compact();
+    }
+
+    /// <summary>Removes finished sequences, moving the last running one into each freed slot so slots stay packed.</summary>
+    private void Compact()
+    {
+        for (int i = active.Count - 1; i >= 0; i--)
+        {
+            if (!active[i].Sequence.IsFinished) continue;
+            int last = active.Count - 1;
+            if (i != last)
+            {
+                cache.Move(last, i);
+                active[i] = active[last];
+            }
+            else cache.Slot(i).Reset();
+            active.RemoveAt(last);
+        }
+        ActiveSequences = active.Count;
+    }
+
+    private void Publish(Job job, GenerationUpdate update)
+    {
+        if (update.TokenId is not null) generatedTokens.Add(1);
+        job.Output.Writer.TryWrite(update);
+        if (update.Result is { } result)
+        {
+            finished.Add(1, new KeyValuePair<string, object?>("finish_reason", result.FinishReason.ToString().ToLowerInvariant()));
+            job.Output.Writer.TryComplete();
+        }
+    }
+
+    public void Dispose()
+    {
+        if (stopping.IsCancellationRequested) return;
+        stopping.Cancel();
+        worker.Join();
+        queue.CompleteAdding();
+        while (queue.TryTake(out Job? job))
+        {
+            job.Embeds.Dispose();
+            job.Output.Writer.TryComplete(new ObjectDisposedException(nameof(BatchScheduler)));
+        }
+        cache.Dispose();
+        queue.Dispose();
+        meter.Dispose();
+        stopping.Dispose();
+    }
+
+    private sealed class Job(Tensor embeds, GenerationSequence sequence, CancellationToken cancellation)
+    {
+        public Tensor Embeds { get; } = embeds;
+        public GenerationSequence Sequence { get; } = sequence;
+        public CancellationToken Cancellation { get; } = cancellation;
+        public long Submitted { get; } = Stopwatch.GetTimestamp();
+
+        // Unbounded but finite: a sequence writes at most max_new_tokens + 1 updates.
+        public Channel<GenerationUpdate> Output { get; } = Channel.CreateUnbounded<GenerationUpdate>(
+            new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    }
+}

@@ -1,0 +1,68 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+
+namespace LLark.ServiceDefaults;
+
+/// <summary>The wiring every LLark host shares, so each <c>Program.cs</c> stays a few lines.</summary>
+public static class ServiceDefaultsExtensions
+{
+    /// <summary>
+    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1), gRPC with reflection and the standard health service,
+    /// OpenTelemetry metrics for the given meters, JSON console logs, and options validated at start.
+    /// </summary>
+    public static WebApplicationBuilder AddLLarkServiceDefaults(this WebApplicationBuilder builder, params string[] meters)
+    {
+        builder.Services.AddOptions<ListenOptions>().Bind(builder.Configuration.GetSection(ListenOptions.Section))
+            .ValidateDataAnnotations().ValidateOnStart();
+        var listen = builder.Configuration.GetSection(ListenOptions.Section).Get<ListenOptions>() ?? new ListenOptions();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            IPAddress address = IPAddress.Parse(listen.Address);
+            kestrel.Listen(address, listen.GrpcPort, o => o.Protocols = HttpProtocols.Http2);
+            if (listen.HttpPort >= 0) kestrel.Listen(address, listen.HttpPort, o => o.Protocols = HttpProtocols.Http1);
+        });
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+
+        builder.Services.AddGrpc(o => o.EnableDetailedErrors = false);
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddSingleton<ServingStatus>();
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingStatus>().Service);
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
+        {
+            metrics.AddMeter(meters).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter();
+            if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) metrics.AddOtlpExporter();
+        });
+        return builder;
+    }
+
+    /// <summary>Maps health, reflection and metrics; the gRPC port serves gRPC only, the HTTP port the rest.</summary>
+    public static WebApplication MapLLarkDefaults(this WebApplication app)
+    {
+        app.MapGrpcService<Grpc.HealthCheck.HealthServiceImpl>();
+        app.MapGrpcReflectionService();
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapGet("/healthz", (ServingStatus status) =>
+            status.IsServing ? Results.Text("SERVING") : Results.Text("NOT_SERVING", statusCode: 503));
+        return app;
+    }
+
+    /// <summary>The URLs Kestrel bound, gRPC first (after start; resolves port 0).</summary>
+    public static IReadOnlyList<Uri> BoundAddresses(this WebApplication app) =>
+        [.. app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a))];
+}
