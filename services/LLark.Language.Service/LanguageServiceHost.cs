@@ -1,0 +1,37 @@
+using LLark.Encoder.V1;
+using LLark.Language.Engine.Serving;
+using LLark.ServiceDefaults;
+
+namespace LLark.Language.Service;
+
+/// <summary>The host's wiring, shared by <c>Program.cs</c> and the integration tests (which start it on loopback).</summary>
+public static class LanguageServiceHost
+{
+    public const string GrpcServiceName = "llark.language.v1.LanguageService";
+
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        builder.AddLLarkServiceDefaults(BatchScheduler.MeterName);
+        builder.Services.AddOptions<LanguageServiceOptions>().Bind(builder.Configuration.GetSection(LanguageServiceOptions.Section))
+            .ValidateDataAnnotations().ValidateOnStart();
+        var options = builder.Configuration.GetSection(LanguageServiceOptions.Section).Get<LanguageServiceOptions>() ?? new LanguageServiceOptions();
+        builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(o => o.MaxReceiveMessageSize = options.MaxRequestBytes);
+
+        if (!string.IsNullOrEmpty(options.EncoderAddress))
+        {
+            builder.Services.AddGrpcClient<EncoderService.EncoderServiceClient>(o => o.Address = new Uri(options.EncoderAddress))
+                .ConfigureChannel(c => c.MaxReceiveMessageSize = 64 << 20);
+        }
+        builder.Services.AddSingleton(sp => new EncoderClient(sp.GetService<EncoderService.EncoderServiceClient>(), sp.GetRequiredService<ILogger<EncoderClient>>()));
+        builder.Services.AddSingleton<ModelHost>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
+
+        WebApplication app = builder.Build();
+        app.Services.GetRequiredService<ServingStatus>().Add(GrpcServiceName);
+        app.MapGrpcService<LanguageGrpcService>();
+        app.MapLLarkDefaults();
+        return app;
+    }
+}

@@ -1,0 +1,52 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LLark.Language.Service;
+
+/// <summary>Section <c>LLark:Language</c> (environment: <c>LLARK__LANGUAGE__MODELPATH</c>, ...). Validated at start.</summary>
+public sealed class LanguageServiceOptions : IValidatableObject
+{
+    public const string Section = "LLark:Language";
+
+    /// <summary>LLark checkpoint folder (config.json with mm_hidden_size and mm_audio_fps, weights, tokenizer.model). Required.</summary>
+    [Required] public string ModelPath { get; set; } = "";
+
+    /// <summary>Name reported by GetModelInfo; default: the folder's name.</summary>
+    public string? ModelId { get; set; }
+
+    /// <summary>Run-time dtype: fp32 (default, CPU), bf16 or fp16.</summary>
+    [Required] public string DType { get; set; } = "fp32";
+
+    /// <summary>Where the model runs: cpu (default) or cuda[:N] (needs a CUDA build of TorchSharp).</summary>
+    [Required] public string Device { get; set; } = "cpu";
+
+    /// <summary>Sequences decoded together at most; default 8.</summary>
+    [Range(1, 256)] public int MaxBatchSize { get; set; } = 8;
+
+    /// <summary>Requests waiting for a batch slot at most, past which calls get RESOURCE_EXHAUSTED; default 64.</summary>
+    [Range(1, 100_000)] public int MaxQueuedRequests { get; set; } = 64;
+
+    /// <summary>Positions per sequence (prompt + audio + answer); 0 (default): the checkpoint's max_position_embeddings.</summary>
+    [Range(0, 1 << 20)] public int ContextLength { get; set; }
+
+    /// <summary>max_new_tokens when a request leaves it 0; default 512 (LLark's).</summary>
+    [Range(1, 1 << 20)] public int DefaultMaxNewTokens { get; set; } = 512;
+
+    /// <summary>Largest max_new_tokens a request may ask for; default 2048.</summary>
+    [Range(1, 1 << 20)] public int MaxNewTokensLimit { get; set; } = 2048;
+
+    /// <summary>Encoder service address (http://host:port, HTTP/2) for embedding ids and raw audio; unset: only inline frames.</summary>
+    public string? EncoderAddress { get; set; }
+
+    /// <summary>Largest request message (raw audio travels in one); default 64 MiB.</summary>
+    [Range(1024, int.MaxValue)] public int MaxRequestBytes { get; set; } = 64 << 20;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (DefaultMaxNewTokens > MaxNewTokensLimit)
+            yield return new ValidationResult($"DefaultMaxNewTokens {DefaultMaxNewTokens} exceeds MaxNewTokensLimit {MaxNewTokensLimit}", [nameof(DefaultMaxNewTokens)]);
+        if (EncoderAddress is { Length: > 0 } address && !(Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https"))
+            yield return new ValidationResult($"EncoderAddress '{address}' is not an http(s) URL", [nameof(EncoderAddress)]);
+        if (DType.ToLowerInvariant() is not ("fp32" or "float32" or "bf16" or "bfloat16" or "fp16" or "float16"))
+            yield return new ValidationResult($"DType '{DType}' is not fp32, bf16 or fp16", [nameof(DType)]);
+    }
+}

@@ -1,0 +1,5 @@
+using LLark.Language.Service;
+using LLark.ServiceDefaults;
+
+WebApplication app = LanguageServiceHost.Build(args);
+await app.RunAsync();

@@ -1,0 +1,139 @@
+using System.Net;
+using System.Net.Sockets;
+using Grpc.Core;
+using Grpc.Health.V1;
+using LLark.Common.V1;
+using LLark.Language.Service;
+using LLark.Language.V1;
+using LLark.Tests.TestSupport;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LLark.Tests.Language.Service;
+
+/// <summary>Hosts with their own settings: a full queue, an encoder that is down and comes back, a checkpoint that will not load.</summary>
+public sealed class LanguageServiceLimitsTests
+{
+    private static GenerateRequest Request(uint maxNew, EmbeddingFrames? frames = null)
+    {
+        var request = new GenerateRequest { Stopping = new StoppingParameters { MaxNewTokens = maxNew, IgnoreEos = true } };
+        request.Turns.Add(new LLark.Language.V1.ChatTurn { Human = "What key is it in?" });
+        if (frames is not null) request.Frames = frames;
+        return request;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task PastTheQueueLimitCallsGetResourceExhaustedWithARetryHint()
+    {
+        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Language:MaxBatchSize"] = "1",
+            ["LLark:Language:MaxQueuedRequests"] = "1",
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        var client = new LanguageService.LanguageServiceClient(host.Channel);
+        using var cts = new CancellationTokenSource();
+        using var running = client.Generate(Request(2000, LanguageServiceTests.Frames(3)), cancellationToken: cts.Token);
+        Assert.True(await running.ResponseStream.MoveNext(cts.Token));
+        Task<(List<TokenDelta>, GenerateFinal Final)> queued = LanguageServiceTests.Run(client, Request(3, LanguageServiceTests.Frames(3)));
+        ModelHost model = host.App.Services.GetRequiredService<ModelHost>();
+        for (int i = 0; i < 200 && model.Ready().Scheduler.QueueDepth == 0; i++) await Task.Delay(10);
+
+        var e = await Assert.ThrowsAsync<RpcException>(() => LanguageServiceTests.Run(client, Request(3, LanguageServiceTests.Frames(3))));
+        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.True(long.Parse(e.Trailers.GetValue("grpc-retry-pushback-ms")!, System.Globalization.CultureInfo.InvariantCulture) > 0);
+
+        cts.Cancel();
+        Assert.Equal(3u, (await queued.WaitAsync(TimeSpan.FromSeconds(60))).Final.Usage.GeneratedTokens);
+    }
+
+    [Fact]
+    public async Task AnEncoderThatIsDownGivesUnavailableAndServingResumesWhenItReturns()
+    {
+        int encoderPort = FreePort();
+        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{encoderPort}",
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        var client = new LanguageService.LanguageServiceClient(host.Channel);
+        GenerateRequest byId = Request(4);
+        byId.EmbeddingId = "clip-b";
+
+        var e = await Assert.ThrowsAsync<RpcException>(() => LanguageServiceTests.Run(client, byId));
+        Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+        Assert.Contains("encoder", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(4u, (await LanguageServiceTests.Run(client, Request(4, LanguageServiceTests.Frames(2)))).Final.Usage.GeneratedTokens);
+
+        (LoopbackHost encoderHost, StoredEmbeddingsEncoder encoder) = await StoredEmbeddingsEncoder.StartAsync(encoderPort);
+        await using (encoderHost)
+        {
+            EmbeddingFrames frames = LanguageServiceTests.Frames(5);
+            encoder.Embeddings["clip-b"] = (EmbeddingFramesCodec.Decode(frames), TinyLLark.AudioWidth, TinyLLark.Fps);
+            GenerateFinal final = null!;
+            for (int attempt = 0; attempt < 50; attempt++)
+            {
+                try
+                {
+                    final = (await LanguageServiceTests.Run(client, byId)).Final;
+                    break;
+                }
+                catch (RpcException retry) when (retry.StatusCode == StatusCode.Unavailable && attempt < 49)
+                {
+                    await Task.Delay(100);
+                }
+            }
+            Assert.Equal(5u, final.Usage.AudioTokens);
+        }
+    }
+
+    [Fact]
+    public async Task ACheckpointThatCannotLoadKeepsHealthNotServingAndStopsTheHost()
+    {
+        using var dir = new global::LLark.Tests.Checkpoints.TempDirectory();
+        File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{ not json");
+        int exitCode = Environment.ExitCode;
+        LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = dir.Path,
+        })));
+        try
+        {
+            var lifetime = host.App.Services.GetRequiredService<IHostApplicationLifetime>();
+            var stopped = new TaskCompletionSource();
+            lifetime.ApplicationStopping.Register(() => stopped.TrySetResult());
+            await stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(3, Environment.ExitCode);
+            Assert.False(host.App.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().IsServing);
+        }
+        finally
+        {
+            Environment.ExitCode = exitCode;
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task HealthIsNotServingUntilTheModelIsLoaded()
+    {
+        var app = LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+        }));
+        // Before start nothing is loaded: the health service's answer is NOT_SERVING for the server and the service.
+        var health = app.Services.GetRequiredService<Grpc.HealthCheck.HealthServiceImpl>();
+        var check = await health.Check(new HealthCheckRequest { Service = LanguageServiceHost.GrpcServiceName }, null!);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, check.Status);
+        await using LoopbackHost host = await LoopbackHost.StartAsync(app);
+        await LanguageServiceTests.WaitServing(host);
+    }
+}

@@ -1,0 +1,54 @@
+using Grpc.Net.Client;
+using LLark.ServiceDefaults;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+
+namespace LLark.Tests.TestSupport;
+
+/// <summary>A real host on 127.0.0.1 with free ports, and a gRPC channel to it.</summary>
+internal sealed class LoopbackHost : IAsyncDisposable
+{
+    private LoopbackHost(WebApplication app)
+    {
+        App = app;
+        IReadOnlyList<Uri> addresses = app.BoundAddresses();
+        // Kestrel lists the endpoints in the order they were added: gRPC first, then HTTP/1.1.
+        GrpcAddress = addresses[0];
+        HttpAddress = addresses.Count > 1 ? addresses[1] : null;
+        Channel = GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
+    }
+
+    public WebApplication App { get; }
+
+    public Uri GrpcAddress { get; }
+
+    public Uri? HttpAddress { get; }
+
+    public GrpcChannel Channel { get; }
+
+    /// <summary>Loopback, free ports, plus <paramref name="settings"/>.</summary>
+    public static Action<WebApplicationBuilder> Settings(IDictionary<string, string?> settings) => builder =>
+    {
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["LLark:Listen:Address"] = "127.0.0.1",
+            ["LLark:Listen:GrpcPort"] = "0",
+            ["LLark:Listen:HttpPort"] = "0",
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        builder.Configuration.AddInMemoryCollection(settings);
+    };
+
+    public static async Task<LoopbackHost> StartAsync(WebApplication app)
+    {
+        await app.StartAsync().ConfigureAwait(false);
+        return new LoopbackHost(app);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        await App.StopAsync().ConfigureAwait(false);
+        await App.DisposeAsync().ConfigureAwait(false);
+    }
+}
