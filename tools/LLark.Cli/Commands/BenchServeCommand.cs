@@ -1,0 +1,179 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using LLark.Checkpoints;
+using LLark.Common.V1;
+using LLark.Language.Engine.Model;
+using LLark.Language.Service;
+using LLark.Language.V1;
+using LLark.ServiceDefaults;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Cli.Commands;
+
+/// <summary>
+/// <c>llark bench serve</c>: the language service on loopback with a random-weight LLark of a known shape, driven by
+/// 1, 4, 8 and 16 concurrent gRPC streams; prints aggregate decode tokens/s and client-side time to first token.
+/// </summary>
+internal static class BenchServeCommand
+{
+    public static Command Create()
+    {
+        var shape = new Option<string>("--shape") { Description = $"Llama shape: {string.Join(", ", BenchCommand.Shapes.Keys)}", DefaultValueFactory = _ => "stories15m" };
+        var streams = new Option<string>("--streams") { Description = "comma-separated concurrent stream counts", DefaultValueFactory = _ => "1,4,8,16" };
+        var newTokens = new Option<int>("--new-tokens") { Description = "tokens per stream (EOS ignored)", DefaultValueFactory = _ => 128 };
+        var frames = new Option<int>("--audio-frames") { Description = "audio frames per request (width 4800)", DefaultValueFactory = _ => 25 };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "Llama-2 tokenizer.model", DefaultValueFactory = _ => "tests/fixtures/llama2-tokenizer-model/tokenizer.model" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var command = new Command("serve", "Aggregate throughput and time to first token of the language service under concurrent streams")
+        {
+            shape, streams, newTokens, frames, tokenizer, json,
+        };
+        command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(shape)!, parse.GetValue(streams)!, parse.GetValue(newTokens),
+            parse.GetValue(frames), parse.GetValue(tokenizer)!, parse.GetValue(json), ct)));
+        return command;
+    }
+
+    private sealed record Row(int Streams, double AggregateTokensPerSecond, double PerStreamTokensPerSecond, double TtftP50Ms, double TtftP99Ms, double Speedup);
+
+    private static async Task<int> Run(string shapeName, string streamList, int newTokens, int audioFrames, string tokenizer, bool json, CancellationToken ct)
+    {
+        if (!BenchCommand.Shapes.TryGetValue(shapeName.ToLowerInvariant(), out LlamaConfig? shape)) throw new UsageException($"unknown shape '{shapeName}'");
+        int[] counts = [.. streamList.Split(',').Select(s => int.TryParse(s, CultureInfo.InvariantCulture, out int n) && n > 0 ? n
+            : throw new UsageException($"--streams: '{s}' is not a positive count"))];
+        if (!File.Exists(tokenizer)) throw new FileNotFoundException($"tokenizer not found: {tokenizer} (run from the repository root or pass --tokenizer)");
+
+        string dir = Path.Combine(Path.GetTempPath(), $"llark-bench-serve-{Environment.ProcessId}");
+        WriteRandomLLark(dir, shape with { VocabSize = 32004, MaxPositionEmbeddings = Math.Max(shape.MaxPositionEmbeddings, 512) }, tokenizer);
+        try
+        {
+            WebApplication app = LanguageServiceHost.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["LLark:Listen:Address"] = "127.0.0.1",
+                ["LLark:Listen:GrpcPort"] = "0",
+                ["LLark:Listen:HttpPort"] = "-1",
+                ["LLark:Language:ModelPath"] = dir,
+                ["LLark:Language:MaxBatchSize"] = counts.Max().ToString(CultureInfo.InvariantCulture),
+                ["LLark:Language:MaxQueuedRequests"] = "1024",
+                ["Logging:LogLevel:Default"] = "Warning",
+            }));
+            await app.StartAsync(ct).ConfigureAwait(false);
+            await using (app.ConfigureAwait(false))
+            {
+                using GrpcChannel channel = GrpcChannel.ForAddress(app.BoundAddresses()[0]);
+                await WaitServing(channel, ct).ConfigureAwait(false);
+                var client = new LanguageService.LanguageServiceClient(channel);
+                await Measure(client, 1, newTokens, audioFrames, ct).ConfigureAwait(false);
+                var rows = new List<Row>();
+                foreach (int n in counts)
+                {
+                    (double aggregate, double perStream, double p50, double p99) = await Measure(client, n, newTokens, audioFrames, ct).ConfigureAwait(false);
+                    double baseline = rows.FirstOrDefault(r => r.Streams == 1)?.AggregateTokensPerSecond ?? (n == 1 ? aggregate : double.NaN);
+                    rows.Add(new Row(n, aggregate, perStream, p50, p99, aggregate / baseline));
+                }
+                Print(rows, shapeName, newTokens, audioFrames, json);
+                await app.StopAsync(ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<(double Aggregate, double PerStream, double P50, double P99)> Measure(LanguageService.LanguageServiceClient client,
+        int streams, int newTokens, int audioFrames, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, streams).Select(i => OneStream(client, i, newTokens, audioFrames, ct))).ConfigureAwait(false);
+        double wall = clock.Elapsed.TotalSeconds;
+        double tokens = results.Sum(r => r.Tokens);
+        double[] ttft = [.. results.Select(r => r.TtftMs).Order()];
+        double Percentile(double p) => ttft[Math.Min(ttft.Length - 1, (int)Math.Ceiling(p * ttft.Length) - 1)];
+        return (tokens / wall, results.Average(r => r.Tokens / r.Seconds), Percentile(0.5), Percentile(0.99));
+    }
+
+    private static async Task<(int Tokens, double Seconds, double TtftMs)> OneStream(LanguageService.LanguageServiceClient client, int seed,
+        int newTokens, int audioFrames, CancellationToken ct)
+    {
+        var random = new Random(seed);
+        float[] values = [.. Enumerable.Range(0, audioFrames * 4800).Select(_ => (float)random.NextDouble())];
+        var request = new GenerateRequest
+        {
+            Frames = EmbeddingFramesCodec.Encode(values, 4800, 25, FrameDType.Float32),
+            Stopping = new StoppingParameters { MaxNewTokens = (uint)newTokens, IgnoreEos = true },
+            Sampling = new SamplingParameters { Temperature = 0.8f, Seed = (ulong)seed },
+        };
+        request.Turns.Add(new LLark.Language.V1.ChatTurn { Human = "Describe this clip in detail." });
+        var clock = Stopwatch.StartNew();
+        double ttft = 0;
+        int tokens = 0;
+        using var call = client.Generate(request, cancellationToken: ct);
+        await foreach (GenerateResponse response in call.ResponseStream.ReadAllAsync(ct).ConfigureAwait(false))
+        {
+            if (ttft == 0) ttft = clock.Elapsed.TotalMilliseconds;
+            if (response.FrameCase == GenerateResponse.FrameOneofCase.Final) tokens = (int)response.Final.Usage.GeneratedTokens;
+        }
+        return (tokens, clock.Elapsed.TotalSeconds, ttft);
+    }
+
+    private static async Task WaitServing(GrpcChannel channel, CancellationToken ct)
+    {
+        var health = new Health.HealthClient(channel);
+        while ((await health.CheckAsync(new HealthCheckRequest(), cancellationToken: ct)).Status != HealthCheckResponse.Types.ServingStatus.Serving)
+            await Task.Delay(50, ct).ConfigureAwait(false);
+    }
+
+    private static void Print(List<Row> rows, string shape, int newTokens, int audioFrames, bool json)
+    {
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { shape, new_tokens = newTokens, audio_frames = audioFrames, rows }));
+            return;
+        }
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $"language service on loopback, {shape} (random weights, fp32), {newTokens} new tokens a stream, {audioFrames} audio frames"));
+        Console.WriteLine("streams  aggregate tok/s  per-stream tok/s  TTFT p50 ms  TTFT p99 ms  vs 1 stream");
+        foreach (Row r in rows)
+            Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {r.AggregateTokensPerSecond,15:F1}  {r.PerStreamTokensPerSecond,16:F1}  {r.TtftP50Ms,11:F1}  {r.TtftP99Ms,11:F1}  {r.Speedup,10:F2}x"));
+    }
+
+    /// <summary>A random LLark checkpoint of the given Llama shape with a 4800-wide projector at 25 fps.</summary>
+    private static void WriteRandomLLark(string dir, LlamaConfig config, string tokenizer)
+    {
+        Directory.CreateDirectory(dir);
+        File.Copy(tokenizer, Path.Combine(dir, "tokenizer.model"), overwrite: true);
+        File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["model_type"] = "llama",
+            ["hidden_size"] = config.HiddenSize,
+            ["intermediate_size"] = config.IntermediateSize,
+            ["num_hidden_layers"] = config.NumHiddenLayers,
+            ["num_attention_heads"] = config.NumAttentionHeads,
+            ["num_key_value_heads"] = config.KeyValueHeads,
+            ["vocab_size"] = config.VocabSize,
+            ["max_position_embeddings"] = config.MaxPositionEmbeddings,
+            ["rms_norm_eps"] = config.RmsNormEps,
+            ["rope_theta"] = config.RopeTheta,
+            ["bos_token_id"] = 1,
+            ["eos_token_id"] = 2,
+            ["mm_hidden_size"] = 4800,
+            ["mm_audio_fps"] = 25,
+        }));
+        using LlamaForCausalLM model = BenchCommand.RandomModel(config, ScalarType.Float32);
+        using var scope = NewDisposeScope();
+        var generator = new Generator(7);
+        var tensors = model.CheckpointParameters().ToList();
+        tensors.Add(new("model.mm_projector.weight", randn([config.HiddenSize, 4800], generator: generator).mul_(0.01)));
+        tensors.Add(new("model.mm_projector.bias", zeros(config.HiddenSize)));
+        SafetensorsWriter.Save(Path.Combine(dir, "model.safetensors"), tensors);
+    }
+}
