@@ -6,5 +6,8 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     GenerateCommand.Create(),
     TokenizeCommand.Create(),
     BenchCommand.Create(),
+    AskCommand.Create(),
+    ClientCommands.EmbedClip(),
+    ClientCommands.Info(),
 };
 return await root.Parse(args).InvokeAsync();

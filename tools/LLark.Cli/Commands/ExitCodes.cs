@@ -14,6 +14,12 @@ internal static class ExitCodes
     /// <summary>A model, tokenizer or checkpoint could not be read or does not fit.</summary>
     public const int BadModel = 3;
 
+    /// <summary>The server refused the API key.</summary>
+    public const int Unauthorized = 4;
+
+    /// <summary>The server or one of its dependencies is down, busy, or past the deadline.</summary>
+    public const int Unavailable = 5;
+
     /// <summary>Interrupted (Ctrl-C).</summary>
     public const int Cancelled = 130;
 }
