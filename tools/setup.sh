@@ -9,8 +9,8 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-apt_packages=()
-# Add Debian packages here as services need them (redis-server, fluidsynth, ...).
+# Debian packages the tests and tools use: the Python client (grpcio), the encoder cache (Redis).
+apt_packages=(python3-grpcio python3-grpc-tools redis-server)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
