@@ -6,5 +6,7 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     GenerateCommand.Create(),
     TokenizeCommand.Create(),
     BenchCommand.Create(),
+    ConvertJukeboxCommand.Create(),
+    EmbedCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -112,23 +112,24 @@ public static class JukeboxEncoderLoader
     /// Hyper-parameters from the options, else the checkpoints' <c>hps</c>, else the preset; then every size the
     /// tensors state (codebook, context, widths, label tables, block count) taken from their shapes.
     /// </summary>
-    internal static JukeboxEncoderConfig ResolveConfig(ITensorSource vqSource, ITensorSource priorSource, JukeboxLoadOptions options, string origin)
+    public static JukeboxEncoderConfig ResolveConfig(ITensorSource vqSource, ITensorSource priorSource, JukeboxLoadOptions options, string origin)
     {
-        JukeboxEncoderConfig config = options.Config ?? FromHps(vqSource, priorSource, origin) ?? JukeboxEncoderConfig.Preset(options.Preset);
+        int present = CountBlocks(priorSource);
+        int layers = options.Layers ?? Math.Min(JukeboxEncoderConfig.Preset5b.Layers, Math.Max(1, present));
+        JukeboxEncoderConfig config = options.Config ?? FromHps(vqSource, priorSource, layers, origin) ?? JukeboxEncoderConfig.Preset(options.Preset);
         config = FromShapes(config, vqSource, priorSource, origin).WithLayers(options.Layers);
         config.Validate(origin);
-        int present = CountBlocks(priorSource);
         if (config.Layers > present)
             throw new EncoderConfigException($"{origin}: {config.Layers} prior blocks are needed but the checkpoint holds {present}");
         return config;
     }
 
-    private static JukeboxEncoderConfig? FromHps(ITensorSource vqSource, ITensorSource priorSource, string origin)
+    private static JukeboxEncoderConfig? FromHps(ITensorSource vqSource, ITensorSource priorSource, int layers, string origin)
     {
         JsonNode? vq = Hps(vqSource), prior = Hps(priorSource);
         if (vq is null && prior is null)
             return null;
-        return JukeboxEncoderConfig.FromHps(vq, prior, JukeboxEncoderConfig.Preset5b.Layers, origin);
+        return JukeboxEncoderConfig.FromHps(vq, prior, layers, origin);
     }
 
     private static JsonNode? Hps(ITensorSource source)

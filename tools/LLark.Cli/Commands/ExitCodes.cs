@@ -14,6 +14,9 @@ internal static class ExitCodes
     /// <summary>A model, tokenizer or checkpoint could not be read or does not fit.</summary>
     public const int BadModel = 3;
 
+    /// <summary>An input clip could not be decoded (corrupt, truncated, unsupported, over a limit).</summary>
+    public const int BadInput = 4;
+
     /// <summary>Interrupted (Ctrl-C).</summary>
     public const int Cancelled = 130;
 }
