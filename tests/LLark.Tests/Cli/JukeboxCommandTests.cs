@@ -42,6 +42,7 @@ public sealed class JukeboxCommandTests : IDisposable
     }
 
     [Fact]
+    [Trait("Category", "Heavy")]
     public void EmbedReadsTheOriginalCheckpointsAndTheJukemirlibPathAt10Fps()
     {
         string originals = Path.Combine(dir, "originals");
@@ -75,6 +76,7 @@ public sealed class JukeboxCommandTests : IDisposable
     }
 
     [Fact]
+    [Trait("Category", "Heavy")]
     public void BenchEmbedPrintsSpeedAndThe5bMemoryPlan()
     {
         var run = LlarkProcess.Run("bench", "embed", "--encoder", Convert(), "--seconds", "2", "--repeat", "1", "--json");
