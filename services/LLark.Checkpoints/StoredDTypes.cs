@@ -29,6 +29,22 @@ public static class StoredDTypes
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };
 
+    /// <summary>The stored dtype of a torch dtype (for writing checkpoints).</summary>
+    public static StoredDType FromScalarType(torch.ScalarType dtype) => dtype switch
+    {
+        torch.ScalarType.Float32 => StoredDType.F32,
+        torch.ScalarType.Float16 => StoredDType.F16,
+        torch.ScalarType.BFloat16 => StoredDType.BF16,
+        torch.ScalarType.Float64 => StoredDType.F64,
+        torch.ScalarType.Int64 => StoredDType.I64,
+        torch.ScalarType.Int32 => StoredDType.I32,
+        torch.ScalarType.Int16 => StoredDType.I16,
+        torch.ScalarType.Int8 => StoredDType.I8,
+        torch.ScalarType.Byte => StoredDType.U8,
+        torch.ScalarType.Bool => StoredDType.Bool,
+        _ => throw new ArgumentException($"dtype {dtype} cannot be stored in a checkpoint", nameof(dtype)),
+    };
+
     /// <summary>Bytes a tensor of this entry occupies on disk.</summary>
     public static long ByteCount(this TensorEntry entry) => checked(entry.ElementCount * entry.DType.ElementSize());
 

@@ -88,10 +88,10 @@ public sealed class TorchPickleFile : ITensorSource
             using var stream = storageEntries[tensor.Storage.Key].Open();
             Skip(stream, tensor.Offset * elementSize, name);
             SpanReader read = buffer => CheckpointFiles.ReadExactly(stream, buffer, Path, name);
-            if (IsContiguous(tensor.Shape, tensor.Stride))
+            if (TensorLayout.IsContiguous(tensor.Shape, tensor.Stride))
                 TensorCopy.ReadContiguous(entry, destination, read);
             else
-                TensorCopy.ReadStrided(entry, tensor.Stride, Extent(tensor), destination, read);
+                TensorCopy.ReadStrided(entry, tensor.Stride, TensorLayout.Extent(tensor), destination, read);
         }
     }
 
@@ -109,7 +109,7 @@ public sealed class TorchPickleFile : ITensorSource
         if (read == 4 && magic.SequenceEqual(ZipMagic))
             return;
         if (read >= 2 && IsLegacyStart(magic[..read]))
-            throw new CheckpointException($"{path} is in torch's legacy (pre-1.6, non-zip) format, which is not supported yet; re-save it with torch >= 1.6.");
+            throw new CheckpointException($"{path} is in torch's legacy (pre-1.6, non-zip) format: open it with {nameof(LegacyTorchPickleFile)} (CheckpointOpener does).");
         throw new CheckpointException($"{path} is not a torch.save zip file (no PK signature).");
     }
 
@@ -160,7 +160,7 @@ public sealed class TorchPickleFile : ITensorSource
         long end;
         try
         {
-            end = checked(tensor.Offset + Extent(tensor));
+            end = checked(tensor.Offset + TensorLayout.Extent(tensor));
         }
         catch (OverflowException)
         {
@@ -169,23 +169,6 @@ public sealed class TorchPickleFile : ITensorSource
         if (end > tensor.Storage.ElementCount)
             throw new CheckpointException(
                 $"{path}: tensor '{name}' (offset {tensor.Offset}, shape {TensorCopy.FormatShape(tensor.Shape)}) reaches past the end of its storage of {tensor.Storage.ElementCount} elements.");
-    }
-
-    /// <summary>Elements from the first to the last one the view touches, inclusive.</summary>
-    private static long Extent(TensorRef tensor) =>
-        checked(1 + tensor.Shape.Zip(tensor.Stride, (size, stride) => checked((size - 1) * stride)).Sum());
-
-    /// <summary>Row-major contiguity; a dimension of size 1 may carry any stride, as in torch.</summary>
-    private static bool IsContiguous(long[] shape, long[] stride)
-    {
-        long expected = 1;
-        for (int i = shape.Length - 1; i >= 0; i--)
-        {
-            if (shape[i] != 1 && stride[i] != expected)
-                return false;
-            expected *= shape[i];
-        }
-        return true;
     }
 
     private void Skip(Stream stream, long count, string name)

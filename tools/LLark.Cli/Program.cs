@@ -9,5 +9,7 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     AskCommand.Create(),
     ClientCommands.EmbedClip(),
     ClientCommands.Info(),
+    ConvertJukeboxCommand.Create(),
+    EmbedCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

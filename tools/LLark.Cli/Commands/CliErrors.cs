@@ -1,4 +1,6 @@
 using LLark.Checkpoints;
+using LLark.Encoder.Engine.Audio;
+using LLark.Encoder.Engine.Model;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 
@@ -23,7 +25,12 @@ internal static class CliErrors
             Console.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.Usage;
         }
-        catch (Exception e) when (e is CheckpointException or ModelConfigException or InvalidDataException
+        catch (AudioDecodeException e)
+        {
+            Console.Error.WriteLine($"error: cannot decode the clip ({e.Reason}): {e.Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e) when (e is CheckpointException or ModelConfigException or EncoderConfigException or InvalidDataException
                                       or FileNotFoundException or DirectoryNotFoundException)
         {
             Console.Error.WriteLine($"error: {e.Message}");

@@ -14,11 +14,14 @@ internal static class ExitCodes
     /// <summary>A model, tokenizer or checkpoint could not be read or does not fit.</summary>
     public const int BadModel = 3;
 
-    /// <summary>The server refused the API key.</summary>
-    public const int Unauthorized = 4;
+    /// <summary>An input clip could not be decoded (corrupt, truncated, unsupported, over a limit).</summary>
+    public const int BadInput = 4;
 
     /// <summary>The server or one of its dependencies is down, busy, or past the deadline.</summary>
     public const int Unavailable = 5;
+
+    /// <summary>The server refused the API key.</summary>
+    public const int Unauthorized = 6;
 
     /// <summary>Interrupted (Ctrl-C).</summary>
     public const int Cancelled = 130;

@@ -1,0 +1,143 @@
+namespace LLark.Encoder.Engine.Audio;
+
+/// <summary>The audio front end's signal processing, as pure functions over float arrays.</summary>
+public static class AudioDsp
+{
+    /// <summary>Mean of the channels, sample by sample (librosa's <c>to_mono</c>).</summary>
+    public static float[] Downmix(IReadOnlyList<float[]> channels)
+    {
+        ArgumentNullException.ThrowIfNull(channels);
+        if (channels.Count == 0)
+            return [];
+        if (channels.Count == 1)
+            return (float[])channels[0].Clone();
+        int frames = channels[0].Length;
+        var mono = new float[frames];
+        for (int i = 0; i < frames; i++)
+        {
+            double sum = 0;
+            for (int c = 0; c < channels.Count; c++)
+                sum += channels[c][i];
+            mono[i] = (float)(sum / channels.Count);
+        }
+        return mono;
+    }
+
+    /// <summary>Divides by max |x| when it is above 0; silence stays silence.</summary>
+    public static void PeakNormalise(Span<float> samples)
+    {
+        float peak = 0;
+        foreach (float x in samples)
+            peak = Math.Max(peak, Math.Abs(x));
+        if (!(peak > 0) || float.IsInfinity(peak))
+            return;
+        for (int i = 0; i < samples.Length; i++)
+            samples[i] /= peak;
+    }
+
+    /// <summary>
+    /// Rational polyphase resampling with a Kaiser-windowed sinc low-pass, the filter and alignment of
+    /// <c>scipy.signal.resample_poly</c> (which librosa's soxr_hq approximates): for rates with ratio up/down in
+    /// lowest terms, a (20·max(up, down) + 1)-tap filter with cutoff 1/max(up, down) of Nyquist, Kaiser β = 5,
+    /// centred so output sample m lines up with input time m·down/up. Output length ceil(n·up/down).
+    /// </summary>
+    public static float[] Resample(ReadOnlySpan<float> input, int fromRate, int toRate, double kaiserBeta = 5.0, int halfWidthZeros = 10)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(fromRate);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(toRate);
+        if (fromRate == toRate)
+            return input.ToArray();
+        int g = Gcd(fromRate, toRate);
+        int up = toRate / g, down = fromRate / g;
+        int maxRate = Math.Max(up, down);
+        int halfLength = halfWidthZeros * maxRate;
+        double[] filter = KaiserLowPass(2 * halfLength + 1, 1.0 / maxRate, kaiserBeta);
+        for (int i = 0; i < filter.Length; i++)
+            filter[i] *= up;
+
+        long outputLength = ((long)input.Length * up + down - 1) / down;
+        var output = new float[outputLength];
+        for (long m = 0; m < outputLength; m++)
+        {
+            // y[m] = Σ_k x[k] · h[m·down − k·up + halfLength], over the taps inside the filter.
+            long centre = m * down + halfLength;
+            long kFirst = Math.Max(0, (centre - (filter.Length - 1) + up - 1) / up);
+            long kLast = Math.Min(input.Length - 1, centre / up);
+            double sum = 0;
+            for (long k = kFirst; k <= kLast; k++)
+                sum += input[(int)k] * filter[centre - k * up];
+            output[m] = (float)sum;
+        }
+        return output;
+    }
+
+    /// <summary>scipy's <c>firwin(taps, cutoff, window=('kaiser', beta))</c>: windowed sinc, unit gain at DC.</summary>
+    internal static double[] KaiserLowPass(int taps, double cutoff, double beta)
+    {
+        var h = new double[taps];
+        double alpha = (taps - 1) / 2.0;
+        double i0Beta = BesselI0(beta);
+        double sum = 0;
+        for (int n = 0; n < taps; n++)
+        {
+            double x = n - alpha;
+            double sinc = x == 0 ? 1 : Math.Sin(Math.PI * cutoff * x) / (Math.PI * cutoff * x);
+            double ratio = taps == 1 ? 0 : 2.0 * n / (taps - 1) - 1;
+            double window = BesselI0(beta * Math.Sqrt(Math.Max(0, 1 - ratio * ratio))) / i0Beta;
+            h[n] = cutoff * sinc * window;
+            sum += h[n];
+        }
+        for (int n = 0; n < taps; n++)
+            h[n] /= sum;
+        return h;
+    }
+
+    /// <summary>Modified Bessel function of the first kind, order 0, by its power series.</summary>
+    private static double BesselI0(double x)
+    {
+        double term = 1, sum = 1, quarter = x * x / 4;
+        for (int k = 1; k < 200 && term > sum * 1e-17; k++)
+        {
+            term *= quarter / ((double)k * k);
+            sum += term;
+        }
+        return sum;
+    }
+
+    private static int Gcd(int a, int b)
+    {
+        while (b != 0)
+            (a, b) = (b, a % b);
+        return a;
+    }
+}
+
+/// <summary>A clip ready for the encoder: mono, at the model's rate, peak-normalised, at most one context long.</summary>
+public sealed record PreparedAudio(float[] Samples, int SampleRate, double SourceSeconds, int SourceSampleRate, int SourceChannels, AudioFormat Format)
+{
+    /// <summary>The samples zero-padded (or cut) to exactly <paramref name="contextSamples"/>.</summary>
+    public float[] PaddedTo(int contextSamples)
+    {
+        var padded = new float[contextSamples];
+        Samples.AsSpan(0, Math.Min(Samples.Length, contextSamples)).CopyTo(padded);
+        return padded;
+    }
+}
+
+/// <summary>Decode, downmix to mono, resample, peak-normalise, cut to the context: LLark's audio front end.</summary>
+public static class AudioFrontEnd
+{
+    /// <param name="bytes">An encoded clip in any supported format.</param>
+    /// <param name="sampleRate">The model's rate (44,100 Hz for Jukebox).</param>
+    /// <param name="contextSamples">Samples the model sees at once (1,048,576 for 5b); longer clips are cut.</param>
+    /// <param name="limits">Bounds on the decoding work.</param>
+    public static PreparedAudio Prepare(byte[] bytes, int sampleRate, int contextSamples, AudioLimits? limits = null)
+    {
+        DecodedAudio decoded = AudioDecoder.Decode(bytes, limits);
+        float[] mono = AudioDsp.Downmix(decoded.Channels);
+        float[] resampled = AudioDsp.Resample(mono, decoded.SampleRate, sampleRate);
+        AudioDsp.PeakNormalise(resampled);
+        float[] cut = resampled.Length > contextSamples ? resampled[..contextSamples] : resampled;
+        return new PreparedAudio(cut, sampleRate, (double)decoded.Frames / decoded.SampleRate, decoded.SampleRate, decoded.Channels.Length, decoded.Format);
+    }
+}

@@ -1,0 +1,88 @@
+using LLark.Checkpoints;
+using LLark.Tests.Encoder.Engine;
+using LLark.Tests.TestSupport;
+using TorchSharp;
+
+namespace LLark.Tests.Cli;
+
+/// <summary><c>llark convert-jukebox</c>, <c>llark embed</c> and <c>llark bench embed</c> as processes, on the tiny Jukebox.</summary>
+public sealed class JukeboxCommandTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("llark-jukebox-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    private string Convert(string vqvae = "vqvae.pth.tar", string prior = "prior_level_2.pth.tar")
+    {
+        string output = Path.Combine(dir, "encoder");
+        var run = LlarkProcess.Run("convert-jukebox", "--vqvae", JukeboxTiny.File(vqvae), "--prior", JukeboxTiny.File(prior), "--layers", "3", "--out", output);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        return output;
+    }
+
+    [Fact]
+    public void ConvertKeepsOnlyTheEncodersTensorsAndEmbedReproducesLLarksPooledFrames()
+    {
+        string encoder = Convert();
+        using (var prior = new SafetensorsFile(Path.Combine(encoder, "prior_level_2.safetensors")))
+        {
+            Assert.Equal(7 + 3 * 12, prior.Entries.Count);
+            Assert.DoesNotContain("prior.x_out.weight", prior.Entries.Keys);
+            Assert.Equal(StoredDType.F16, prior.Entries["prior.transformer._attn_mods.2.mlp.c_fc.w"].DType);
+        }
+        using (var vqvae = new SafetensorsFile(Path.Combine(encoder, "vqvae.safetensors")))
+            Assert.All(vqvae.Entries.Keys, k => Assert.True(k.StartsWith("encoders.2.", StringComparison.Ordinal) || k == "bottleneck.level_blocks.2.k", k));
+
+        string npy = Path.Combine(dir, "clip.npy");
+        var run = LlarkProcess.Run("embed", "--encoder", encoder, "--out", npy, JukeboxTiny.File("test_audio_4s.wav"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Contains("[106, 48]", run.Stdout, StringComparison.Ordinal);
+        (float[] data, long[] shape) = Npy.ReadFloat32(npy);
+        JukeboxTiny.AssertClose(JukeboxTiny.Golden("llark_pooled_25fps_layer3.npy"), torch.tensor(data, shape), "embed --fps 25");
+    }
+
+    [Fact]
+    [Trait("Category", "Heavy")]
+    public void EmbedReadsTheOriginalCheckpointsAndTheJukemirlibPathAt10Fps()
+    {
+        string originals = Path.Combine(dir, "originals");
+        Directory.CreateDirectory(originals);
+        File.Copy(JukeboxTiny.File("vqvae.pth.tar"), Path.Combine(originals, "vqvae.pth.tar"));
+        File.Copy(JukeboxTiny.File("prior_level_2.pth.tar"), Path.Combine(originals, "prior_level_2.pth.tar"));
+        string npy = Path.Combine(dir, "clip10.npy");
+        var run = LlarkProcess.Run("embed", "--encoder", originals, "--layers", "3", "--fps", "10", "--path", "jukemirlib", "--out", npy,
+            JukeboxTiny.File("test_audio_4s.wav"));
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        (float[] data, long[] shape) = Npy.ReadFloat32(npy);
+        JukeboxTiny.AssertClose(JukeboxTiny.Golden("pooled_llark_10fps_layer3.npy"), torch.tensor(data, shape), "embed --fps 10");
+    }
+
+    [Fact]
+    public void BadClipsAndBadSettingsExitWithTheirCodes()
+    {
+        string encoder = Convert();
+        string npy = Path.Combine(dir, "x.npy");
+        string flac = RepoPaths.Fixture("audio-formats", "tone_440_660_stereo.flac");
+        var unsupported = LlarkProcess.Run("embed", "--encoder", encoder, "--out", npy, flac);
+        Assert.Equal(4, unsupported.ExitCode);
+        Assert.Contains("FLAC", unsupported.Stderr, StringComparison.Ordinal);
+
+        var tooDeep = LlarkProcess.Run("embed", "--encoder", encoder, "--layers", "5", "--out", npy, JukeboxTiny.File("test_audio_4s.wav"));
+        Assert.Equal(3, tooDeep.ExitCode);
+        var badPath = LlarkProcess.Run("embed", "--encoder", encoder, "--path", "sideways", "--out", npy, JukeboxTiny.File("test_audio_4s.wav"));
+        Assert.Equal(2, badPath.ExitCode);
+        var noModel = LlarkProcess.Run("embed", "--encoder", Path.Combine(dir, "nothing"), "--out", npy, JukeboxTiny.File("test_audio_4s.wav"));
+        Assert.Equal(3, noModel.ExitCode);
+    }
+
+    [Fact]
+    [Trait("Category", "Heavy")]
+    public void BenchEmbedPrintsSpeedAndThe5bMemoryPlan()
+    {
+        var run = LlarkProcess.Run("bench", "embed", "--encoder", Convert(), "--seconds", "2", "--repeat", "1", "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var result = System.Text.Json.JsonDocument.Parse(run.Stdout).RootElement;
+        Assert.True(result.GetProperty("audio_seconds_per_second").GetDouble() > 0);
+        Assert.Equal(4L * (2_560_963_200 + 299_296), result.GetProperty("real_5b").GetProperty("fp32_weight_bytes").GetInt64());
+    }
+}

@@ -1,0 +1,67 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace LLark.Tests.Encoder.Engine.Audio;
+
+/// <summary>Writes WAV files of any sample format, so tests can make every variant the decoder must read.</summary>
+internal static class WavWriter
+{
+    /// <param name="channels">Per-channel samples in [-1, 1).</param>
+    /// <param name="sampleRate">Frames per second.</param>
+    /// <param name="format">"pcm8", "pcm16", "pcm24", "pcm32", "float32" or "float64".</param>
+    public static byte[] Write(float[][] channels, int sampleRate, string format)
+    {
+        (int bits, ushort tag) = format switch
+        {
+            "pcm8" => (8, (ushort)1),
+            "pcm16" => (16, (ushort)1),
+            "pcm24" => (24, (ushort)1),
+            "pcm32" => (32, (ushort)1),
+            "float32" => (32, (ushort)3),
+            "float64" => (64, (ushort)3),
+            _ => throw new ArgumentException(format, nameof(format)),
+        };
+        int frames = channels[0].Length, count = channels.Length, bytesPer = bits / 8;
+        var data = new byte[frames * count * bytesPer];
+        for (int i = 0; i < frames; i++)
+        {
+            for (int c = 0; c < count; c++)
+            {
+                Span<byte> at = data.AsSpan((i * count + c) * bytesPer, bytesPer);
+                double x = channels[c][i];
+                switch (format)
+                {
+                    case "pcm8": at[0] = (byte)Math.Clamp(Math.Round(x * 128) + 128, 0, 255); break;
+                    case "pcm16": BinaryPrimitives.WriteInt16LittleEndian(at, (short)Math.Clamp(Math.Round(x * 32768), short.MinValue, short.MaxValue)); break;
+                    case "pcm24":
+                        int v24 = (int)Math.Clamp(Math.Round(x * 8388608), -8388608, 8388607);
+                        at[0] = (byte)v24; at[1] = (byte)(v24 >> 8); at[2] = (byte)(v24 >> 16);
+                        break;
+                    case "pcm32": BinaryPrimitives.WriteInt32LittleEndian(at, (int)Math.Clamp(Math.Round(x * 2147483648.0), int.MinValue, int.MaxValue)); break;
+                    case "float32": BinaryPrimitives.WriteSingleLittleEndian(at, (float)x); break;
+                    default: BinaryPrimitives.WriteDoubleLittleEndian(at, x); break;
+                }
+            }
+        }
+        using var stream = new MemoryStream();
+        using var w = new BinaryWriter(stream);
+        w.Write(Encoding.ASCII.GetBytes("RIFF"));
+        w.Write(36 + data.Length);
+        w.Write(Encoding.ASCII.GetBytes("WAVEfmt "));
+        w.Write(16);
+        w.Write(tag);
+        w.Write((ushort)count);
+        w.Write(sampleRate);
+        w.Write(sampleRate * count * bytesPer);
+        w.Write((ushort)(count * bytesPer));
+        w.Write((ushort)bits);
+        w.Write(Encoding.ASCII.GetBytes("data"));
+        w.Write(data.Length);
+        w.Write(data);
+        w.Flush();
+        return stream.ToArray();
+    }
+
+    public static float[] Sine(int frames, int sampleRate, double hz, double amplitude) =>
+        Enumerable.Range(0, frames).Select(i => (float)(amplitude * Math.Sin(2 * Math.PI * hz * i / sampleRate))).ToArray();
+}
