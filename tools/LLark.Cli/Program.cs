@@ -7,7 +7,6 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     TokenizeCommand.Create(),
     BenchCommand.Create(),
     AskCommand.Create(),
-    ClientCommands.EmbedClip(),
     ClientCommands.Info(),
     ConvertJukeboxCommand.Create(),
     EmbedCommand.Create(),

@@ -7,7 +7,10 @@ using TorchSharp;
 
 namespace LLark.Cli.Commands;
 
-/// <summary><c>llark embed</c>: one clip to a float32 [frames, width] .npy of Jukebox activations.</summary>
+/// <summary>
+/// <c>llark embed CLIP</c>: embeds a clip on the server (through the gateway) and prints its embedding id; with
+/// <c>--encoder PATH --out FILE.npy</c> it runs the Jukebox encoder here instead and writes float32 [frames, width].
+/// </summary>
 internal static class EmbedCommand
 {
     public static Command Create()
@@ -17,18 +20,24 @@ internal static class EmbedCommand
         var fps = new Option<double>("--fps") { Description = "frames per second after pooling (window floor(344.53/fps)); 0 keeps every token", DefaultValueFactory = _ => 25 };
         var path = PathOption();
         var dtype = DTypeOption();
-        var output = new Option<string>("--out") { Description = "the .npy file to write", Required = true };
+        var output = new Option<string?>("--out") { Description = "with --encoder: the .npy file to write" };
         var clip = new Argument<string>("clip") { Description = "audio file: WAV, MP3 or Ogg Vorbis" };
-        var command = new Command("embed", "Embed a clip with the Jukebox encoder") { encoder, layers, fps, path, dtype, output, clip };
-        command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(encoder)!, parse.GetValue(layers), parse.GetValue(fps),
-            parse.GetValue(path)!, parse.GetValue(dtype)!, parse.GetValue(output)!, parse.GetValue(clip)!)));
+        var client = new ClientOptions();
+        var command = new Command("embed", "Embed a clip: on the server (prints its id), or here with --encoder (writes a .npy)")
+        {
+            encoder, layers, fps, path, dtype, output, clip,
+        };
+        client.AddTo(command);
+        command.SetAction((parse, ct) => parse.GetValue(encoder) is { } folder
+            ? CliErrors.Run(() => Run(folder, parse.GetValue(layers), parse.GetValue(fps), parse.GetValue(path)!, parse.GetValue(dtype)!,
+                parse.GetValue(output) ?? throw new UsageException("--out FILE.npy is required with --encoder"), parse.GetValue(clip)!))
+            : ClientCommands.EmbedRemote(client, parse, parse.GetValue(clip)!, ct));
         return command;
     }
 
-    internal static Option<string> EncoderOption() => new("--encoder")
+    internal static Option<string?> EncoderOption() => new("--encoder")
     {
-        Description = "a folder made by convert-jukebox, or one holding vqvae.pth.tar and prior_level_2.pth.tar",
-        Required = true,
+        Description = "run here: a folder made by convert-jukebox, or one holding vqvae.pth.tar and prior_level_2.pth.tar",
     };
 
     internal static Option<int?> LayersOption() => new("--layers") { Description = "prior blocks to run (default: the config's, 36 for 5b)" };
