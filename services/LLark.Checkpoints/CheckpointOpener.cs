@@ -8,7 +8,7 @@ public static class CheckpointOpener
         ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
 
     /// <summary>
-    /// Opens a checkpoint file (safetensors, torch.save zip, or a shard index ending in <c>.json</c>) or a Hugging
+    /// Opens a checkpoint file (safetensors, torch.save zip or legacy, or a shard index ending in <c>.json</c>) or a Hugging
     /// Face model directory. <paramref name="stateDictKey"/> and <paramref name="stripModulePrefix"/> apply to
     /// torch.save files only (see <see cref="TorchPickleFile"/>).
     /// </summary>
