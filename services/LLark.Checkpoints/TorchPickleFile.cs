@@ -89,8 +89,14 @@ public sealed class TorchPickleFile : ITensorSource
 
     internal static ReadOnlySpan<byte> ZipMagic => [0x50, 0x4B, 0x03, 0x04];
 
-    /// <summary>Legacy files open with a protocol-2 pickle of torch's magic number (PROTO 2, LONG1).</summary>
-    internal static bool IsLegacyStart(ReadOnlySpan<byte> head) => head.Length >= 2 && head[0] == 0x80 && head[1] == 0x02;
+    /// <summary>
+    /// Legacy files open with a protocol-2 pickle of torch's 10-byte magic number: PROTO 2, LONG1 of length 10.
+    /// Two bytes are not enough: a safetensors file whose header is 640 bytes long also starts 80 02. As a
+    /// little-endian header length these four bytes exceed any safetensors header (over 176 MB).
+    /// </summary>
+    internal static bool IsLegacyStart(ReadOnlySpan<byte> head) => head.Length >= 4 && head[..4].SequenceEqual(LegacyStart);
+
+    private static ReadOnlySpan<byte> LegacyStart => [0x80, 0x02, 0x8a, 0x0a];
 
     public IReadOnlyDictionary<string, TensorEntry> Entries { get; }
 
