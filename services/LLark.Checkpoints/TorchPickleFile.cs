@@ -128,9 +128,22 @@ public sealed class TorchPickleFile : ITensorSource
         // ZipArchive is not thread-safe, and stored entries still open as forward-only streams.
         lock (zipLock)
         {
-            using var stream = storageEntries[tensor.Storage.Key].Open();
+            using var stream = OpenStorage(storageEntries[tensor.Storage.Key], name);
             Skip(stream, tensor.Offset * elementSize, name);
             Copy(entry, tensor, destination, buffer => CheckpointFiles.ReadExactly(stream, buffer, Path, name));
+        }
+    }
+
+    /// <summary>The central directory was read on open; a local header is only checked when its entry is opened.</summary>
+    private Stream OpenStorage(ZipArchiveEntry entry, string name)
+    {
+        try
+        {
+            return entry.Open();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CheckpointException($"Reading tensor '{name}' in {Path} failed: zip entry {entry.FullName} is damaged: {e.Message}", e);
         }
     }
 
