@@ -70,7 +70,11 @@ public sealed class ShardedTensorSource : ITensorSource
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            var bytes = File.ReadAllBytes(indexPath);
+            // Invalid UTF-8 inside a string passes the parser and fails later, when the name is read.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+                throw new CheckpointException($"{indexPath} is not valid UTF-8.");
+            document = JsonDocument.Parse(bytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
