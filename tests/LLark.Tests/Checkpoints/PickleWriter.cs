@@ -17,7 +17,7 @@ internal sealed class PickleWriter
         return this;
     }
 
-    public PickleWriter Op(char op) => Op((byte)op);
+    public PickleWriter Op(char op, params byte[] operands) => Op((byte)op).Op(operands);
 
     public PickleWriter Mark() => Op('(');
 
@@ -106,6 +106,35 @@ internal sealed class PickleWriter
             pickle.Str(name).Tensor("FloatStorage", i.ToString(System.Globalization.CultureInfo.InvariantCulture), numel, 0, shape, ContiguousStride(shape));
         }
         return pickle.SetItems().Stop();
+    }
+
+    /// <summary>The first pickle of every legacy file: torch's magic number 0x1950a86a20f9469cfc6c as a LONG1.</summary>
+    public static byte[] LegacyMagic => [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
+
+    /// <summary>
+    /// A legacy (pre-1.6) torch.save file: magic number, protocol version 1001, sys_info, the object pickle, the
+    /// list of storage keys, then each storage as an int64 element count and its data.
+    /// </summary>
+    public static byte[] LegacyFile(byte[] objectPickle, IEnumerable<(string Key, long Count, byte[] Data)> storages,
+        bool littleEndian = true, long protocol = 1001)
+    {
+        var list = storages.ToList();
+        var sysInfo = new PickleWriter().EmptyDict().Mark().Str("protocol_version").Int(1001)
+            .Str("little_endian").Op(littleEndian ? (byte)0x88 : (byte)0x89).SetItems().Stop();
+        var keys = new PickleWriter().EmptyList().Mark();
+        foreach (var (key, _, _) in list)
+            keys.Str(key);
+        var result = new List<byte>(LegacyMagic);
+        result.AddRange(new PickleWriter().Int(protocol).Stop());
+        result.AddRange(sysInfo);
+        result.AddRange(objectPickle);
+        result.AddRange(keys.Op('e').Stop());
+        foreach (var (_, count, data) in list)
+        {
+            result.AddRange(BitConverter.GetBytes(count));
+            result.AddRange(data);
+        }
+        return [.. result];
     }
 
     public static long[] ContiguousStride(long[] shape)
