@@ -8,7 +8,7 @@ public static class CheckpointOpener
         ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
 
     /// <summary>
-    /// Opens a checkpoint file (safetensors, torch.save zip or legacy pre-1.6 pickle, or a shard index ending in <c>.json</c>) or a Hugging
+    /// Opens a checkpoint file (safetensors, torch.save zip or legacy, or a shard index ending in <c>.json</c>) or a Hugging
     /// Face model directory. <paramref name="stateDictKey"/> and <paramref name="stripModulePrefix"/> apply to
     /// torch.save files only (see <see cref="TorchPickleFile"/>).
     /// </summary>
@@ -40,10 +40,8 @@ public static class CheckpointOpener
         using (var handle = CheckpointFiles.OpenRead(path))
             read = RandomAccess.Read(handle, head, 0);
         head = head[..read];
-        if (head.SequenceEqual(TorchPickleFile.ZipMagic))
+        if (head.SequenceEqual(TorchPickleFile.ZipMagic) || TorchPickleFile.IsLegacyStart(head))
             return new TorchPickleFile(path, stateDictKey, stripModulePrefix);
-        if (TorchPickleFile.IsLegacyStart(head))
-            return new LegacyTorchPickleFile(path, stateDictKey, stripModulePrefix);
         return new SafetensorsFile(path);
     }
 }

@@ -170,6 +170,9 @@ internal sealed class PickleReader(Stream stream, string source, IPickleHost hos
         ulong length = width == 8 ? BinaryPrimitives.ReadUInt64LittleEndian(bytes) : BinaryPrimitives.ReadUInt32LittleEndian(bytes);
         if (length > (ulong)(stream.Length - stream.Position))
             throw Fail($"a length of {length} runs past the end of the pickle");
+        // A legacy file is one stream of pickles and data, so what is left may exceed what one array can hold.
+        if (length > int.MaxValue)
+            throw Fail($"a length of {length} is too large for a value in a state dict's pickle");
         return (int)length;
     }
 

@@ -80,6 +80,10 @@ public sealed class SafetensorsFile : ITensorSource
     internal static (Dictionary<string, TensorEntry>, Dictionary<string, long>, Dictionary<string, string>) ParseHeader(
         string path, byte[] header, long dataLength)
     {
+        // JsonDocument accepts invalid UTF-8 inside strings and fails only when a name is read, with an
+        // InvalidOperationException; the specification requires UTF-8.
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new CheckpointException($"{path} has a safetensors header that is not valid UTF-8.");
         JsonDocument document;
         try
         {
@@ -105,8 +109,10 @@ public sealed class SafetensorsFile : ITensorSource
                 else
                     spans.Add(ParseEntry(path, property.Name, property.Value, dataLength));
             }
-            // File order, so that loading walks the file forwards; the header itself may be in any order.
-            spans.Sort((a, b) => a.Begin.CompareTo(b.Begin));
+            // File order, so that loading walks the file forwards; the header itself may be in any order. Ties on
+            // Begin are broken by End, as the safetensors library does, so an empty tensor at the start of another
+            // comes first and is not taken for an overlap.
+            spans.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
             for (int i = 1; i < spans.Count; i++)
             {
                 if (spans[i].Begin < spans[i - 1].End)

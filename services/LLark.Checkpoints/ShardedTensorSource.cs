@@ -18,6 +18,9 @@ public sealed class ShardedTensorSource : ITensorSource
     {
         IndexPath = indexPath;
         var weightMap = ReadWeightMap(indexPath);
+        // An index named as a shard would be opened as an index again: one naming itself recursed until the stack overflowed.
+        if (weightMap.Values.FirstOrDefault(f => f.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) is string nested)
+            throw new CheckpointException($"{indexPath} names '{nested}' as a shard, but it is an index (.json); shards must be safetensors or torch.save files.");
         string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(indexPath))!;
         var missing = weightMap.Values.Distinct().Where(f => !File.Exists(System.IO.Path.Combine(directory, f))).ToList();
         if (missing.Count > 0)
@@ -67,7 +70,11 @@ public sealed class ShardedTensorSource : ITensorSource
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            var bytes = File.ReadAllBytes(indexPath);
+            // Invalid UTF-8 inside a string passes the parser and fails later, when the name is read.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+                throw new CheckpointException($"{indexPath} is not valid UTF-8.");
+            document = JsonDocument.Parse(bytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

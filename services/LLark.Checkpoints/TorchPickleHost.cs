@@ -65,6 +65,9 @@ internal sealed class TorchPickleHost(string source) : IPickleHost
             throw Fail("a persistent id does not name a torch storage class");
         if (parts[2] is not string key || parts[4] is not long count || count < 0 || count > long.MaxValue / dtype.ElementSize())
             throw Fail("a persistent id has a malformed key or element count");
+        // Legacy ids carry a sixth item, view_metadata, for the storage views of old torch versions; torch no longer sets it.
+        if (parts.Length > 5 && parts[5] is not null)
+            throw Fail($"storage '{key}' is a view into another storage, which this reader does not support");
         if (storages.TryGetValue(key, out var known))
         {
             // Views of one storage repeat its id; a second, different description means a corrupt file.

@@ -8,6 +8,8 @@ internal static class TorchStateDict
 {
     private const string ModulePrefix = "module.";
 
+    private const int MaxMetadataDepth = 100;
+
     public static (List<(string Name, TensorRef Tensor)> Tensors, Dictionary<string, object?> Metadata) Split(
         object? root, string path, string? stateDictKey, bool stripModulePrefix)
     {
@@ -28,7 +30,7 @@ internal static class TorchStateDict
             string name = key.ToString() ?? "";
             bool isStateDictEntry = stateDictKey is null ? value is TensorRef : name == stateDictKey;
             if (!isStateDictEntry)
-                metadata[name] = ToPlain(value, name, path);
+                metadata[name] = ToPlain(value, name, path, 0);
         }
 
         var tensors = new List<(string, TensorRef)>();
@@ -53,22 +55,34 @@ internal static class TorchStateDict
     /// Turns reader-internal values into public ones: tensors outside the state dict (optimizer state, say)
     /// become <see cref="TensorEntry"/> descriptions named by their path, globals their dotted names.
     /// </summary>
-    private static object? ToPlain(object? value, string at, string path) => value switch
+    /// <remarks>
+    /// Pickles can build cycles (a list that holds itself) and arbitrarily deep nesting without recursion, so the
+    /// depth is bounded here: real metadata nests a few levels, and unbounded recursion would overflow the stack.
+    /// </remarks>
+    private static object? ToPlain(object? value, string at, string path, int depth)
     {
-        TensorRef t => new TensorEntry(at, t.Storage.DType, t.Shape, path),
-        OrderedDictionary<object, object?> dict => ToPlainDict(dict, at, path),
-        List<object?> list => list.Select((item, i) => ToPlain(item, $"{at}.{i}", path)).ToList(),
-        object?[] tuple => tuple.Select((item, i) => ToPlain(item, $"{at}.{i}", path)).ToArray(),
-        TorchGlobal g => $"{g.Module}.{g.Name}",
-        StorageRef s => $"storage {s.Key}",
-        _ => value,
-    };
+        if (depth > MaxMetadataDepth && value is OrderedDictionary<object, object?> or List<object?> or object?[])
+        {
+            string where = at.Length > 60 ? at[..60] + "..." : at;
+            throw new CheckpointException($"{path}: the value at '{where}' nests more than {MaxMetadataDepth} levels deep or contains itself.");
+        }
+        return value switch
+        {
+            TensorRef t => new TensorEntry(at, t.Storage.DType, t.Shape, path),
+            OrderedDictionary<object, object?> dict => ToPlainDict(dict, at, path, depth),
+            List<object?> list => list.Select((item, i) => ToPlain(item, $"{at}.{i}", path, depth + 1)).ToList(),
+            object?[] tuple => tuple.Select((item, i) => ToPlain(item, $"{at}.{i}", path, depth + 1)).ToArray(),
+            TorchGlobal g => $"{g.Module}.{g.Name}",
+            StorageRef s => $"storage {s.Key}",
+            _ => value,
+        };
+    }
 
-    private static OrderedDictionary<object, object?> ToPlainDict(OrderedDictionary<object, object?> dict, string at, string path)
+    private static OrderedDictionary<object, object?> ToPlainDict(OrderedDictionary<object, object?> dict, string at, string path, int depth)
     {
         var plain = new OrderedDictionary<object, object?>();
         foreach (var (key, item) in dict)
-            plain[key] = ToPlain(item, $"{at}.{key}", path);
+            plain[key] = ToPlain(item, $"{at}.{key}", path, depth + 1);
         return plain;
     }
 

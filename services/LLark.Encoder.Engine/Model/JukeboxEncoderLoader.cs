@@ -136,8 +136,7 @@ public static class JukeboxEncoderLoader
     {
         IReadOnlyDictionary<string, object?>? metadata = source switch
         {
-            TorchPickleFile zip => zip.Metadata,
-            LegacyTorchPickleFile legacy => legacy.Metadata,
+            TorchPickleFile pickle => pickle.Metadata,
             _ => null,
         };
         return metadata is not null && metadata.TryGetValue("hps", out object? hps) && hps is not null ? JukeboxEncoderConfig.PickledToJson(hps) : null;

@@ -53,6 +53,30 @@ internal static class CheckpointFixtures
         file.Write(data);
     }
 
+    /// <summary>A well-formed safetensors file holding <paramref name="tensors"/> in their own dtypes, in the given order.</summary>
+    public static void WriteSafetensors(string path, IEnumerable<(string Name, torch.Tensor Tensor)> tensors)
+    {
+        var header = new List<string>();
+        var data = new List<byte>();
+        foreach (var (name, tensor) in tensors)
+        {
+            using var contiguous = tensor.contiguous();
+            var bytes = contiguous.bytes.ToArray();
+            header.Add($"\"{name}\":{{\"dtype\":\"{SafetensorsDType(tensor.dtype)}\",\"shape\":[{string.Join(",", tensor.shape)}],\"data_offsets\":[{data.Count},{data.Count + bytes.Length}]}}");
+            data.AddRange(bytes);
+        }
+        WriteSafetensors(path, "{" + string.Join(",", header) + "}", [.. data]);
+    }
+
+    private static string SafetensorsDType(torch.ScalarType dtype) => dtype switch
+    {
+        torch.ScalarType.Float32 => "F32",
+        torch.ScalarType.Float16 => "F16",
+        torch.ScalarType.BFloat16 => "BF16",
+        torch.ScalarType.Int64 => "I64",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
+    };
+
     /// <summary>A torch.save-shaped zip: <c>archive/data.pkl</c> plus the given storages under <c>archive/data/</c>.</summary>
     public static void WriteTorchZip(string path, byte[] pickle, IReadOnlyDictionary<string, byte[]>? storages = null)
     {
