@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace LLark.Tests.TestSupport;
 
 /// <summary>
-/// A tiny LLark checkpoint made from the mha fixture: four added-token rows in the embeddings and head, a random
+/// The recipe of <c>models/llark-tiny-untrained</c>: a tiny LLark checkpoint made from the mha fixture: four added-token rows in the embeddings and head, a random
 /// projector from <see cref="AudioWidth"/>-wide frames, and the LLark keys in config.json. Untrained, so its answers
 /// are noise; the machinery around it is what the tests exercise.
 /// </summary>
@@ -14,15 +14,8 @@ internal static class TinyLLark
     public const int AudioWidth = 48;
     public const double Fps = 25;
 
-    private static readonly Lazy<string> Shared = new(() =>
-    {
-        string dir = Path.Combine(Path.GetTempPath(), $"llark-tiny-{Environment.ProcessId}");
-        Create(dir);
-        return dir;
-    });
-
-    /// <summary>One copy per test process.</summary>
-    public static string Directory => Shared.Value;
+    /// <summary>The committed copy, <c>models/llark-tiny-untrained</c>, which the README's main job also runs.</summary>
+    public static string Directory { get; } = Path.Combine(RepoPaths.Root, "models", "llark-tiny-untrained");
 
     public static void Create(string dir)
     {
@@ -31,6 +24,7 @@ internal static class TinyLLark
         File.Copy(Path.Combine(source, "tokenizer.model"), Path.Combine(dir, "tokenizer.model"), overwrite: true);
         string config = File.ReadAllText(Path.Combine(source, "config.json"))
             .Replace("\"vocab_size\": 1024", "\"vocab_size\": 1028", StringComparison.Ordinal)
+            .Replace("\"torch_dtype\": \"float16\"", "\"torch_dtype\": \"float32\"", StringComparison.Ordinal)
             .TrimEnd().TrimEnd('}').TrimEnd() + $",\n  \"mm_hidden_size\": {AudioWidth},\n  \"mm_audio_fps\": {Fps}\n}}\n";
         File.WriteAllText(Path.Combine(dir, "config.json"), config);
 
