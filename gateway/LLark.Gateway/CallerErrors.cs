@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Grpc.Core;
 
@@ -12,6 +13,9 @@ namespace LLark.Gateway;
 /// </summary>
 public static class CallerErrors
 {
+    // A JSON body, never embedded in HTML: apostrophes and the like need no escaping.
+    private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static bool IsGrpc(HttpRequest request) =>
         request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
 
@@ -45,7 +49,7 @@ public static class CallerErrors
     public static string ErrorJson(StatusCode code, string message) => JsonSerializer.Serialize(new
     {
         error = new { code = (int)code, status = StatusName(code), message },
-    });
+    }, Json);
 
     /// <summary>The HTTP status for a gRPC status, as google.rpc.Code documents it.</summary>
     public static int HttpStatus(StatusCode code) => code switch

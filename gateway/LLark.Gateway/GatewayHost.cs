@@ -25,6 +25,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<ApiKeyStore>();
         builder.Services.AddSingleton<KeyLimiters>();
         builder.Services.AddSingleton<ForwardingPolicy>();
+        builder.Services.AddSingleton<BackendClients>();
         builder.Services.AddRequestTimeouts();
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection));
         builder.Services.TryAddSingleton<HostLookup>(PodDnsResolver.Dns);
@@ -53,6 +54,7 @@ public static class GatewayHost
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
         });
+        app.MapJsonFront();
         app.MapLLarkDefaults();
         return app;
     }

@@ -25,6 +25,8 @@ public sealed class GatewayOptions : IValidatableObject
 
     public DnsOptions Dns { get; set; } = new();
 
+    public JsonFrontOptions Json { get; set; } = new();
+
     /// <summary>The keys of both sources with their limits filled in; throws <see cref="FormatException"/> naming the bad entry.</summary>
     public IReadOnlyList<ApiKey> LoadKeys()
     {
@@ -44,7 +46,7 @@ public sealed class GatewayOptions : IValidatableObject
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         var results = new List<ValidationResult>();
-        foreach ((object child, string name) in new (object, string)[] { (Limits, nameof(Limits)), (Retry, nameof(Retry)), (Dns, nameof(Dns)) })
+        foreach ((object child, string name) in new (object, string)[] { (Limits, nameof(Limits)), (Retry, nameof(Retry)), (Dns, nameof(Dns)), (Json, nameof(Json)) })
         {
             var childResults = new List<ValidationResult>();
             if (!Validator.TryValidateObject(child, new ValidationContext(child), childResults, validateAllProperties: true))
@@ -148,4 +150,17 @@ public sealed class DnsOptions
 
     /// <summary>Records to use: InterNetwork (A, default), InterNetworkV6 (AAAA) or Unspecified (both: a dual-stack pod then counts twice).</summary>
     public AddressFamily AddressFamily { get; set; } = AddressFamily.InterNetwork;
+}
+
+/// <summary>The JSON and server-sent-events front (<c>/v1/...</c>) for callers without gRPC.</summary>
+public sealed class JsonFrontOptions
+{
+    /// <summary>Deadline of a unary call made for a JSON caller (an Embed may encode a clip on a slow device); default 10 min.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")] public TimeSpan UnaryTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Deadline of a Generate stream made for an SSE caller; default 30 min.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")] public TimeSpan GenerateTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Largest JSON or audio body; default 96 MiB (a 64 MiB clip in base64 fits).</summary>
+    [Range(1024, int.MaxValue)] public int MaxRequestBytes { get; set; } = 96 << 20;
 }

@@ -17,7 +17,11 @@ internal static partial class Log
     [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Forwarding {Path} on route {Route} failed: {Error}: {Detail}")]
     public static partial void ForwardingFailed(ILogger logger, string route, string path, Yarp.ReverseProxy.Forwarder.ForwarderError error, string detail);
 
+    [LoggerMessage(EventId = 3202, Level = LogLevel.Warning, Message = "JSON front: {Cluster} destination {Destination} refused a connection for {Path}, trying another: {Detail}")]
+    public static partial void JsonFrontRetrying(ILogger logger, string cluster, string path, string destination, string detail);
 
+    [LoggerMessage(EventId = 3203, Level = LogLevel.Information, Message = "SSE caller went away; the Generate call was cancelled")]
+    public static partial void SseCallerLeft(ILogger logger);
 
     [LoggerMessage(EventId = 3300, Level = LogLevel.Information, Message = "Destination {Destination}: {Host} resolves to {Count} pods ({Addresses})")]
     public static partial void DestinationsResolved(ILogger logger, string destination, string host, int count, string addresses);

@@ -106,6 +106,13 @@ public sealed class GatewayResilienceTests
         var language = await Assert.ThrowsAsync<RpcException>(async () =>
             await new LanguageService.LanguageServiceClient(gateway.Channel).GetModelInfoAsync(new GetModelInfoRequest(), Bearer(MainKey)));
         Assert.Equal(StatusCode.Unavailable, language.StatusCode);
+        using (var http = new HttpClient { BaseAddress = gateway.HttpAddress })
+        {
+            http.DefaultRequestHeaders.Add("x-api-key", MainKey);
+            using HttpResponseMessage json = await http.GetAsync(new Uri("/v1/model-info", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, json.StatusCode);
+            Assert.Contains("the language service is unavailable", await json.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
 
         await using (encoderHost = (await StoredEmbeddingsEncoder.StartAsync(port, encoder: encoder)).Host)
         {

@@ -203,6 +203,123 @@ public sealed class GatewayTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     [Fact]
+    public async Task JsonModelInfoEmbedAndDelete()
+    {
+        using HttpClient http = Http();
+        using (JsonDocument info = JsonDocument.Parse(await http.GetStringAsync(new Uri("/v1/model-info", UriKind.Relative))))
+        {
+            Assert.Equal(Path.GetFileName(TinyLLark.Directory), info.RootElement.GetProperty("modelId").GetString());
+            Assert.Equal(TinyLLark.AudioWidth, info.RootElement.GetProperty("audioEmbeddingWidth").GetInt32());
+        }
+
+        byte[] clip = [.. "RIFF-json-clip"u8];
+        string id = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(clip));
+        fixture.Encoder.Embeddings[id] = (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(4, seed: 8)), TinyLLark.AudioWidth, TinyLLark.Fps);
+        string json = $$$"""{"audio": {"data": "{{{Convert.ToBase64String(clip)}}}", "filename": "a.wav"} }""";
+        using (HttpResponseMessage embedded = await http.PostAsync(new Uri("/v1/embed", UriKind.Relative), new StringContent(json, Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, embedded.StatusCode);
+            using JsonDocument doc = JsonDocument.Parse(await embedded.Content.ReadAsStringAsync());
+            Assert.Equal(id, doc.RootElement.GetProperty("embeddingId").GetString());
+            Assert.Equal(4, doc.RootElement.GetProperty("frames").GetInt32());
+        }
+        using (var raw = new ByteArrayContent(clip))
+        {
+            raw.Headers.ContentType = new MediaTypeHeaderValue("audio/wav");
+            using HttpResponseMessage embedded = await http.PostAsync(new Uri("/v1/embed?filename=a.wav", UriKind.Relative), raw);
+            using JsonDocument doc = JsonDocument.Parse(await embedded.Content.ReadAsStringAsync());
+            Assert.Equal(id, doc.RootElement.GetProperty("embeddingId").GetString());
+        }
+
+        using (HttpResponseMessage bad = await http.PostAsync(new Uri("/v1/embed", UriKind.Relative), new StringContent("{\"audio\": 5}", Encoding.UTF8, "application/json")))
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        using (HttpResponseMessage refused = await http.PostAsync(new Uri("/v1/embed", UriKind.Relative), new ByteArrayContent("garbage"u8.ToArray())))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            using JsonDocument doc = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+            Assert.Equal("INVALID_ARGUMENT", doc.RootElement.GetProperty("error").GetProperty("status").GetString());
+        }
+
+        using (HttpResponseMessage deleted = await http.DeleteAsync(new Uri($"/v1/embeddings/{id}", UriKind.Relative)))
+            Assert.Equal("{ \"deleted\": true }", await deleted.Content.ReadAsStringAsync());
+        using (HttpResponseMessage again = await http.DeleteAsync(new Uri($"/v1/embeddings/{id}", UriKind.Relative)))
+            Assert.Equal("{ \"deleted\": false }", await again.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>The events of an SSE body: (event name or null, data).</summary>
+    private static async IAsyncEnumerable<(string? Event, string Data)> Events(Stream body)
+    {
+        using var reader = new StreamReader(body);
+        string? name = null;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal)) name = line[7..];
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                yield return (name, line[6..]);
+                name = null;
+            }
+        }
+    }
+
+    private static StringContent GenerateJson(int frames, int maxNew, int seed = 1)
+    {
+        EmbeddingFrames embedding = LanguageServiceTests.Frames(frames, seed);
+        string json = $$"""
+            {"turns": [{"human": "What instruments play?"}], "frames": {{JsonFormatter.Default.Format(embedding)}},
+             "stopping": {"maxNewTokens": {{maxNew}}, "ignoreEos": true} }
+            """;
+        return new StringContent(json, Encoding.UTF8, "application/json");
+    }
+
+    [Fact]
+    public async Task SseGenerateStreamsDeltasThenTheFinalFrame()
+    {
+        using HttpClient http = Http();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/generate", UriKind.Relative)) { Content = GenerateJson(5, 10, seed: 4) };
+        using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
+        var text = new StringBuilder();
+        GenerateFinal? final = null;
+        await foreach ((string? name, string data) in Events(await response.Content.ReadAsStreamAsync()))
+        {
+            if (name is null) text.Append(TokenDelta.Parser.ParseJson(data).Text);
+            else
+            {
+                Assert.Equal("final", name);
+                final = GenerateFinal.Parser.ParseJson(data);
+            }
+        }
+        Assert.NotNull(final);
+        Assert.Equal(final.Text, text.ToString());
+        Assert.Equal(FinishReason.Length, final.FinishReason);
+        Assert.Equal(10u, final.Usage.GeneratedTokens);
+        var (_, direct) = await Run(new LanguageService.LanguageServiceClient(fixture.Language.Channel), Request(10, LanguageServiceTests.Frames(5, seed: 4)));
+        Assert.Equal(direct.Text, final.Text);
+
+        using HttpResponseMessage invalid = await http.PostAsync(new Uri("/v1/generate", UriKind.Relative), GenerateJson(5, 1_000_000));
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        Assert.Contains("max_new_tokens", await invalid.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnSseCallerThatGoesAwayCancelsTheGeneration()
+    {
+        ModelHost model = fixture.Language.App.Services.GetRequiredService<ModelHost>();
+        using (HttpClient http = Http())
+        using (var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/generate", UriKind.Relative)) { Content = GenerateJson(3, 2000) })
+        using (HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            await using Stream body = await response.Content.ReadAsStreamAsync();
+            await using IAsyncEnumerator<(string?, string)> events = Events(body).GetAsyncEnumerator();
+            Assert.True(await events.MoveNextAsync());
+            Assert.True(model.Ready().Scheduler.ActiveSequences >= 1);
+        }
+        for (int i = 0; i < 300 && model.Ready().Scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
+        Assert.Equal(0, model.Ready().Scheduler.ActiveSequences);
+    }
+
+    [Fact]
     public async Task MetricsCountRequestsAuthFailuresAndRateLimits()
     {
         await Language.GetModelInfoAsync(new GetModelInfoRequest(), Bearer(MainKey));
