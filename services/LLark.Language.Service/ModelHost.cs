@@ -51,7 +51,8 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
         {
             Log.ModelLoadFailed(logger, e, o.ModelPath);
             Environment.ExitCode = 3;
-            lifetime.StopApplication();
+            // Stopping while the host is still starting would fail its start instead: wait for it (at once if started).
+            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
         }
     }, stoppingToken);
 

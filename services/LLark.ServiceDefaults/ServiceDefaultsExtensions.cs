@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -16,8 +17,9 @@ namespace LLark.ServiceDefaults;
 public static class ServiceDefaultsExtensions
 {
     /// <summary>
-    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1), gRPC with reflection and the standard health service,
-    /// OpenTelemetry metrics for the given meters, JSON console logs, and options validated at start.
+    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1, both over TLS when a certificate is configured), gRPC with
+    /// reflection and the standard health service, OpenTelemetry metrics for the given meters, JSON console logs, and
+    /// options validated at start.
     /// </summary>
     public static WebApplicationBuilder AddLLarkServiceDefaults(this WebApplicationBuilder builder, params string[] meters)
     {
@@ -27,8 +29,21 @@ public static class ServiceDefaultsExtensions
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             IPAddress address = IPAddress.Parse(listen.Address);
-            kestrel.Listen(address, listen.GrpcPort, o => o.Protocols = HttpProtocols.Http2);
-            if (listen.HttpPort >= 0) kestrel.Listen(address, listen.HttpPort, o => o.Protocols = HttpProtocols.Http1);
+            // Loaded here, at server start, after validation has named a missing file.
+            X509Certificate2? certificate = listen.Certificate is { Path.Length: > 0 } c ? c.Load() : null;
+            kestrel.Listen(address, listen.GrpcPort, o =>
+            {
+                o.Protocols = HttpProtocols.Http2;
+                if (certificate is not null) o.UseHttps(certificate);
+            });
+            if (listen.HttpPort >= 0)
+            {
+                kestrel.Listen(address, listen.HttpPort, o =>
+                {
+                    o.Protocols = HttpProtocols.Http1;
+                    if (certificate is not null) o.UseHttps(certificate);
+                });
+            }
         });
 
         builder.Logging.ClearProviders();

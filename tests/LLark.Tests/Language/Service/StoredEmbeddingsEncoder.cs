@@ -11,7 +11,8 @@ namespace LLark.Tests.Language.Service;
 /// <summary>
 /// A stand-in encoder service for the language service's own tests: it serves embeddings the test stored, keyed by
 /// id and by audio bytes, over the real encoder contract. The real encoder service has its own tests; this one only
-/// lets the language service's client side (ids, raw audio, NOT_FOUND, deadlines) be exercised over real gRPC.
+/// lets the language service's client side (ids, raw audio, NOT_FOUND, deadlines), and the gateway in front of it, be
+/// exercised over real gRPC. It reports SERVING (gRPC health and /healthz) as soon as it is up.
 /// </summary>
 internal sealed class StoredEmbeddingsEncoder : EncoderService.EncoderServiceBase
 {
@@ -19,12 +20,14 @@ internal sealed class StoredEmbeddingsEncoder : EncoderService.EncoderServiceBas
 
     public int Calls;
 
-    public static async Task<(LoopbackHost Host, StoredEmbeddingsEncoder Encoder)> StartAsync(int port = 0)
+    public static async Task<(LoopbackHost Host, StoredEmbeddingsEncoder Encoder)> StartAsync(int port = 0, string address = "127.0.0.1",
+        StoredEmbeddingsEncoder? encoder = null)
     {
-        var encoder = new StoredEmbeddingsEncoder();
+        encoder ??= new StoredEmbeddingsEncoder();
         WebApplicationBuilder builder = WebApplication.CreateBuilder();
         LoopbackHost.Settings(new Dictionary<string, string?>
         {
+            ["LLark:Listen:Address"] = address,
             ["LLark:Listen:HttpPort"] = "-1",
             ["LLark:Listen:GrpcPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
         })(builder);
@@ -32,6 +35,8 @@ internal sealed class StoredEmbeddingsEncoder : EncoderService.EncoderServiceBas
         builder.Services.AddSingleton(encoder);
         WebApplication app = builder.Build();
         app.MapGrpcService<StoredEmbeddingsEncoder>();
+        global::LLark.ServiceDefaults.ServiceDefaultsExtensions.MapLLarkDefaults(app);
+        app.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().Set(true);
         return (await LoopbackHost.StartAsync(app), encoder);
     }
 
@@ -51,6 +56,12 @@ internal sealed class StoredEmbeddingsEncoder : EncoderService.EncoderServiceBas
                 TotalFrames = (uint)frames,
             });
         }
+    }
+
+    public override Task<DeleteEmbeddingResponse> DeleteEmbedding(DeleteEmbeddingRequest request, ServerCallContext context)
+    {
+        Interlocked.Increment(ref Calls);
+        return Task.FromResult(new DeleteEmbeddingResponse { Deleted = Embeddings.TryRemove(request.EmbeddingId, out _) });
     }
 
     public override Task<EmbedResponse> Embed(EmbedRequest request, ServerCallContext context)

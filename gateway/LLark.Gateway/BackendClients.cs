@@ -1,0 +1,123 @@
+using System.Net;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Configuration;
+using LLark.Encoder.V1;
+using LLark.Language.V1;
+using Microsoft.Extensions.Options;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
+
+namespace LLark.Gateway;
+
+/// <summary>
+/// gRPC clients for the JSON front, sent over YARP's own clusters: the same pods (one destination each), the same
+/// health state and the same HTTP/2 connections as proxied calls, so the front is configured once, in ReverseProxy.
+/// </summary>
+public sealed class BackendClients : IDisposable
+{
+    public const string LanguageCluster = "language";
+    public const string EncoderCluster = "encoder";
+
+    private readonly GrpcChannel language;
+    private readonly GrpcChannel encoder;
+
+    public BackendClients(IProxyStateLookup proxy, IOptions<GatewayOptions> options, ILogger<BackendClients> logger)
+    {
+        RetryOptions retry = options.Value.Retry;
+        language = Channel(new ClusterHandler(proxy, LanguageCluster, logger), retry);
+        encoder = Channel(new ClusterHandler(proxy, EncoderCluster, logger), retry);
+        Language = new LanguageService.LanguageServiceClient(language);
+        Encoder = new EncoderService.EncoderServiceClient(encoder);
+    }
+
+    public LanguageService.LanguageServiceClient Language { get; }
+
+    public EncoderService.EncoderServiceClient Encoder { get; }
+
+    /// <summary>The idempotent methods retried on UNAVAILABLE by the client's own policy; Generate has none.</summary>
+    private static GrpcChannel Channel(ClusterHandler handler, RetryOptions retry)
+    {
+        var config = new ServiceConfig();
+        if (retry.MaxAttempts > 1 && retry.IdempotentMethods.Count > 0)
+        {
+            var method = new MethodConfig
+            {
+                RetryPolicy = new RetryPolicy
+                {
+                    MaxAttempts = retry.MaxAttempts,
+                    InitialBackoff = retry.Backoff > TimeSpan.Zero ? retry.Backoff : TimeSpan.FromMilliseconds(1),
+                    MaxBackoff = (retry.Backoff > TimeSpan.Zero ? retry.Backoff : TimeSpan.FromMilliseconds(1)) * retry.MaxAttempts,
+                    BackoffMultiplier = 2,
+                    RetryableStatusCodes = { Grpc.Core.StatusCode.Unavailable },
+                },
+            };
+            foreach (string path in retry.IdempotentMethods)
+            {
+                string[] parts = path.Trim('/').Split('/');
+                if (parts.Length == 2) method.Names.Add(new MethodName { Service = parts[0], Method = parts[1] });
+            }
+            config.MethodConfigs.Add(method);
+        }
+        return GrpcChannel.ForAddress("http://cluster", new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            ServiceConfig = config,
+            MaxReceiveMessageSize = 64 << 20,
+            MaxSendMessageSize = null,
+            // A retried call keeps its request to send again: an Embed's clip can be 64 MiB.
+            MaxRetryBufferPerCallSize = 96 << 20,
+            MaxRetryBufferSize = 256 << 20,
+        });
+    }
+
+    public void Dispose()
+    {
+        language.Dispose();
+        encoder.Dispose();
+    }
+
+    /// <summary>
+    /// Sends each request to an available destination of the cluster through the cluster's HTTP client, trying the next
+    /// destination when no connection could be made (nothing was sent, so any method may go again).
+    /// </summary>
+    private sealed class ClusterHandler(IProxyStateLookup proxy, string clusterId, ILogger logger) : HttpMessageHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (!proxy.TryGetCluster(clusterId, out ClusterState? cluster))
+                throw new HttpRequestException(HttpRequestError.ConnectionError, $"the gateway has no cluster '{clusterId}'");
+            IReadOnlyList<DestinationState> available = cluster.DestinationsState.AvailableDestinations;
+            string pathAndQuery = request.RequestUri!.PathAndQuery;
+            var tried = new List<DestinationState>();
+            while (true)
+            {
+                DestinationState destination = Pick(available, tried)
+                    ?? throw new HttpRequestException(HttpRequestError.ConnectionError, $"no {clusterId} backend is available");
+                tried.Add(destination);
+                request.RequestUri = new Uri(destination.Model.Config.Address.TrimEnd('/') + pathAndQuery);
+                request.Headers.Host = destination.Model.Config.Host is { Length: > 0 } host ? host : null;
+                request.Version = cluster.Model.Config.HttpRequest?.Version ?? HttpVersion.Version20;
+                request.VersionPolicy = cluster.Model.Config.HttpRequest?.VersionPolicy ?? HttpVersionPolicy.RequestVersionExact;
+                try
+                {
+                    return await cluster.Model.HttpClient.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                }
+                catch (HttpRequestException e) when (e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
+                    && tried.Count < available.Count)
+                {
+                    Log.JsonFrontRetrying(logger, clusterId, pathAndQuery, destination.DestinationId, e.Message);
+                }
+            }
+        }
+
+        /// <summary>The less busy of two untried destinations picked at random, as YARP's PowerOfTwoChoices does.</summary>
+        private static DestinationState? Pick(IReadOnlyList<DestinationState> available, List<DestinationState> tried)
+        {
+            DestinationState[] left = [.. available.Where(d => !tried.Contains(d))];
+            if (left.Length <= 1) return left.FirstOrDefault();
+            DestinationState a = left[Random.Shared.Next(left.Length)], b = left[Random.Shared.Next(left.Length)];
+            return a.ConcurrentRequestCount <= b.ConcurrentRequestCount ? a : b;
+        }
+    }
+}

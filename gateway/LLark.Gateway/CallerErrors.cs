@@ -1,0 +1,101 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Grpc.Core;
+
+namespace LLark.Gateway;
+
+/// <summary>
+/// Refusals the gateway answers itself, in the caller's language: a trailers-only gRPC response (HTTP 200,
+/// <c>application/grpc</c>, <c>grpc-status</c> and <c>grpc-message</c> in the headers, no body) for gRPC callers, and
+/// an HTTP status with a JSON body for everyone else.
+/// </summary>
+public static class CallerErrors
+{
+    // A JSON body, never embedded in HTML: apostrophes and the like need no escaping.
+    private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static bool IsGrpc(HttpRequest request) =>
+        request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
+
+    public static Task WriteAsync(HttpContext context, StatusCode code, string message, TimeSpan? retryAfter = null) =>
+        IsGrpc(context.Request) ? WriteGrpcAsync(context.Response, code, message, retryAfter) : WriteJsonAsync(context.Response, code, message, retryAfter);
+
+    public static Task WriteGrpcAsync(HttpResponse response, StatusCode code, string message, TimeSpan? retryAfter = null)
+    {
+        response.Clear();
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/grpc";
+        response.Headers["grpc-status"] = ((int)code).ToString(CultureInfo.InvariantCulture);
+        response.Headers["grpc-message"] = PercentEncode(message);
+        if (retryAfter is { } after) response.Headers["grpc-retry-pushback-ms"] = Milliseconds(after);
+        // No body and no trailers: Kestrel ends the stream with the headers, which is what makes it trailers-only.
+        return response.CompleteAsync();
+    }
+
+    public static async Task WriteJsonAsync(HttpResponse response, StatusCode code, string message, TimeSpan? retryAfter = null)
+    {
+        response.Clear();
+        response.StatusCode = HttpStatus(code);
+        if (code == StatusCode.Unauthenticated) response.Headers.WWWAuthenticate = "Bearer";
+        if (retryAfter is { } after)
+            response.Headers.RetryAfter = ((long)Math.Ceiling(after.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        response.ContentType = "application/json";
+        await response.WriteAsync(ErrorJson(code, message)).ConfigureAwait(false);
+    }
+
+    /// <summary><c>{"error":{"code":8,"status":"RESOURCE_EXHAUSTED","message":"..."}}</c>, as Google's JSON APIs answer.</summary>
+    public static string ErrorJson(StatusCode code, string message) => JsonSerializer.Serialize(new
+    {
+        error = new { code = (int)code, status = StatusName(code), message },
+    }, Json);
+
+    /// <summary>The HTTP status for a gRPC status, as google.rpc.Code documents it.</summary>
+    public static int HttpStatus(StatusCode code) => code switch
+    {
+        StatusCode.OK => 200,
+        StatusCode.Cancelled => 499,
+        StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.OutOfRange => 400,
+        StatusCode.Unauthenticated => 401,
+        StatusCode.PermissionDenied => 403,
+        StatusCode.NotFound => 404,
+        StatusCode.AlreadyExists or StatusCode.Aborted => 409,
+        StatusCode.ResourceExhausted => 429,
+        StatusCode.Unimplemented => 501,
+        StatusCode.Unavailable => 503,
+        StatusCode.DeadlineExceeded => 504,
+        _ => 500,
+    };
+
+    /// <summary>UPPER_SNAKE, as in the gRPC spec: <c>RESOURCE_EXHAUSTED</c>.</summary>
+    public static string StatusName(StatusCode code) => code switch
+    {
+        StatusCode.OK => "OK",
+        StatusCode.InvalidArgument => "INVALID_ARGUMENT",
+        StatusCode.DeadlineExceeded => "DEADLINE_EXCEEDED",
+        StatusCode.NotFound => "NOT_FOUND",
+        StatusCode.AlreadyExists => "ALREADY_EXISTS",
+        StatusCode.PermissionDenied => "PERMISSION_DENIED",
+        StatusCode.ResourceExhausted => "RESOURCE_EXHAUSTED",
+        StatusCode.FailedPrecondition => "FAILED_PRECONDITION",
+        StatusCode.OutOfRange => "OUT_OF_RANGE",
+        StatusCode.DataLoss => "DATA_LOSS",
+        _ => code.ToString().ToUpperInvariant(),
+    };
+
+    public static string Milliseconds(TimeSpan after) =>
+        ((long)Math.Ceiling(Math.Max(0, after.TotalMilliseconds))).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>grpc-message is percent-encoded UTF-8: every byte outside printable ASCII, and '%' itself.</summary>
+    public static string PercentEncode(string message)
+    {
+        var sb = new StringBuilder(message.Length);
+        foreach (byte b in Encoding.UTF8.GetBytes(message))
+        {
+            if (b is >= 0x20 and <= 0x7E && b != (byte)'%') sb.Append((char)b);
+            else sb.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+        }
+        return sb.ToString();
+    }
+}

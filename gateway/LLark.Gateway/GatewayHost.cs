@@ -1,0 +1,61 @@
+using LLark.ServiceDefaults;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.ServiceDiscovery;
+
+namespace LLark.Gateway;
+
+/// <summary>The host's wiring, shared by <c>Program.cs</c> and the integration tests (which start it on loopback).</summary>
+public static class GatewayHost
+{
+    public const string ReverseProxySection = "ReverseProxy";
+
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        builder.AddLLarkServiceDefaults(GatewayMetrics.MeterName);
+        builder.Services.AddOptions<GatewayOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section))
+            .ValidateDataAnnotations().ValidateOnStart();
+        // Also on its own: YARP resolves destinations while the app is built, before start-up validates the rest.
+        builder.Services.AddOptions<DnsOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section).GetSection(nameof(GatewayOptions.Dns)))
+            .ValidateDataAnnotations();
+
+        builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddSingleton<ApiKeyStore>();
+        builder.Services.AddSingleton<KeyLimiters>();
+        builder.Services.AddSingleton<ForwardingPolicy>();
+        builder.Services.AddSingleton<BackendClients>();
+        builder.Services.AddRequestTimeouts();
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection));
+        builder.Services.TryAddSingleton<HostLookup>(PodDnsResolver.Dns);
+        builder.Services.AddSingleton<IDestinationResolver, PodDnsResolver>();
+
+        WebApplication app = builder.Build();
+        ServingStatus serving = app.Services.GetRequiredService<ServingStatus>();
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            serving.Set(true);
+            var proxy = app.Services.GetRequiredService<IProxyStateLookup>();
+            int keys = app.Services.GetRequiredService<ApiKeyStore>().Keys.Count;
+            string clusters = string.Join(", ", proxy.GetClusters().Select(c => $"{c.ClusterId} ({c.DestinationsState.AllDestinations.Count})"));
+            ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(GatewayHost).FullName!);
+            Log.Serving(logger, keys, clusters);
+        });
+        app.Lifetime.ApplicationStopping.Register(() => serving.Set(false));
+
+        app.UseRouting();
+        app.UseRequestTimeouts();
+        app.UseMiddleware<AccessMiddleware>();
+        app.MapReverseProxy(pipeline =>
+        {
+            pipeline.Use((context, next) => context.RequestServices.GetRequiredService<ForwardingPolicy>().InvokeAsync(context, next));
+            pipeline.UseSessionAffinity();
+            pipeline.UseLoadBalancing();
+            pipeline.UsePassiveHealthChecks();
+        });
+        app.MapJsonFront();
+        app.MapLLarkDefaults();
+        return app;
+    }
+}

@@ -1,0 +1,4 @@
+using LLark.Gateway;
+
+WebApplication app = GatewayHost.Build(args);
+await app.RunAsync();
