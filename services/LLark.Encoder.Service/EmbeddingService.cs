@@ -2,7 +2,7 @@ using System.Diagnostics;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using LLark.Encoder.Service.Caching;
-using LLark.Encoder.Service.Encoding;
+using LLark.Encoder.Service.Serving;
 using Microsoft.Extensions.Options;
 
 namespace LLark.Encoder.Service;

@@ -3,7 +3,7 @@ using Grpc.Core;
 using LLark.Common.V1;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Service.Caching;
-using LLark.Encoder.Service.Encoding;
+using LLark.Encoder.Service.Serving;
 using LLark.Encoder.V1;
 using Microsoft.Extensions.Options;
 

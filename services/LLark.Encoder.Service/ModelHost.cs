@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
 using LLark.Encoder.Engine.Model;
-using LLark.Encoder.Service.Encoding;
+using LLark.Encoder.Service.Serving;
 using LLark.ServiceDefaults;
 using Microsoft.Extensions.Options;
 using TorchSharp;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Text;
 
 namespace LLark.Encoder.Service.Caching;
 
@@ -33,8 +34,8 @@ public static class EntryFormat
     public static byte[] Write(StoredEmbedding entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        byte[] id = System.Text.Encoding.ASCII.GetBytes(entry.Id);
-        byte[] model = System.Text.Encoding.UTF8.GetBytes(entry.ModelId);
+        byte[] id = Encoding.ASCII.GetBytes(entry.Id);
+        byte[] model = Encoding.UTF8.GetBytes(entry.ModelId);
         long payload = (long)entry.Values.Length * sizeof(float);
         long total = FixedHeader + 2 + id.Length + 2 + model.Length + payload + ChecksumBytes;
         var bytes = new byte[checked((int)total)];
@@ -101,6 +102,6 @@ public static class EntryFormat
         if (at + 2 + length > b.Length - ChecksumBytes) throw new InvalidDataException("a string runs past the end of the entry");
         ReadOnlySpan<byte> text = b.Slice(at + 2, length);
         at += 2 + length;
-        return ascii ? System.Text.Encoding.ASCII.GetString(text) : System.Text.Encoding.UTF8.GetString(text);
+        return ascii ? Encoding.ASCII.GetString(text) : Encoding.UTF8.GetString(text);
     }
 }

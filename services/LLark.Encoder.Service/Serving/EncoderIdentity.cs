@@ -5,7 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using LLark.Encoder.Engine.Model;
 
-namespace LLark.Encoder.Service.Encoding;
+namespace LLark.Encoder.Service.Serving;
 
 /// <summary>
 /// Everything about the loaded encoder that changes an embedding, and the content address derived from it:
@@ -28,7 +28,7 @@ public sealed class EncoderIdentity
         string shapeJson = (config with { Layers = JukeboxEncoderConfig.Preset5b.Layers }).ToJson();
         string name = modelName ?? (shapeJson == JukeboxEncoderConfig.Preset5b.ToJson()
             ? "jukebox-5b"
-            : "jukebox-" + Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(shapeJson)))[..8]);
+            : "jukebox-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(shapeJson)))[..8]);
         ModelId = string.Create(CultureInfo.InvariantCulture, $"{name}/blocks{config.Layers}/fps{fps:0.###}/{dtype}")
             + (path == ExtractionPath.Jukemirlib ? "/jukemirlib" : "");
 
@@ -38,7 +38,7 @@ public sealed class EncoderIdentity
             .Append(config.ToJson()).Append('\n')
             .Append(CultureInfo.InvariantCulture, $"blocks={config.Layers} fps={BitConverter.DoubleToInt64Bits(fps):x16} dtype={dtype} path={path} ")
             .Append(CultureInfo.InvariantCulture, $"rate={config.Prior.SampleRate} context={config.ContextSamples}\n");
-        prefix = System.Text.Encoding.UTF8.GetBytes(header.ToString());
+        prefix = Encoding.UTF8.GetBytes(header.ToString());
     }
 
     public JukeboxEncoderConfig Config { get; }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using LLark.Encoder.Engine.Model;
 
-namespace LLark.Encoder.Service.Encoding;
+namespace LLark.Encoder.Service.Serving;
 
 /// <summary>The queue is full; try again after <see cref="RetryAfter"/>.</summary>
 public sealed class QueueFullException(int depth, TimeSpan retryAfter)
