@@ -48,7 +48,9 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
         {
             Log.ModelLoadFailed(logger, e, o.ModelPath);
             Environment.ExitCode = 3;
-            lifetime.StopApplication();
+            // Stopping while the host is still starting would cancel Kestrel's bind and end the process with that
+            // exception instead of exit code 3; so stop once started (at once, if it already has).
+            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
         }
     }, stoppingToken);
 
