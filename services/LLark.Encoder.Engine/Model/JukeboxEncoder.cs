@@ -59,7 +59,54 @@ public sealed class JukeboxEncoder : IDisposable
         options ??= new EmbedOptions();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        Tensor activations = Activations(audio, options.Path, options.Labels, ct);
+        return Pooled(Activations(audio, options.Path, options.Labels, ct), options);
+    }
+
+    /// <summary>
+    /// Embeds several clips. On the LLark padded path every clip is padded to the full context, so they stack into one
+    /// [N, context] batch and run as one forward pass; the jukemirlib path (each clip its own length) and a single
+    /// clip run <see cref="Embed"/> one after another. Batching changes the shapes of the matrix products, so values
+    /// may differ from one-at-a-time results in the last bits of float32.
+    /// </summary>
+    public IReadOnlyList<AudioEmbedding> EmbedBatch(IReadOnlyList<float[]> clips, EmbedOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(clips);
+        options ??= new EmbedOptions();
+        if (clips.Count <= 1 || options.Path != ExtractionPath.LLarkPadded)
+        {
+            var each = new List<AudioEmbedding>(clips.Count);
+            foreach (float[] clip in clips)
+            {
+                ct.ThrowIfCancellationRequested();
+                each.Add(Embed(clip, options, ct));
+            }
+            return each;
+        }
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        int hop = Config.Vqvae.HopLength;
+        int context = Config.ContextSamples;
+        var lengths = clips.Select(c => Math.Min(c.Length, context)).ToArray();
+        if (lengths.Min() / hop < 1)
+            throw new ArgumentException($"a clip has {lengths.Min()} samples, fewer than one code's {hop}", nameof(clips));
+        Tensor wave = zeros(clips.Count, context, device: Device);
+        for (int i = 0; i < clips.Count; i++)
+        {
+            using Tensor host = tensor(clips[i].AsSpan(0, lengths[i]).ToArray(), [lengths[i]]);
+            wave[i].narrow(0, 0, lengths[i]).copy_(host);
+        }
+        Tensor codes = Vqvae.Encode(wave);
+        ct.ThrowIfCancellationRequested();
+        (Tensor yCond, Tensor xCond) = Prior.Conditioning(options.Labels ?? ConditioningLabels.ForExtraction(Config), (int)codes.shape[1]);
+        Tensor h = Prior.Forward(Prior.Input(codes, yCond, xCond), null, ct);
+        return [.. lengths.Select((length, i) => Pooled(h[i].narrow(0, 0, length / hop), options))];
+    }
+
+    /// <summary>[tokens, width] activations, pooled to the options' frame rate, copied out of the tensor.</summary>
+    private AudioEmbedding Pooled(Tensor activations, EmbedOptions options)
+    {
+        using var scope = NewDisposeScope();
         int tokens = (int)activations.shape[0];
         double fps = Config.TokensPerSecond;
         if (options.Fps is double wanted)

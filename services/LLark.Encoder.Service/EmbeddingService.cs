@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using LLark.Encoder.Engine.Audio;
+using LLark.Encoder.Engine.Model;
+using LLark.Encoder.Service.Caching;
+using LLark.Encoder.Service.Serving;
+using Microsoft.Extensions.Options;
+
+namespace LLark.Encoder.Service;
+
+/// <summary>A request the caller got wrong, with the proto field it concerns.</summary>
+public sealed class InvalidEmbedRequestException(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>No tier holds the id.</summary>
+public sealed class EmbeddingNotFoundException(string id)
+    : Exception($"no embedding '{id}' in any cache tier (never made here, deleted, or evicted): embed the clip again")
+{
+    public string Id { get; } = id;
+}
+
+public sealed record EmbedResult(StoredEmbedding Embedding, bool Cached);
+
+/// <summary>
+/// Audio to embedding: decode and resample on the request's thread (bounded to one decode per core), hash the
+/// samples into the content address, answer from the cache, or join the one encode in flight for that address, or
+/// start it. An encode continues while any of its callers still waits; the last one to leave cancels it.
+/// </summary>
+public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOptions<EncoderServiceOptions> options, ILogger<EmbeddingService> logger)
+    : IDisposable
+{
+    private readonly SemaphoreSlim decoders = new(Environment.ProcessorCount);
+    private readonly Dictionary<string, Flight> flights = new(StringComparer.Ordinal);
+    private readonly Lock gate = new();
+
+    public async Task<EmbedResult> EmbedAsync(byte[] audio, string? filename, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(audio);
+        ModelHost.Loaded model = host.Ready();
+        var clock = Stopwatch.StartNew();
+        PreparedAudio prepared = await PrepareAsync(audio, model.Identity, ct).ConfigureAwait(false);
+        string id = model.Identity.EmbeddingId(prepared.Samples);
+        EmbedResult result;
+        if (await cache.GetAsync(id, ct).ConfigureAwait(false) is { } hit)
+        {
+            result = new EmbedResult(hit.Entry, Cached: true);
+            Log.Embedded(logger, id, filename ?? "", hit.Entry.Frames, hit.Entry.AudioSeconds, hit.Tier, clock.Elapsed.TotalMilliseconds);
+        }
+        else
+        {
+            result = new EmbedResult(await JoinAsync(id, prepared, model, ct).ConfigureAwait(false), Cached: false);
+            Log.Embedded(logger, id, filename ?? "", result.Embedding.Frames, result.Embedding.AudioSeconds, "encoded", clock.Elapsed.TotalMilliseconds);
+        }
+        return result;
+    }
+
+    /// <summary>The embedding from the first tier that holds it; <see cref="EmbeddingNotFoundException"/> otherwise.</summary>
+    public async Task<StoredEmbedding> GetAsync(string id, CancellationToken ct)
+    {
+        CheckId(id);
+        return (await cache.GetAsync(id, ct).ConfigureAwait(false))?.Entry ?? throw new EmbeddingNotFoundException(id);
+    }
+
+    public Task<bool> DeleteAsync(string id)
+    {
+        CheckId(id);
+        return cache.RemoveAsync(id);
+    }
+
+    private static void CheckId(string id)
+    {
+        if (id.Length == 0) throw new InvalidEmbedRequestException("embedding_id", "an embedding id is required");
+        if (!EncoderIdentity.IsWellFormed(id))
+            throw new InvalidEmbedRequestException("embedding_id", $"'{Shorten(id)}' is not an id this service issues (64 lowercase hex digits)");
+    }
+
+    private static string Shorten(string s) => s.Length <= 80 ? s : s[..80] + "...";
+
+    private async Task<PreparedAudio> PrepareAsync(byte[] audio, EncoderIdentity identity, CancellationToken ct)
+    {
+        EncoderServiceOptions o = options.Value;
+        var limits = new AudioLimits { MaxBytes = o.MaxAudioBytes, MaxDuration = TimeSpan.FromSeconds(o.MaxAudioSeconds) };
+        await decoders.WaitAsync(ct).ConfigureAwait(false);
+        PreparedAudio prepared;
+        try
+        {
+            prepared = await Task.Run(() => AudioFrontEnd.Prepare(audio, identity.SampleRate, identity.ContextSamples, limits), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            decoders.Release();
+        }
+        JukeboxEncoderConfig config = identity.Config;
+        int window = Pooling.Window(config.TokensPerSecond, identity.Fps);
+        int needed = config.Vqvae.HopLength * window;
+        if (prepared.Samples.Length < needed)
+        {
+            throw new InvalidEmbedRequestException("audio", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"the clip is {prepared.Samples.Length / (double)identity.SampleRate:0.####} s long; one frame at {identity.Fps:0.###} fps needs {needed / (double)identity.SampleRate:0.####} s"));
+        }
+        return prepared;
+    }
+
+    private async Task<StoredEmbedding> JoinAsync(string id, PreparedAudio prepared, ModelHost.Loaded model, CancellationToken ct)
+    {
+        Flight flight;
+        lock (gate)
+        {
+            if (!flights.TryGetValue(id, out flight!) || flight.Cancel.IsCancellationRequested)
+            {
+                // A flight that finished a moment ago has already filled the memory tier.
+                if (cache.PeekMemory(id) is { } done) return done;
+                flight = new Flight();
+                flights[id] = flight;
+                Flight started = flight;
+                flight.Task = Task.Run(() => ComputeAsync(id, prepared, model, started), CancellationToken.None);
+            }
+            flight.Waiters++;
+        }
+        try
+        {
+            return await flight.Task.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            lock (gate)
+            {
+                if (--flight.Waiters == 0) flight.Cancel.Cancel();
+            }
+            throw;
+        }
+    }
+
+    private async Task<StoredEmbedding> ComputeAsync(string id, PreparedAudio prepared, ModelHost.Loaded model, Flight flight)
+    {
+        try
+        {
+            AudioEmbedding e = await model.Worker.SubmitAsync(prepared.Samples, flight.Cancel.Token).ConfigureAwait(false);
+            EncoderIdentity identity = model.Identity;
+            var stored = new StoredEmbedding(id, e.Values, e.Frames, e.Width, identity.Fps, e.FramesPerSecond, identity.ModelId,
+                prepared.Samples.Length / (double)identity.SampleRate);
+            // Stored whatever happens to the callers now: the work is done and the next caller should not redo it.
+            await cache.PutAsync(stored, CancellationToken.None).ConfigureAwait(false);
+            return stored;
+        }
+        finally
+        {
+            lock (gate)
+            {
+                if (flights.TryGetValue(id, out Flight? current) && ReferenceEquals(current, flight)) flights.Remove(id);
+            }
+        }
+    }
+
+    public void Dispose() => decoders.Dispose();
+
+    private sealed class Flight
+    {
+        public Task<StoredEmbedding> Task { get; set; } = null!;
+
+        /// <summary>Cancelled when the last waiter leaves; never disposed, since a late waiter may still read it.</summary>
+        public CancellationTokenSource Cancel { get; } = new();
+
+        public int Waiters { get; set; }
+    }
+}

@@ -1,0 +1,66 @@
+using System.Diagnostics.Metrics;
+
+namespace LLark.Encoder.Service;
+
+/// <summary>
+/// The "LLark.Encoder" meter: cache hits and misses by tier, corrupt entries found, bytes held in memory, encode
+/// seconds per batch, clips and batches encoded, queue depth. The clip count is also kept here for the tests.
+/// </summary>
+public sealed class EncoderMetrics : IDisposable
+{
+    public const string MeterName = "LLark.Encoder";
+
+    private readonly Meter meter = new(MeterName);
+    private readonly Counter<long> hits;
+    private readonly Counter<long> misses;
+    private readonly Counter<long> corrupt;
+    private readonly Counter<long> clips;
+    private readonly Histogram<double> encodeSeconds;
+    private readonly Histogram<int> batchSize;
+    private long clipsEncoded;
+    private long batches;
+
+    public EncoderMetrics()
+    {
+        hits = meter.CreateCounter<long>("llark.encoder.cache.hits", "{lookup}", "Lookups answered by a cache tier, by tier");
+        misses = meter.CreateCounter<long>("llark.encoder.cache.misses", "{lookup}", "Lookups a cache tier could not answer, by tier");
+        corrupt = meter.CreateCounter<long>("llark.encoder.cache.corrupt", "{entry}", "Stored entries that failed their checks and were deleted, by tier");
+        clips = meter.CreateCounter<long>("llark.encoder.clips_encoded", "{clip}", "Clips the model encoded");
+        encodeSeconds = meter.CreateHistogram<double>("llark.encoder.encode.duration", "s", "Seconds of one forward pass (a batch of clips)");
+        batchSize = meter.CreateHistogram<int>("llark.encoder.batch.size", "{clip}", "Clips per forward pass");
+        var memory = new KeyValuePair<string, object?>("tier", "memory");
+        meter.CreateObservableGauge("llark.encoder.cache.bytes", () => new Measurement<long>(MemoryBytes(), memory), "By", "Bytes of frames held by the in-memory tier");
+        meter.CreateObservableGauge("llark.encoder.cache.entries", () => new Measurement<int>(MemoryEntries(), memory), "{entry}", "Entries held by the in-memory tier");
+        meter.CreateObservableGauge("llark.encoder.queue.depth", () => QueueDepth(), "{clip}", "Clips waiting for the model");
+    }
+
+    /// <summary>Sources of the gauges, set by whoever owns the numbers once it exists.</summary>
+    public Func<long> MemoryBytes { get; set; } = () => 0;
+
+    public Func<int> MemoryEntries { get; set; } = () => 0;
+
+    public Func<int> QueueDepth { get; set; } = () => 0;
+
+    /// <summary>Clips encoded since start (every forward pass counts each of its clips).</summary>
+    public long ClipsEncoded => Interlocked.Read(ref clipsEncoded);
+
+    /// <summary>Forward passes run since start.</summary>
+    public long Batches => Interlocked.Read(ref batches);
+
+    public void Hit(string tier) => hits.Add(1, new KeyValuePair<string, object?>("tier", tier));
+
+    public void Miss(string tier) => misses.Add(1, new KeyValuePair<string, object?>("tier", tier));
+
+    public void Corrupt(string tier) => corrupt.Add(1, new KeyValuePair<string, object?>("tier", tier));
+
+    public void Encoded(int count, TimeSpan elapsed)
+    {
+        Interlocked.Add(ref clipsEncoded, count);
+        Interlocked.Increment(ref batches);
+        clips.Add(count);
+        encodeSeconds.Record(elapsed.TotalSeconds);
+        batchSize.Record(count);
+    }
+
+    public void Dispose() => meter.Dispose();
+}

@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using Grpc.Core;
+using LLark.Encoder.Engine.Model;
+using LLark.Encoder.Service.Serving;
+using LLark.ServiceDefaults;
+using Microsoft.Extensions.Options;
+using TorchSharp;
+
+namespace LLark.Encoder.Service;
+
+/// <summary>
+/// Loads the encoder in the background after start (health says NOT_SERVING meanwhile), then owns it and its worker
+/// for the life of the process. Weights that cannot be loaded stop the host with exit code 3.
+/// </summary>
+public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingStatus serving, EncoderMetrics metrics,
+    IHostApplicationLifetime lifetime, ILogger<ModelHost> logger) : BackgroundService
+{
+    private volatile Loaded? loaded;
+
+    public sealed record Loaded(JukeboxEncoder Encoder, EncodeWorker Worker, EncoderIdentity Identity);
+
+    /// <summary>The model, or UNAVAILABLE while it loads.</summary>
+    public Loaded Ready() => loaded ?? throw new RpcException(new Status(StatusCode.Unavailable, "the encoder model is still loading; retry shortly"));
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() =>
+    {
+        EncoderServiceOptions o = options.Value;
+        string dtype = ParseDType(o.DType) == torch.ScalarType.BFloat16 ? "bf16" : "fp32";
+        Log.ModelLoading(logger, o.ModelPath, dtype, o.Device);
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var load = new JukeboxLoadOptions { Layers = o.Layers, MatrixType = ParseDType(o.DType), Device = new torch.Device(o.Device) };
+            JukeboxEncoder encoder = JukeboxEncoderLoader.Load(o.ModelPath, load, stoppingToken);
+            ExtractionPath path = o.ExtractionPath.Equals("jukemirlib", StringComparison.OrdinalIgnoreCase) ? ExtractionPath.Jukemirlib : ExtractionPath.LLarkPadded;
+            var identity = new EncoderIdentity(encoder.Config, o.ModelName, o.Fps, dtype, path);
+            var worker = new EncodeWorker(encoder, new EmbedOptions { Path = path, Fps = o.Fps }, o.MaxQueuedRequests, o.MaxBatchSize, metrics, logger);
+            metrics.QueueDepth = () => worker.QueueDepth;
+            loaded = new Loaded(encoder, worker, identity);
+            Log.ModelLoaded(logger, identity.ModelId, clock.Elapsed.TotalSeconds, encoder.Config.Prior.Width,
+                (double)identity.ContextSamples / identity.SampleRate, o.MaxBatchSize);
+            serving.Set(true);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            Log.ModelLoadFailed(logger, e, o.ModelPath);
+            Environment.ExitCode = 3;
+            // Stopping while the host is still starting would cancel Kestrel's bind and end the process with that
+            // exception instead of exit code 3; so stop once started (at once, if it already has).
+            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
+        }
+    }, stoppingToken);
+
+    internal static torch.ScalarType ParseDType(string name) =>
+        name.ToLowerInvariant() is "bf16" or "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        serving.Set(false);
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        if (loaded is { } l)
+        {
+            loaded = null;
+            metrics.QueueDepth = () => 0;
+            l.Worker.Dispose();
+            l.Encoder.Dispose();
+        }
+    }
+}

@@ -1,0 +1,4 @@
+using LLark.Encoder.Service;
+
+WebApplication app = EncoderServiceHost.Build(args);
+await app.RunAsync();

@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using LLark.Encoder.Engine.Model;
+
+namespace LLark.Encoder.Service.Serving;
+
+/// <summary>The queue is full; try again after <see cref="RetryAfter"/>.</summary>
+public sealed class QueueFullException(int depth, TimeSpan retryAfter)
+    : Exception($"the encoder queue is full ({depth} clips waiting); retry after {retryAfter.TotalMilliseconds:F0} ms")
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// The one thread that runs the model. Requests wait in a bounded queue; each turn takes every clip waiting (up to
+/// the batch size) and encodes them in one <see cref="JukeboxEncoder.EmbedBatch"/> call: a single forward pass on the
+/// padded path, back to back on the jukemirlib path. A clip whose caller has gone is dropped before the pass; a
+/// pass whose callers have all gone is cancelled between blocks.
+/// </summary>
+public sealed class EncodeWorker : IDisposable
+{
+    private readonly JukeboxEncoder encoder;
+    private readonly EmbedOptions embedOptions;
+    private readonly int maxQueued;
+    private readonly int maxBatch;
+    private readonly EncoderMetrics metrics;
+    private readonly ILogger logger;
+    private readonly Queue<Job> queue = new();
+    private readonly object gate = new();
+    private readonly CancellationTokenSource stopping = new();
+    private readonly Thread thread;
+    private bool stopped;
+    private bool held;
+    private double secondsPerBatch = 1;
+
+    public EncodeWorker(JukeboxEncoder encoder, EmbedOptions embedOptions, int maxQueued, int maxBatch, EncoderMetrics metrics, ILogger logger)
+    {
+        this.encoder = encoder;
+        this.embedOptions = embedOptions;
+        this.maxQueued = maxQueued;
+        this.maxBatch = maxBatch;
+        this.metrics = metrics;
+        this.logger = logger;
+        thread = new Thread(Run) { IsBackground = true, Name = "llark-encoder" };
+        thread.Start();
+    }
+
+    public int QueueDepth
+    {
+        get { lock (gate) return queue.Count; }
+    }
+
+    /// <summary>Queues one clip (mono, at the model's rate, peak-normalised); throws <see cref="QueueFullException"/> past the limit.</summary>
+    public Task<AudioEmbedding> SubmitAsync(float[] samples, CancellationToken ct)
+    {
+        var job = new Job(samples, ct);
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(stopped, this);
+            if (queue.Count >= maxQueued) DropCancelledLocked();
+            if (queue.Count >= maxQueued)
+            {
+                double seconds = Math.Max(0.1, (queue.Count / maxBatch + 1) * secondsPerBatch);
+                throw new QueueFullException(queue.Count, TimeSpan.FromSeconds(seconds));
+            }
+            queue.Enqueue(job);
+            Monitor.PulseAll(gate);
+        }
+        return job.Completion.Task;
+    }
+
+    /// <summary>Tests only: while held, clips queue up and nothing is encoded, so a queue can be filled deterministically.</summary>
+    internal void Hold(bool hold)
+    {
+        lock (gate)
+        {
+            held = hold;
+            Monitor.PulseAll(gate);
+        }
+    }
+
+    private void DropCancelledLocked()
+    {
+        int count = queue.Count;
+        for (int i = 0; i < count; i++)
+        {
+            Job job = queue.Dequeue();
+            if (job.Token.IsCancellationRequested) job.Completion.TrySetCanceled(job.Token);
+            else queue.Enqueue(job);
+        }
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            var batch = new List<Job>(maxBatch);
+            lock (gate)
+            {
+                while (!stopped && (held || queue.Count == 0)) Monitor.Wait(gate);
+                if (stopped) break;
+                while (batch.Count < maxBatch && queue.TryDequeue(out Job? job))
+                {
+                    if (job.Token.IsCancellationRequested) job.Completion.TrySetCanceled(job.Token);
+                    else batch.Add(job);
+                }
+            }
+            if (batch.Count > 0) Encode(batch);
+        }
+    }
+
+    private void Encode(List<Job> batch)
+    {
+        // The pass stops early only when no caller is left to want any of its clips (or the host stops).
+        using var abandoned = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
+        int waiting = batch.Count;
+        var registrations = batch.Select(j => j.Token.Register(() =>
+        {
+            if (Interlocked.Decrement(ref waiting) == 0) abandoned.Cancel();
+        })).ToList();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            IReadOnlyList<AudioEmbedding> results = encoder.EmbedBatch([.. batch.Select(j => j.Samples)], embedOptions, abandoned.Token);
+            TimeSpan elapsed = clock.Elapsed;
+            metrics.Encoded(batch.Count, elapsed);
+            secondsPerBatch = 0.8 * secondsPerBatch + 0.2 * elapsed.TotalSeconds;
+            Log.BatchEncoded(logger, batch.Count, elapsed.TotalMilliseconds);
+            for (int i = 0; i < batch.Count; i++) batch[i].Completion.TrySetResult(results[i]);
+        }
+        catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
+        {
+            foreach (Job job in batch)
+            {
+                if (stopping.IsCancellationRequested) job.Completion.TrySetException(new ObjectDisposedException(nameof(EncodeWorker), "the encoder is shutting down"));
+                else job.Completion.TrySetCanceled(job.Token);
+            }
+        }
+        catch (Exception e)
+        {
+            Log.BatchFailed(logger, e, batch.Count);
+            foreach (Job job in batch) job.Completion.TrySetException(e);
+        }
+        finally
+        {
+            foreach (CancellationTokenRegistration r in registrations) r.Dispose();
+        }
+    }
+
+    /// <summary>Stops after the pass in progress (cancelled at its next block); clips still queued fail with <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (stopped) return;
+            stopped = true;
+            Monitor.PulseAll(gate);
+        }
+        stopping.Cancel();
+        thread.Join();
+        lock (gate)
+        {
+            while (queue.TryDequeue(out Job? job))
+                job.Completion.TrySetException(new ObjectDisposedException(nameof(EncodeWorker), "the encoder is shutting down"));
+        }
+        stopping.Dispose();
+    }
+
+    private sealed class Job(float[] samples, CancellationToken token)
+    {
+        public float[] Samples { get; } = samples;
+
+        public CancellationToken Token { get; } = token;
+
+        public TaskCompletionSource<AudioEmbedding> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
