@@ -1,9 +1,63 @@
 #!/usr/bin/env bash
-# The README's main job. Until the services and the demo model land, it runs the language engine on the bundled
-# tiny random-weight Llama: the machinery is real, the text is noise.
+# The README's main job: set up, start the whole system on this machine (encoder, language, gateway, with the
+# durable embedding cache under .llark/cache), wait until every service reports SERVING, and ask a question about
+# the bundled clip through the gateway, streaming the answer. The services keep running; tools/stop.sh stops them.
+# Logs: .llark/logs/<service>.log. The API key made on the first run: .llark/api-key.
+#
+#   bash tools/run.sh [QUESTION] [CLIP]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x tools/LLark.Cli/bin/Release/net10.0/llark ] || bash tools/setup.sh
-echo "llark generate on tests/fixtures/llama-tiny/llama-mha-fp16 (random weights: expect noise)"
-tools/LLark.Cli/bin/Release/net10.0/llark generate --model tests/fixtures/llama-tiny/llama-mha-fp16 \
-  --prompt "Once upon a time" --max-new-tokens 48 "$@"
+question=${1:-"Describe this clip: its tempo, key and instruments."}
+clip=${2:-models/clips/tiny-test-4s.wav}
+root=$(pwd)
+state=$root/.llark
+mkdir -p "$state/logs" "$state/cache" "$state/pids"
+
+[ -x tools/LLark.Cli/bin/Release/net10.0/llark ] && [ -f gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll ] || bash tools/setup.sh
+llark=tools/LLark.Cli/bin/Release/net10.0/llark
+
+if [ ! -f "$state/api-key" ]; then
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/api-key"
+  printf 'local:%s\n' "$(tr -d '\n' < "$state/api-key" | sha256sum | cut -d' ' -f1)" > "$state/api-keys"
+fi
+
+start() { # name dll settings...
+  local name=$1 dll=$2; shift 2
+  if [ -f "$state/pids/$name" ] && kill -0 "$(cat "$state/pids/$name")" 2>/dev/null; then return; fi
+  # Each service reads the appsettings.json beside its dll.
+  env "$@" dotnet "$dll" --contentRoot "$(dirname "$dll")" >"$state/logs/$name.log" 2>&1 &
+  echo $! > "$state/pids/$name"
+}
+
+start encoder "$root"/services/LLark.Encoder.Service/bin/Release/net10.0/LLark.Encoder.Service.dll \
+  LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5002 LLark__Listen__HttpPort=9465 \
+  LLark__Encoder__ModelPath="$root/models/jukebox-tiny" LLark__Encoder__Cache__Directory="$state/cache"
+start language "$root"/services/LLark.Language.Service/bin/Release/net10.0/LLark.Language.Service.dll \
+  LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5001 LLark__Listen__HttpPort=9464 \
+  LLark__Language__ModelPath="$root/models/llark-tiny-untrained" LLark__Language__EncoderAddress=http://127.0.0.1:5002 \
+  LLark__Language__DefaultMaxNewTokens=64
+start gateway "$root"/gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll \
+  LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5000 LLark__Listen__HttpPort=8080 \
+  LLark__Gateway__ApiKeysFile="$state/api-keys" \
+  ReverseProxy__Clusters__language__Destinations__pods__Address=http://127.0.0.1:5001 \
+  ReverseProxy__Clusters__encoder__Destinations__pods__Address=http://127.0.0.1:5002
+
+wait_serving() { # name url
+  for _ in $(seq 1 600); do
+    if curl -sf "$2" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$state/pids/$1")" 2>/dev/null; then
+      echo "run: $1 exited; see $state/logs/$1.log" >&2; tail -n 20 "$state/logs/$1.log" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+  echo "run: $1 did not report SERVING in 120 s; see $state/logs/$1.log" >&2; exit 1
+}
+wait_serving encoder http://127.0.0.1:9465/healthz
+wait_serving language http://127.0.0.1:9464/healthz
+wait_serving gateway http://127.0.0.1:8080/healthz
+echo "run: encoder, language and gateway are SERVING (logs in $state/logs; stop with: bash tools/stop.sh)"
+
+echo "run: the bundled model (models/llark-tiny-untrained) is UNTRAINED: its answer is noise until a trained model replaces it."
+echo "Q: $question"
+printf 'A: '
+LLARK_ADDRESS=http://127.0.0.1:5000 LLARK_API_KEY="$(cat "$state/api-key")" "$llark" ask "$clip" "$question"

@@ -4,7 +4,7 @@
 The gRPC stubs are generated from ../../protos at start (grpc_tools.protoc into a temporary folder), so this
 client needs nothing of the C# code: Debian's python3-grpcio and python3-grpc-tools are enough.
 
-    python3 clients/python/llark_ask.py --address 127.0.0.1:8080 --api-key KEY clip.wav "What key is it in?"
+    python3 clients/python/llark_ask.py --address 127.0.0.1:5000 --api-key KEY clip.wav "What key is it in?"
 
 Prints the answer as it streams, then one JSON line with the final frame (finish reason, usage, timings).
 """
@@ -33,7 +33,7 @@ def generate_stubs(out_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", default=os.environ.get("LLARK_ADDRESS", "127.0.0.1:8080"), help="gateway host:port")
+    parser.add_argument("--address", default=os.environ.get("LLARK_ADDRESS", "127.0.0.1:5000"), help="gateway host:port")
     parser.add_argument("--api-key", default=os.environ.get("LLARK_API_KEY"), help="API key (or $LLARK_API_KEY)")
     parser.add_argument("--embedding", help="a cached embedding id instead of a clip")
     parser.add_argument("--max-new-tokens", type=int, default=0)
@@ -89,7 +89,9 @@ def main():
                 }))
             except grpc.RpcError as e:
                 print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
-                return 2 if e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND) else 5
+                if e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+                    return 2
+                return 6 if e.code() == grpc.StatusCode.UNAUTHENTICATED else 5
     return 0
 
 

@@ -37,7 +37,7 @@ internal static class RequestMapping
                 TopP = sampling.TopP == 0 ? 1f : sampling.TopP,
                 TopK = (int)sampling.TopK,
                 RepetitionPenalty = sampling.RepetitionPenalty == 0 ? 1f : sampling.RepetitionPenalty,
-                Seed = sampling.HasSeed ? sampling.Seed : null,
+                Seed = sampling.SeedChoiceCase == SamplingParameters.SeedChoiceOneofCase.Seed ? sampling.Seed : null,
             },
         };
         try

@@ -7,7 +7,7 @@ namespace LLark.Cli.Commands;
 /// <summary>How the client verbs reach the gateway: <c>--address</c> / <c>LLARK_ADDRESS</c>, <c>--api-key</c> / <c>LLARK_API_KEY</c>.</summary>
 internal sealed class ClientOptions
 {
-    public const string DefaultAddress = "http://127.0.0.1:8080";
+    public const string DefaultAddress = "http://127.0.0.1:5000";
 
     public Option<string?> Address { get; } = new("--address") { Description = $"gateway URL (default: $LLARK_ADDRESS or {DefaultAddress})" };
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Stops what tools/run.sh started. The embedding cache (.llark/cache) and the API key are kept.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+for f in .llark/pids/*; do
+  [ -f "$f" ] || continue
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "stopped $(basename "$f")"
+  fi
+  rm -f "$f"
+done
