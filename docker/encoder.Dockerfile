@@ -48,7 +48,6 @@ COPY --from=build /app ./
 COPY models/jukebox-tiny/ /opt/llark/models/jukebox-tiny/
 # ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults).
 ENV ASPNETCORE_HTTP_PORTS= \
-    DOTNET_gcServer=0 \
     LLark__Listen__GrpcPort=5002 \
     LLark__Listen__HttpPort=9464 \
     LLark__Encoder__ModelPath=/opt/llark/models/jukebox-tiny \

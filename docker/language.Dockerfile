@@ -48,7 +48,6 @@ COPY --from=build /app ./
 COPY models/llark-tiny-untrained/ /opt/llark/models/llark-tiny-untrained/
 # ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults).
 ENV ASPNETCORE_HTTP_PORTS= \
-    DOTNET_gcServer=0 \
     LLark__Listen__GrpcPort=5001 \
     LLark__Listen__HttpPort=9464 \
     LLark__Language__ModelPath=/opt/llark/models/llark-tiny-untrained

@@ -19,6 +19,9 @@ internal static class Kustomize
 
     public static TheoryData<string> OverlayData => [.. Overlays];
 
+    /// <summary>Where renderings are written for other tools to read: beside the test binaries, replaced on every run.</summary>
+    public static string RenderFolder { get; } = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "k8s-rendered")).FullName;
+
     public static Rendering Overlay(string name) => Render(Path.Combine("k8s", "overlays", name));
 
     /// <summary>A kustomization folder relative to the repository root, rendered.</summary>
@@ -30,7 +33,7 @@ internal static class Kustomize
         ProcessRun.Output output = ProcessRun.Run("kubectl", ["kustomize", Path.Combine(RepoPaths.Root, folder)],
             "kubectl (with kustomize) is needed to render k8s/; it comes with the machine image");
         if (output.ExitCode != 0) throw new InvalidOperationException($"kubectl kustomize {folder} failed ({output.ExitCode}): {output.Stderr}");
-        string file = Path.Combine(Path.GetTempPath(), $"llark-{folder.Replace('/', '-').Replace('\\', '-')}-{Environment.ProcessId}.yaml");
+        string file = Path.Combine(RenderFolder, folder.Replace('/', '-').Replace('\\', '-') + ".yaml");
         File.WriteAllText(file, output.Stdout);
         return new Rendering(folder, output.Stdout, file, [.. KubeYaml.Parse(output.Stdout).Select(n => new KubeObject(n.AsObject()))]);
     }

@@ -84,7 +84,7 @@ public sealed class ManifestTests
     [Fact]
     public void TheSchemaValidatorRejectsWrongTypesAndUnknownKinds()
     {
-        string file = Path.Combine(Path.GetTempPath(), $"llark-invalid-{Environment.ProcessId}.yaml");
+        string file = Path.Combine(Kustomize.RenderFolder, "invalid.yaml");
         File.WriteAllText(file, """
             apiVersion: apps/v1
             kind: Deployment
