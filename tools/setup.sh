@@ -21,4 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}"
 fi
 
+# The Kubernetes schema validator that the deployment tests run (k8s/validate); installed again when its lock changes.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: Node.js with npm is required (for k8s/validate)" >&2
+  exit 1
+fi
+if ! cmp -s k8s/validate/package-lock.json k8s/validate/node_modules/.installed-package-lock.json; then
+  npm ci --prefix k8s/validate --no-audit --no-fund --loglevel=error
+  cp k8s/validate/package-lock.json k8s/validate/node_modules/.installed-package-lock.json
+fi
+
 dotnet build LLark.Services.sln -c Release -nologo -v minimal
