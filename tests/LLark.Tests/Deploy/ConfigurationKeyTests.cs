@@ -19,6 +19,7 @@ namespace LLark.Tests.Deploy;
 /// <see cref="EncoderKeys"/>, <see cref="GatewayKeys"/>); once they land, read them from
 /// <c>EncoderServiceOptions</c> and <c>GatewayOptions</c> as the language service's are.
 /// </remarks>
+[Trait("Category", "Kubectl")]
 public sealed class ConfigurationKeyTests
 {
     internal static readonly HashSet<string> EncoderKeys = new(StringComparer.Ordinal)

@@ -3,6 +3,7 @@ using LLark.Tests.TestSupport;
 namespace LLark.Tests.Deploy;
 
 /// <summary>Every file under k8s/ parses, every kustomization renders, and every rendered object passes the API schemas.</summary>
+[Trait("Category", "Kubectl")]
 public sealed class ManifestTests
 {
     private static readonly string K8s = Path.Combine(RepoPaths.Root, "k8s");

@@ -6,6 +6,7 @@ namespace LLark.Tests.Deploy;
 /// Who may reach whom, worked out from the rendered NetworkPolicies as the API defines them (ingress only: a pod
 /// selected by no policy takes everything; one selected by any takes what some rule of one of them allows).
 /// </summary>
+[Trait("Category", "Kubectl")]
 public sealed class NetworkPolicyTests
 {
     private sealed record Peer(string Name, IReadOnlyDictionary<string, string> Labels, string Namespace)

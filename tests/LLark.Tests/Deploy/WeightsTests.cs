@@ -9,6 +9,7 @@ namespace LLark.Tests.Deploy;
 /// container before each model service) refuses a folder that differs from it. The script is run here on the bundled
 /// models with the dev overlay's manifests, and on copies spoiled in each way it must catch.
 /// </summary>
+[Trait("Category", "Kubectl")]
 public sealed class WeightsTests
 {
     private static readonly Dictionary<string, string> BundledModels = new(StringComparer.Ordinal)

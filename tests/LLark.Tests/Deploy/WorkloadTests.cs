@@ -5,6 +5,7 @@ using LLark.Language.Service;
 namespace LLark.Tests.Deploy;
 
 /// <summary>What must hold in every overlay's output: GPU pools, probes, Services, autoscaling, images, sizes, security.</summary>
+[Trait("Category", "Kubectl")]
 public sealed class WorkloadTests
 {
     /// <summary>The model services: their gRPC service (what readiness asks the health service about) and weights.</summary>
