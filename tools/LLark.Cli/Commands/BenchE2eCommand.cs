@@ -1,0 +1,173 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using LLark.Common.V1;
+using LLark.Encoder.V1;
+using LLark.Language.V1;
+
+namespace LLark.Cli.Commands;
+
+/// <summary>
+/// <c>llark bench e2e</c>, against the system <c>tools/run.sh</c> started: per-token latency and throughput through the
+/// gateway beside straight to the language service, and time to first token for a cached clip beside an uncached one.
+/// </summary>
+internal static class BenchE2eCommand
+{
+    public static Command Create()
+    {
+        var gateway = new Option<string>("--gateway") { Description = "gateway gRPC URL", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var language = new Option<string>("--language") { Description = "language service gRPC URL (direct)", DefaultValueFactory = _ => "http://127.0.0.1:5001" };
+        var key = new Option<string?>("--api-key") { Description = "gateway API key (default: $LLARK_API_KEY, else .llark/api-key)" };
+        var clip = new Option<string>("--clip") { Description = "clip to ask about", DefaultValueFactory = _ => "models/clips/tiny-test-4s.wav" };
+        var tokens = new Option<int>("--new-tokens") { Description = "tokens per answer", DefaultValueFactory = _ => 128 };
+        var rounds = new Option<int>("--rounds") { Description = "alternating direct/gateway rounds", DefaultValueFactory = _ => 5 };
+        var streams = new Option<int>("--streams") { Description = "concurrent streams per round", DefaultValueFactory = _ => 1 };
+        var uncached = new Option<int>("--uncached") { Description = "fresh clips for the uncached time to first token", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var command = new Command("e2e", "Through the gateway beside direct: per-token latency, throughput, and cached vs uncached time to first token")
+        {
+            gateway, language, key, clip, tokens, rounds, streams, uncached, json,
+        };
+        command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(gateway)!, parse.GetValue(language)!, parse.GetValue(key),
+            parse.GetValue(clip)!, parse.GetValue(tokens), parse.GetValue(rounds), parse.GetValue(streams), parse.GetValue(uncached), parse.GetValue(json), ct)));
+        return command;
+    }
+
+    private sealed record Stream(double TtftMs, double[] GapsMs, int Tokens, double Seconds);
+
+    private static async Task<int> Run(string gatewayUrl, string languageUrl, string? key, string clipPath, int newTokens, int rounds, int streams,
+        int uncachedClips, bool json, CancellationToken ct)
+    {
+        key ??= Environment.GetEnvironmentVariable("LLARK_API_KEY") ?? (File.Exists(".llark/api-key") ? File.ReadAllText(".llark/api-key").Trim() : null);
+        if (string.IsNullOrEmpty(key)) throw new UsageException("no API key: pass --api-key, set LLARK_API_KEY, or start the system with tools/run.sh");
+        if (!File.Exists(clipPath)) throw new FileNotFoundException($"clip not found: {clipPath}");
+        byte[] clip = await File.ReadAllBytesAsync(clipPath, ct);
+        var auth = new Metadata { { "authorization", "Bearer " + key } };
+        using var viaGateway = GrpcChannel.ForAddress(gatewayUrl, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
+        using var direct = GrpcChannel.ForAddress(languageUrl, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
+        var encoder = new EncoderService.EncoderServiceClient(viaGateway);
+        var gatewayLanguage = new LanguageService.LanguageServiceClient(viaGateway);
+        var directLanguage = new LanguageService.LanguageServiceClient(direct);
+
+        EmbedResponse embedded = await encoder.EmbedAsync(new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(clip) } }, auth, cancellationToken: ct);
+        GenerateRequest ById(uint n) => Request(n, r => r.EmbeddingId = embedded.EmbeddingId);
+
+        await OneStream(directLanguage, ById((uint)newTokens), null, ct);
+        await OneStream(gatewayLanguage, ById((uint)newTokens), auth, ct);
+        var directRuns = new List<Stream>();
+        var gatewayRuns = new List<Stream>();
+        double directWall = 0, gatewayWall = 0;
+        for (int round = 0; round < rounds; round++)
+        {
+            var clock = Stopwatch.StartNew();
+            directRuns.AddRange(await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => OneStream(directLanguage, ById((uint)newTokens), null, ct))));
+            directWall += clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            gatewayRuns.AddRange(await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => OneStream(gatewayLanguage, ById((uint)newTokens), auth, ct))));
+            gatewayWall += clock.Elapsed.TotalSeconds;
+        }
+
+        // Uncached: each clip is new to the encoder (its samples carry noise no other run uses), so the first token
+        // waits for the encode. Cached: the same question about the embedded clip, by id.
+        var cachedTtft = new List<double>();
+        var uncachedTtft = new List<double>();
+        for (int i = 0; i < uncachedClips; i++)
+        {
+            byte[] newClip = Perturbed(clip, i);
+            uncachedTtft.Add((await OneStream(gatewayLanguage, Request(4, r => r.AudioBytes = new AudioBytes { Data = ByteString.CopyFrom(newClip) }), auth, ct)).TtftMs);
+            cachedTtft.Add((await OneStream(gatewayLanguage, ById(4), auth, ct)).TtftMs);
+        }
+
+        double directRate = directRuns.Sum(r => r.Tokens) / directWall, gatewayRate = gatewayRuns.Sum(r => r.Tokens) / gatewayWall;
+        double directGap = Median([.. directRuns.SelectMany(r => r.GapsMs)]), gatewayGap = Median([.. gatewayRuns.SelectMany(r => r.GapsMs)]);
+        double cached = Median([.. cachedTtft]), fresh = Median([.. uncachedTtft]);
+        var result = new
+        {
+            streams,
+            new_tokens = newTokens,
+            rounds,
+            direct_tokens_per_second = directRate,
+            gateway_tokens_per_second = gatewayRate,
+            gateway_share_of_direct = gatewayRate / directRate,
+            direct_token_gap_p50_ms = directGap,
+            gateway_token_gap_p50_ms = gatewayGap,
+            gateway_added_p50_ms_per_token = gatewayGap - directGap,
+            direct_ttft_p50_ms = Median([.. directRuns.Select(r => r.TtftMs)]),
+            gateway_ttft_p50_ms = Median([.. gatewayRuns.Select(r => r.TtftMs)]),
+            cached_clip_ttft_p50_ms = cached,
+            uncached_clip_ttft_p50_ms = fresh,
+            cached_share_of_uncached = cached / fresh,
+        };
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return ExitCodes.Ok;
+        }
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $"{rounds} rounds x {streams} stream(s) x {newTokens} tokens, alternating direct and gateway"));
+        Console.WriteLine(string.Create(inv, $"throughput       direct {directRate,8:F1} tok/s   gateway {gatewayRate,8:F1} tok/s   gateway/direct {result.gateway_share_of_direct:P1}"));
+        Console.WriteLine(string.Create(inv, $"token gap p50    direct {directGap,8:F3} ms      gateway {gatewayGap,8:F3} ms      added {result.gateway_added_p50_ms_per_token:F3} ms"));
+        Console.WriteLine(string.Create(inv, $"first token p50  direct {result.direct_ttft_p50_ms,8:F1} ms      gateway {result.gateway_ttft_p50_ms,8:F1} ms"));
+        Console.WriteLine(string.Create(inv, $"cached clip      first token p50 {cached:F1} ms; uncached (encoded in the call) {fresh:F1} ms; cached/uncached {result.cached_share_of_uncached:P1}"));
+        return ExitCodes.Ok;
+    }
+
+    private static GenerateRequest Request(uint maxNew, Action<GenerateRequest> audio)
+    {
+        var request = new GenerateRequest { Stopping = new StoppingParameters { MaxNewTokens = maxNew, IgnoreEos = true } };
+        request.Turns.Add(new ChatTurn { Human = "Describe this clip." });
+        audio(request);
+        return request;
+    }
+
+    private static async Task<Stream> OneStream(LanguageService.LanguageServiceClient client, GenerateRequest request, Metadata? headers, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var gaps = new List<double>();
+        double ttft = -1, last = 0;
+        int tokens = 0;
+        using var call = client.Generate(request, headers, cancellationToken: ct);
+        await foreach (GenerateResponse response in call.ResponseStream.ReadAllAsync(ct))
+        {
+            double now = clock.Elapsed.TotalMilliseconds;
+            if (response.FrameCase == GenerateResponse.FrameOneofCase.Final)
+            {
+                tokens = (int)response.Final.Usage.GeneratedTokens;
+                continue;
+            }
+            if (ttft < 0) ttft = now;
+            else gaps.Add(now - last);
+            last = now;
+        }
+        return new Stream(ttft, [.. gaps], tokens, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The clip with ±1 LSB noise unique to <paramref name="index"/> on its PCM16 data: same length, new samples, new id.</summary>
+    private static byte[] Perturbed(byte[] wav, int index)
+    {
+        byte[] copy = (byte[])wav.Clone();
+        int at = 12;
+        while (at + 8 <= copy.Length && System.Text.Encoding.ASCII.GetString(copy, at, 4) != "data")
+            at += 8 + BitConverter.ToInt32(copy, at + 4);
+        if (at + 8 > copy.Length) throw new UsageException("--clip must be a PCM16 WAV file for the uncached measurement");
+        // Noise rather than a scale: peak normalisation would undo a scale and give the same samples and id.
+        var random = new Random(1000 + index);
+        for (int i = at + 8; i + 1 < copy.Length; i += 2)
+        {
+            int sample = BitConverter.ToInt16(copy, i) + random.Next(-1, 2);
+            BitConverter.TryWriteBytes(copy.AsSpan(i), (short)Math.Clamp(sample, short.MinValue, short.MaxValue));
+        }
+        return copy;
+    }
+
+    private static double Median(double[] values)
+    {
+        if (values.Length == 0) return double.NaN;
+        Array.Sort(values);
+        return values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2;
+    }
+}
