@@ -87,9 +87,6 @@ public sealed class TextGenerator(LlamaForCausalLM model)
     private void StepToken(int id, KvCache cache, float[] row)
     {
         using var threads = DecodeThreadScope.Enter();
-        using var scope = NewDisposeScope();
-        Tensor ids = tensor(new long[] { id }, dtype: ScalarType.Int64, device: model.Device).view(1, 1);
-        Tensor logits = model.ForwardIds(ids, cache, lastOnly: true);
-        NativeTensor.CopyTo(logits, row);
+        model.DecodeToken(id, cache, row);
     }
 }

@@ -66,6 +66,9 @@ public sealed class KvCache : IKvStore, IDisposable
         return (keys[layer].narrow(2, 0, Length + t), values[layer].narrow(2, 0, Length + t));
     }
 
+    /// <summary>Layer <paramref name="layer"/>'s key and value tensors, [batch, kv_heads, capacity, head_dim].</summary>
+    internal (Tensor Keys, Tensor Values) Layer(int layer) => (keys[layer], values[layer]);
+
     /// <summary>Called once per forward, after every layer has appended.</summary>
     internal void Advance(int tokens)
     {

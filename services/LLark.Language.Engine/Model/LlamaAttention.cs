@@ -35,6 +35,11 @@ internal sealed class LlamaAttention : nn.Module
         qkvWeight = fused;
     }
 
+    /// <summary>The fused [q + k + v, hidden] projection.</summary>
+    internal Tensor QkvWeight => qkvWeight;
+
+    internal Tensor OutWeight => o_proj.Weight;
+
     public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan, int layer)
     {
         using var scope = NewDisposeScope();

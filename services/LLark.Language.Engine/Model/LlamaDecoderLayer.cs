@@ -22,6 +22,11 @@ internal sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
+    internal LlamaAttention Attention => self_attn;
+    internal LlamaMlp Mlp => mlp;
+    internal RmsNorm InputNorm => input_layernorm;
+    internal RmsNorm PostAttentionNorm => post_attention_layernorm;
+
     public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan)
     {
         using var scope = NewDisposeScope();

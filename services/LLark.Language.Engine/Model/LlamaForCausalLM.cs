@@ -7,11 +7,12 @@ namespace LLark.Language.Engine.Model;
 /// Llama with its language-model head. Parameter names equal the Hugging Face checkpoint keys
 /// (<c>model.layers.0.self_attn.q_proj.weight</c>, <c>lm_head.weight</c>, ...), so a state dict loads strictly.
 /// </summary>
-public sealed class LlamaForCausalLM : nn.Module
+public sealed unsafe class LlamaForCausalLM : nn.Module
 {
     private readonly LlamaModel model;
     private readonly Linear? lm_head;
     private readonly RotaryEmbedding rope;
+    private readonly Lazy<DecodeStep?> decodeStep;
 
     public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
         : base("LlamaForCausalLM")
@@ -27,6 +28,8 @@ public sealed class LlamaForCausalLM : nn.Module
         RegisterComponents();
         rope = new RotaryEmbedding(config.HeadDim, config.MaxPositionEmbeddings, config.RopeTheta, dtype,
             device.type == DeviceType.META ? CPU : device);
+        // Built on first use; the pointers it holds stay valid because loading copies into these tensors.
+        decodeStep = new Lazy<DecodeStep?>(() => DecodeStep.TryCreate(Config, model, HeadWeight, rope));
     }
 
     public LlamaConfig Config { get; }
@@ -54,6 +57,13 @@ public sealed class LlamaForCausalLM : nn.Module
         int t = (int)inputsEmbeds.shape[1];
         if (t == 0) throw new ArgumentException("inputs_embeds holds no tokens");
         cache.EnsureRoom(t);
+        if (t == 1 && hiddenStates is null && cache.BatchSize == 1 && decodeStep.Value is { } step)
+        {
+            using Tensor row = inputsEmbeds.to(ScalarType.Float32).contiguous();
+            Tensor output = empty([1, 1, Config.VocabSize], dtype: ScalarType.Float32);
+            step.Run((float*)NativeTensor.DataPointer(row), cache, (float*)NativeTensor.DataPointer(output));
+            return output;
+        }
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -112,6 +122,24 @@ public sealed class LlamaForCausalLM : nn.Module
 
     /// <summary>A cache for <paramref name="slots"/> sequences decoding together, each up to <paramref name="capacity"/> tokens.</summary>
     public BatchKvCache NewBatchCache(int slots, int capacity) => new(Config, slots, capacity, DType, Device);
+
+    /// <summary>
+    /// One decode step for token <paramref name="id"/> at the cache's next position: advances the cache and
+    /// writes float32 logits [vocab] into <paramref name="logits"/>.
+    /// </summary>
+    internal void DecodeToken(int id, KvCache cache, Span<float> logits)
+    {
+        if ((uint)id >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(id), $"token id {id} is outside the vocabulary");
+        if (logits.Length != Config.VocabSize) throw new ArgumentException($"logits must hold {Config.VocabSize} values", nameof(logits));
+        if (cache.BatchSize == 1 && decodeStep.Value is { } step)
+        {
+            fixed (float* l = logits) step.Run(step.Embedding(id), cache, l);
+            return;
+        }
+        using var scope = NewDisposeScope();
+        Tensor ids = tensor(new long[] { id }, dtype: ScalarType.Int64, device: Device).view(1, 1);
+        NativeTensor.CopyTo(ForwardIds(ids, cache, lastOnly: true), logits);
+    }
 
     /// <summary>Checkpoint name to parameter, for strict loading.</summary>
     public IReadOnlyDictionary<string, Tensor> CheckpointParameters() =>

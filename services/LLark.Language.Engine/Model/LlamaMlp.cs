@@ -23,6 +23,11 @@ internal sealed class LlamaMlp : nn.Module
         gateUpWeight = fused;
     }
 
+    /// <summary>The fused [gate + up, hidden] projection.</summary>
+    internal Tensor GateUpWeight => gateUpWeight;
+
+    internal Tensor DownWeight => down_proj.Weight;
+
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();

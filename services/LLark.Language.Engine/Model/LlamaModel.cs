@@ -41,6 +41,10 @@ internal sealed class LlamaModel : nn.Module
 
     public Embedding EmbedTokens => embed_tokens;
 
+    internal IReadOnlyList<LlamaDecoderLayer> Blocks => blocks;
+
+    internal RmsNorm Norm => norm;
+
     /// <summary>
     /// Runs every layer over x [b, t, hidden] as <paramref name="plan"/> places it and returns the final-normed
     /// hidden states. When <paramref name="hiddenStates"/> is given it receives the embeddings and each

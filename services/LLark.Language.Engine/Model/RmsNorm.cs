@@ -20,6 +20,10 @@ internal sealed class RmsNorm : nn.Module
         RegisterComponents();
     }
 
+    internal Tensor Weight => weight;
+
+    internal double Eps => eps;
+
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();

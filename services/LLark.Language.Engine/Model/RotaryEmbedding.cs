@@ -32,6 +32,12 @@ internal sealed class RotaryEmbedding : IDisposable
 
     public int MaxPositions => (int)cos.shape[0];
 
+    /// <summary>cos(pos * f) for every position, [maxPos, d].</summary>
+    internal Tensor CosTable => cos;
+
+    /// <summary>sin(pos * f) with the first half negated, [maxPos, d].</summary>
+    internal Tensor SignedSinTable => signedSin;
+
     /// <summary>The tables for positions [start, start + length), shaped [length, d] for broadcasting.</summary>
     public (Tensor Cos, Tensor SignedSin) Slice(long start, long length) =>
         (cos.narrow(0, start, length), signedSin.narrow(0, start, length));

@@ -62,7 +62,7 @@ internal static unsafe class SkinnyMatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(float* a, float* b, int k)
+    internal static float Dot(float* a, float* b, int k)
     {
         int j = 0;
         float sum = 0;

@@ -43,18 +43,21 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
         var dtype = new Option<string>("--dtype") { Description = "fp32, fp16 or bf16", DefaultValueFactory = _ => "fp32" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var export = new Option<string?>("--export-llama2c") { Description = "also write the benchmarked model as a llama2.c run.c checkpoint (legacy format) to this path" };
+        var printTokens = new Option<bool>("--print-tokens") { Description = "print the prompt and generated token ids of the last run to stderr" };
 
         var generate = new Command("generate", "Measure prefill and decode speed of a Llama model")
         {
-            model, shape, promptTokens, newTokens, repeat, threads, dtype, json,
+            model, shape, promptTokens, newTokens, repeat, threads, dtype, json, export, printTokens,
         };
         generate.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(shape), parse.GetValue(promptTokens),
-            parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!, parse.GetValue(json)));
+            parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!, parse.GetValue(json),
+            parse.GetValue(export), parse.GetValue(printTokens)));
         return new Command("bench", "Benchmarks that print figures") { generate, BenchServeCommand.Create(), BenchEmbedCommand.Create(), BenchE2eCommand.Create() };
     }
 
     private static int Run(string? modelDir, string? shapeName, int promptTokens, int newTokens, int repeat, int? threads,
-        string dtypeName, bool json)
+        string dtypeName, bool json, string? exportPath, bool printTokens)
     {
         if ((modelDir is null) == (shapeName is null))
         {
@@ -82,14 +85,20 @@ internal static class BenchCommand
             return ExitCodes.Usage;
         }
 
+        if (exportPath is not null) Llama2cExport.Write(llama, exportPath);
+
+        // BOS, then random ids: a one-token prompt is what llama2.c's run.c feeds when given no prompt.
         var random = new Random(1234);
-        int[] prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(3, config.VocabSize)).ToArray();
+        int[] prompt = Enumerable.Range(0, promptTokens).Select(i => i == 0 ? config.BosTokenId ?? 1 : random.Next(3, config.VocabSize)).ToArray();
         var generator = new TextGenerator(llama);
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopOnEos = false };
 
         // One warm-up run so one-off costs (allocator, kernel selection) stay out of the figures.
-        Measure(generator, prompt, options);
-        var runs = Enumerable.Range(0, repeat).Select(_ => Measure(generator, prompt, options)).ToList();
+        Measure(generator, prompt, options, null);
+        var last = new List<int>();
+        var runs = Enumerable.Range(0, repeat).Select(_ => Measure(generator, prompt, options, last)).ToList();
+        if (printTokens)
+            Console.Error.WriteLine($"prompt ids {string.Join(' ', prompt)}\ngenerated ids {string.Join(' ', last)}");
         double Median(Func<(double Prefill, double Decode, double Ttft), double> f)
         {
             var v = runs.Select(f).OrderBy(x => x).ToArray();
@@ -129,11 +138,17 @@ internal static class BenchCommand
         return ExitCodes.Ok;
     }
 
-    private static (double Prefill, double Decode, double Ttft) Measure(TextGenerator generator, int[] prompt, GenerationOptions options)
+    private static (double Prefill, double Decode, double Ttft) Measure(TextGenerator generator, int[] prompt, GenerationOptions options,
+        List<int>? tokens)
     {
         GenerationResult? result = null;
         foreach (GenerationUpdate update in generator.Generate(prompt, NullTextDecoder.Instance, options))
             result = update.Result ?? result;
+        if (tokens is not null)
+        {
+            tokens.Clear();
+            tokens.AddRange(result!.TokenIds);
+        }
         double ttft = result!.TimeToFirstToken.TotalSeconds;
         // Decode time covers the tokens after the first, which prefill produced.
         double decode = (result.TokenIds.Count - 1) / result.DecodeTime.TotalSeconds;

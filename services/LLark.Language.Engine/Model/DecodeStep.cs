@@ -1,0 +1,257 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>
+/// One decode step (batch 1, one token, float32 on the CPU) in managed code, straight over the model's own
+/// weight tensors and the KV cache's memory.
+/// </summary>
+/// <remarks>
+/// Decoding a small model through libtorch cost more in per-op overhead than in arithmetic: a stories15M-shaped
+/// step made about 40 tensor calls per layer, and 58% of the main thread's time went outside the matrix products.
+/// Here a step is its matrix-vector products on <see cref="SpinWorkers"/> (five hand-offs per layer) and a few
+/// short serial loops; residual adds and SwiGLU are fused into the products that produce their inputs. The
+/// arithmetic is the libtorch path's in float32, in another summation order: RMSNorm as x * rsqrt(mean(x²) + eps)
+/// * w, RoPE from the same cos and signed-sine tables, softmax(q·k / sqrt(d)) · v per query head (head h reads kv
+/// head h / group), silu(gate) * up.
+/// </remarks>
+internal sealed unsafe class DecodeStep
+{
+    /// <summary>Products with fewer weight elements run on the calling thread: waking a core costs more.</summary>
+    private const long MinParallelElements = 1 << 14;
+
+    private readonly int dim, ffn, heads, kvHeads, headDim, vocab;
+    private readonly float eps;
+    private readonly Layer[] layers;
+    private readonly float* embed, finalNorm, head, cos, signedSin;
+
+    private readonly struct Layer(float* attnNorm, float* qkv, float* o, float* mlpNorm, float* gateUp, float* down)
+    {
+        public readonly float* AttnNorm = attnNorm, Qkv = qkv, O = o, MlpNorm = mlpNorm, GateUp = gateUp, Down = down;
+    }
+
+    [ThreadStatic] private static float[]? scratch;
+
+    private DecodeStep(LlamaConfig config, Layer[] layers, float* embed, float* finalNorm, float* head, float* cos, float* signedSin)
+    {
+        dim = config.HiddenSize;
+        ffn = config.IntermediateSize;
+        heads = config.NumAttentionHeads;
+        kvHeads = config.KeyValueHeads;
+        headDim = config.HeadDim;
+        vocab = config.VocabSize;
+        eps = (float)config.RmsNormEps;
+        this.layers = layers;
+        this.embed = embed;
+        this.finalNorm = finalNorm;
+        this.head = head;
+        this.cos = cos;
+        this.signedSin = signedSin;
+    }
+
+    /// <summary>The step for a float32 CPU model whose tensors are all contiguous; null otherwise.</summary>
+    public static DecodeStep? TryCreate(LlamaConfig config, LlamaModel model, Tensor headWeight, RotaryEmbedding rope)
+    {
+        var all = new List<Tensor> { model.EmbedTokens.Weight, model.Norm.Weight, headWeight, rope.CosTable, rope.SignedSinTable };
+        foreach (LlamaDecoderLayer b in model.Blocks)
+        {
+            all.AddRange([b.InputNorm.Weight, b.Attention.QkvWeight, b.Attention.OutWeight, b.PostAttentionNorm.Weight,
+                b.Mlp.GateUpWeight, b.Mlp.DownWeight]);
+        }
+        if (all.Any(t => t.dtype != ScalarType.Float32 || t.device_type != DeviceType.CPU || !t.is_contiguous()))
+            return null;
+        static float* P(Tensor t) => (float*)NativeTensor.DataPointer(t);
+        Layer[] layers = model.Blocks.Select(b => new Layer(P(b.InputNorm.Weight), P(b.Attention.QkvWeight), P(b.Attention.OutWeight),
+            P(b.PostAttentionNorm.Weight), P(b.Mlp.GateUpWeight), P(b.Mlp.DownWeight))).ToArray();
+        return new DecodeStep(config, layers, P(model.EmbedTokens.Weight), P(model.Norm.Weight), P(headWeight),
+            P(rope.CosTable), P(rope.SignedSinTable));
+    }
+
+    /// <summary>Address of token <paramref name="id"/>'s embedding row.</summary>
+    public float* Embedding(int id) => embed + (long)id * dim;
+
+    /// <summary>
+    /// Runs the embedding row <paramref name="x0"/> [hidden] at the cache's next position, appends its keys and
+    /// values, advances the cache and writes float32 logits [vocab].
+    /// </summary>
+    public void Run(float* x0, KvCache cache, float* logits)
+    {
+        if (cache.BatchSize != 1) throw new ArgumentException("the decode step runs one sequence");
+        cache.EnsureRoom(1);
+        (Tensor k0, _) = cache.Layer(0);
+        if (k0.dtype != ScalarType.Float32 || k0.device_type != DeviceType.CPU || k0.shape[1] != kvHeads || k0.shape[3] != headDim)
+            throw new ArgumentException("the cache does not belong to this model");
+
+        int pos = cache.Length, capacity = cache.Capacity;
+        int qDim = heads * headDim, kvDim = kvHeads * headDim;
+        int xAt = 0, xbAt = Align(xAt + dim), qkvAt = Align(xbAt + dim), attnAt = Align(qkvAt + qDim + 2 * kvDim);
+        int hbAt = Align(attnAt + qDim), scoresAt = Align(hbAt + ffn), total = Align(scoresAt + heads * (pos + 1));
+        if (scratch is null || scratch.Length < total) scratch = GC.AllocateUninitializedArray<float>(Math.Max(total, 2 * (scratch?.Length ?? 0)), pinned: true);
+        float* s = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(scratch));
+        float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
+
+        new Span<float>(x0, dim).CopyTo(new Span<float>(x, dim));
+        float* cosRow = cos + (long)pos * headDim, sinRow = signedSin + (long)pos * headDim;
+        for (int l = 0; l < layers.Length; l++)
+        {
+            Layer w = layers[l];
+            RmsNorm(x, w.AttnNorm, xb, dim, eps);
+            MatVec(w.Qkv, xb, qkv, qDim + 2 * kvDim, dim, accumulate: false);
+            for (int h = 0; h < heads + kvHeads; h++) Rope(qkv + h * headDim, cosRow, sinRow, headDim);
+
+            (Tensor keys, Tensor values) = cache.Layer(l);
+            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
+            for (int j = 0; j < kvHeads; j++)
+            {
+                long at = ((long)j * capacity + pos) * headDim;
+                new Span<float>(qkv + qDim + j * headDim, headDim).CopyTo(new Span<float>(kc + at, headDim));
+                new Span<float>(qkv + qDim + kvDim + j * headDim, headDim).CopyTo(new Span<float>(vc + at, headDim));
+            }
+            Attention(qkv, kc, vc, attn, scores, pos, capacity);
+
+            MatVec(w.O, attn, x, dim, qDim, accumulate: true);
+            RmsNorm(x, w.MlpNorm, xb, dim, eps);
+            SwiGlu(w.GateUp, xb, hb, ffn, dim);
+            MatVec(w.Down, hb, x, dim, ffn, accumulate: true);
+        }
+        RmsNorm(x, finalNorm, xb, dim, eps);
+        MatVec(head, xb, logits, vocab, dim, accumulate: false);
+        cache.Advance(1);
+    }
+
+    private static int Align(int n) => (n + 15) & ~15;
+
+    /// <summary>y[r] (+)= w[r, :] · x for r in [0, n); w is [n, k].</summary>
+    private static void MatVec(float* w, float* x, float* y, int n, int k, bool accumulate)
+    {
+        if ((long)n * k < MinParallelElements)
+        {
+            MatVecRows(w, x, y, k, 0, n, accumulate);
+            return;
+        }
+        SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int start, int end) = Split(n, part, parts);
+            MatVecRows(w, x, y, k, start, end, accumulate);
+        });
+    }
+
+    private static void MatVecRows(float* w, float* x, float* y, int k, int start, int end, bool accumulate)
+    {
+        for (int r = start; r < end; r++)
+        {
+            float d = SkinnyMatMul.Dot(w + (long)r * k, x, k);
+            y[r] = accumulate ? y[r] + d : d;
+        }
+    }
+
+    /// <summary>hb[r] = silu(gate[r] · x) * (up[r] · x); gateUp is [2n, k], gate rows first.</summary>
+    private static void SwiGlu(float* gateUp, float* x, float* hb, int n, int k)
+    {
+        void Rows(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                float g = SkinnyMatMul.Dot(gateUp + (long)r * k, x, k);
+                float u = SkinnyMatMul.Dot(gateUp + (long)(n + r) * k, x, k);
+                hb[r] = g / (1f + MathF.Exp(-g)) * u;
+            }
+        }
+        if (2L * n * k < MinParallelElements) Rows(0, n);
+        else SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int start, int end) = Split(n, part, parts);
+            Rows(start, end);
+        });
+    }
+
+    private void Attention(float* qkv, float* keys, float* values, float* attn, float* scores, int pos, int capacity)
+    {
+        int d = headDim, group = heads / kvHeads, steps = pos + 1;
+        float scale = (float)(1.0 / Math.Sqrt(d));
+        void Heads(int first, int last)
+        {
+            for (int h = first; h < last; h++)
+            {
+                float* q = qkv + h * d, sc = scores + h * steps, o = attn + h * d;
+                float* kh = keys + (long)(h / group) * capacity * d, vh = values + (long)(h / group) * capacity * d;
+                float max = float.NegativeInfinity;
+                for (int t = 0; t < steps; t++)
+                {
+                    float v = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
+                    sc[t] = v;
+                    if (v > max) max = v;
+                }
+                float sum = 0;
+                for (int t = 0; t < steps; t++)
+                {
+                    float e = MathF.Exp(sc[t] - max);
+                    sc[t] = e;
+                    sum += e;
+                }
+                new Span<float>(o, d).Clear();
+                for (int t = 0; t < steps; t++) Axpy(sc[t], vh + (long)t * d, o, d);
+                Scale(o, 1f / sum, d);
+            }
+        }
+        if ((long)heads * steps * d * 2 < MinParallelElements) Heads(0, heads);
+        else SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int start, int end) = Split(heads, part, parts);
+            Heads(start, end);
+        });
+    }
+
+    private static (int Start, int End) Split(int n, int part, int parts)
+    {
+        int chunk = (n + parts - 1) / parts, start = Math.Min(n, part * chunk);
+        return (start, Math.Min(n, start + chunk));
+    }
+
+    /// <summary>out = x * rsqrt(mean(x²) + eps) * w.</summary>
+    private static void RmsNorm(float* x, float* w, float* output, int n, float eps)
+    {
+        float ss = SkinnyMatMul.Dot(x, x, n);
+        float inv = 1f / MathF.Sqrt(ss / n + eps);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + 16 <= n; i += 16)
+                (Vector512.Load(x + i) * inv * Vector512.Load(w + i)).Store(output + i);
+        }
+        for (; i < n; i++) output[i] = x[i] * inv * w[i];
+    }
+
+    /// <summary>Hugging Face rotate_half RoPE in place: v * cos + roll(v, d/2) * signedSin.</summary>
+    private static void Rope(float* v, float* cosRow, float* sinRow, int d)
+    {
+        int half = d / 2;
+        for (int i = 0; i < half; i++)
+        {
+            float a = v[i], b = v[i + half];
+            v[i] = a * cosRow[i] + b * sinRow[i];
+            v[i + half] = b * cosRow[i + half] + a * sinRow[i + half];
+        }
+    }
+
+    private static void Axpy(float a, float* x, float* y, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var av = Vector512.Create(a);
+            for (; i + 16 <= n; i += 16)
+                Vector512.FusedMultiplyAdd(av, Vector512.Load(x + i), Vector512.Load(y + i)).Store(y + i);
+        }
+        for (; i < n; i++) y[i] += a * x[i];
+    }
+
+    private static void Scale(float* y, float a, int n)
+    {
+        for (int i = 0; i < n; i++) y[i] *= a;
+    }
+}
