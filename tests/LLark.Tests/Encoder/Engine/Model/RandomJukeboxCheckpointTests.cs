@@ -9,7 +9,7 @@ namespace LLark.Tests.Encoder.Engine.Model;
 public sealed class RandomJukeboxCheckpointTests
 {
     [Fact]
-    public void Mid_shape_is_the_5b_structure_at_width_1024_with_12_blocks()
+    public void MidShapeIsThe5bStructureAtWidth1024With12Blocks()
     {
         JukeboxEncoderConfig mid = RandomJukeboxCheckpoint.Shape("mid");
         mid.Validate();
@@ -19,7 +19,7 @@ public sealed class RandomJukeboxCheckpointTests
     }
 
     [Fact]
-    public void Written_folder_loads_with_real_names_and_dtypes_and_embeds()
+    public void WrittenFolderLoadsWithRealNamesAndDTypesAndEmbeds()
     {
         JukeboxEncoderConfig config = JukeboxTiny.Config(layers: 3);
         using var dir = new TempDirectory();
