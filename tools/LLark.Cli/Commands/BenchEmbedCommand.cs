@@ -25,10 +25,41 @@ internal static class BenchEmbedCommand
         var repeat = new Option<int>("--repeat") { Description = "timed runs after one warm-up; the median is reported", DefaultValueFactory = _ => 3 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("embed", "Measure Jukebox embedding speed and memory") { encoder, layers, path, dtype, clip, seconds, repeat, threads, json };
-        command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(encoder)!, parse.GetValue(layers), parse.GetValue(path)!, parse.GetValue(dtype)!,
-            parse.GetValue(clip), parse.GetValue(seconds), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(json))));
+        var shape = new Option<string?>("--shape")
+        {
+            Description = "instead of --encoder: a random-weight encoder of this shape (mid: the 5b VQ-VAE, prior width 1024, 8 heads, 12 blocks, n_ctx 8192)",
+        };
+        var write = new Option<string?>("--write") { Description = "with --shape: keep its checkpoint folder here (convert-jukebox layout; default: a temporary folder, deleted)" };
+        var command = new Command("embed", "Measure Jukebox embedding speed and memory") { encoder, layers, path, dtype, clip, seconds, repeat, threads, json, shape, write };
+        command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(encoder), parse.GetValue(shape), parse.GetValue(write), parse.GetValue(layers),
+            parse.GetValue(path)!, parse.GetValue(dtype)!, parse.GetValue(clip), parse.GetValue(seconds), parse.GetValue(repeat), parse.GetValue(threads),
+            parse.GetValue(json))));
         return command;
+    }
+
+    private static int Run(string? folder, string? shape, string? write, int? layers, string pathName, string dtype, string? clip, double? seconds,
+        int repeat, int? threads, bool json)
+    {
+        if ((folder is null) == (shape is null))
+            throw new UsageException("give either --encoder PATH or --shape NAME");
+        if (write is not null && shape is null)
+            throw new UsageException("--write goes with --shape");
+        if (shape is null)
+            return Run(folder!, layers, pathName, dtype, clip, seconds, repeat, threads, json);
+        JukeboxEncoderConfig config = RandomJukeboxCheckpoint.Shape(shape);
+        string target = write ?? Path.Combine(Path.GetTempPath(), $"llark-bench-{shape}-{Environment.ProcessId}");
+        try
+        {
+            long bytes = RandomJukeboxCheckpoint.Write(config, target);
+            if (!json)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"random {shape} checkpoint  {target} ({bytes / 1048576.0:F1} MiB of weights)"));
+            return Run(target, layers, pathName, dtype, clip, seconds, repeat, threads, json);
+        }
+        finally
+        {
+            if (write is null && Directory.Exists(target))
+                Directory.Delete(target, recursive: true);
+        }
     }
 
     private static int Run(string folder, int? layers, string pathName, string dtype, string? clip, double? seconds, int repeat, int? threads, bool json)
@@ -94,13 +125,14 @@ internal static class BenchEmbedCommand
                     bf16_peak_activation_bytes = real16.PeakActivationBytes,
                 },
                 runs = repeat,
+                run_seconds = times,
             }));
             return ExitCodes.Ok;
         }
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(inv, $"encoder          {folder} (width {config.Prior.Width}, {config.Layers} blocks, n_ctx {config.Prior.NCtx}, {dtype}, {torch.get_num_threads()} threads)"));
         Console.WriteLine(string.Create(inv, $"clip             {audioSeconds:F2} s of audio, {path} path"));
-        Console.WriteLine(string.Create(inv, $"speed            {median:F3} s per clip, {audioSeconds / median:F2} s of audio per second (median of {repeat})"));
+        Console.WriteLine(string.Create(inv, $"speed            {median:F3} s per clip, {audioSeconds / median:F2} s of audio per second (median of {repeat}: {string.Join(", ", times.Select(t => t.ToString("F3", inv)))})"));
         Console.WriteLine(string.Create(inv, $"peak memory      {peak / 1048576.0:F0} MiB resident; planned: weights {model.WeightBytes / 1048576.0:F1} MiB, activations {model.PeakActivationBytes / 1048576.0:F1} MiB"));
         Console.WriteLine(string.Create(inv, $"real 5b encoder  fp32: weights {real32.WeightBytes / 1e9:F2} GB, peak activations {real32.PeakActivationBytes / 1e9:F2} GB; " +
             $"bf16: weights {real16.WeightBytes / 1e9:F2} GB, peak activations {real16.PeakActivationBytes / 1e9:F2} GB (36 blocks, 8192 codes)"));
