@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
@@ -29,18 +27,12 @@ public sealed class SystemFixture : IAsyncLifetime, IDisposable
     internal const string LimitedKey = "e2e-limited-0123456789";
     private readonly TempDirectory cache = new();
 
-    internal int EncoderPort { get; } = FreePort();
+    internal int EncoderPort { get; } = LoopbackHost.FreePort();
     internal LoopbackHost Encoder { get; set; } = null!;
     internal LoopbackHost Language { get; private set; } = null!;
     internal LoopbackHost Gateway { get; private set; } = null!;
     internal string CacheDirectory => cache.Path;
 
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     internal Task<LoopbackHost> StartEncoder() => EncoderHarness.StartAsync(cache.Path, new Dictionary<string, string?>
     {

@@ -68,12 +68,6 @@ internal sealed class FlakyLanguage : LanguageService.LanguageServiceBase
 /// <summary>Gateways of their own: backends that go down and come back, several pods behind one name, retries, TLS, bad settings.</summary>
 public sealed class GatewayResilienceTests
 {
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static readonly Uri Nowhere = new("http://127.0.0.1:1");
 
@@ -91,7 +85,7 @@ public sealed class GatewayResilienceTests
     [Fact]
     public async Task ABackendThatIsDownIsUnavailableThroughTheGatewayUntilItReturns()
     {
-        int port = FreePort();
+        int port = LoopbackHost.FreePort();
         var encoder = new StoredEmbeddingsEncoder();
         Store(encoder, "clip", 4);
         LoopbackHost encoderHost = (await StoredEmbeddingsEncoder.StartAsync(port, encoder: encoder)).Host;
@@ -134,7 +128,7 @@ public sealed class GatewayResilienceTests
     [Fact]
     public async Task AHeadlessNameBecomesOneDestinationPerPodAndADeadPodIsRoutedAround()
     {
-        int port = FreePort();
+        int port = LoopbackHost.FreePort();
         var (first, a) = await StoredEmbeddingsEncoder.StartAsync(port, "127.0.0.1");
         var (second, b) = await StoredEmbeddingsEncoder.StartAsync(port, "127.0.0.2");
         await using var secondHost = second;
@@ -162,7 +156,7 @@ public sealed class GatewayResilienceTests
         var (host, flaky) = await FlakyLanguage.StartAsync();
         await using (host)
         {
-            int port = FreePort();
+            int port = LoopbackHost.FreePort();
             await using LoopbackHost gateway = await LoopbackHost.StartAsync(Build(Destinations(host.GrpcAddress, new Uri($"http://127.0.0.1:{port}"))));
             var client = new LanguageService.LanguageServiceClient(gateway.Channel);
 

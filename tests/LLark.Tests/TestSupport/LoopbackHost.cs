@@ -26,6 +26,14 @@ internal sealed class LoopbackHost : IAsyncDisposable
 
     public GrpcChannel Channel { get; }
 
+    /// <summary>A loopback port that was free a moment ago, for a host a test stops and starts again on the same address.</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>Loopback, free ports, plus <paramref name="settings"/>.</summary>
     public static Action<WebApplicationBuilder> Settings(IDictionary<string, string?> settings) => builder =>
     {

@@ -31,7 +31,7 @@ internal sealed class RedisServer : IDisposable
     {
         string executable = Candidates.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("redis-server is not installed: run tools/setup.sh (it installs Debian's redis-server)");
-        int port = FreePort();
+        int port = TestSupport.LoopbackHost.FreePort();
         string folder = Directory.CreateTempSubdirectory("llark-redis-").FullName;
         var start = new ProcessStartInfo(executable)
         {
@@ -64,12 +64,6 @@ internal sealed class RedisServer : IDisposable
         throw new InvalidOperationException($"redis-server did not start on port {port}");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public void Dispose()
     {

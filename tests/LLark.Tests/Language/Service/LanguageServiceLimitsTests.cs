@@ -22,12 +22,6 @@ public sealed class LanguageServiceLimitsTests
         return request;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     [Fact]
     public async Task PastTheQueueLimitCallsGetResourceExhaustedWithARetryHint()
@@ -58,7 +52,7 @@ public sealed class LanguageServiceLimitsTests
     [Fact]
     public async Task AnEncoderThatIsDownGivesUnavailableAndServingResumesWhenItReturns()
     {
-        int encoderPort = FreePort();
+        int encoderPort = LoopbackHost.FreePort();
         await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
         {
             ["LLark:Language:ModelPath"] = TinyLLark.Directory,
