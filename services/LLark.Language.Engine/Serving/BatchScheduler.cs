@@ -127,12 +127,16 @@ public sealed class BatchScheduler : IDisposable
 
                 int n = active.Count;
                 long started = Stopwatch.GetTimestamp();
-                using (var scope = NewDisposeScope())
+                if (logits.Length < n * vocab) logits = new float[n * vocab];
                 using (n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
                 {
-                    Tensor step = model.DecodeBatch([.. active.Select(j => j.Sequence.LastToken)], cache);
-                    if (logits.Length < n * vocab) logits = new float[n * vocab];
-                    NativeTensor.CopyTo(step, logits.AsSpan(0, n * vocab));
+                    // One sequence: the managed decode step over slot 0, as a single-stream generation runs.
+                    if (n == 1) model.DecodeToken(active[0].Sequence.LastToken, cache.Slot(0), logits.AsSpan(0, vocab));
+                    else
+                    {
+                        using var scope = NewDisposeScope();
+                        NativeTensor.CopyTo(model.DecodeBatch([.. active.Select(j => j.Sequence.LastToken)], cache), logits.AsSpan(0, n * vocab));
+                    }
                 }
                 averageStepSeconds = 0.9 * averageStepSeconds + 0.1 * Stopwatch.GetElapsedTime(started).TotalSeconds;
                 for (int i = 0; i < n; i++)
