@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,12 @@ internal sealed unsafe class DecodeStep
 {
     /// <summary>Products with fewer weight elements run on the calling thread: waking a core costs more.</summary>
     private const long MinParallelElements = 1 << 14;
+
+    /// <summary>
+    /// How far ahead of the row being multiplied the products prefetch, in floats (8 KB). The hardware
+    /// prefetcher alone left the stories15M-shaped matrices (1 KB rows) at about 17 GB/s of the 22 two cores reach.
+    /// </summary>
+    private const int PrefetchAhead = 2048;
 
     private readonly int dim, ffn, heads, kvHeads, headDim, vocab;
     private readonly float eps;
@@ -142,9 +149,12 @@ internal sealed unsafe class DecodeStep
 
     private static void MatVecRows(float* w, float* x, float* y, int k, int start, int end, bool accumulate)
     {
+        float* limit = w + (long)end * k;
         for (int r = start; r < end; r++)
         {
-            float d = SkinnyMatMul.Dot(w + (long)r * k, x, k);
+            float* row = w + (long)r * k;
+            Prefetch(row + PrefetchAhead, k, limit);
+            float d = SkinnyMatMul.Dot(row, x, k);
             y[r] = accumulate ? y[r] + d : d;
         }
     }
@@ -154,10 +164,14 @@ internal sealed unsafe class DecodeStep
     {
         void Rows(int start, int end)
         {
+            float* gateLimit = gateUp + (long)end * k, upLimit = gateUp + (long)(n + end) * k;
             for (int r = start; r < end; r++)
             {
-                float g = SkinnyMatMul.Dot(gateUp + (long)r * k, x, k);
-                float u = SkinnyMatMul.Dot(gateUp + (long)(n + r) * k, x, k);
+                float* gate = gateUp + (long)r * k, up = gateUp + (long)(n + r) * k;
+                Prefetch(gate + PrefetchAhead, k, gateLimit);
+                Prefetch(up + PrefetchAhead, k, upLimit);
+                float g = SkinnyMatMul.Dot(gate, x, k);
+                float u = SkinnyMatMul.Dot(up, x, k);
                 hb[r] = g / (1f + MathF.Exp(-g)) * u;
             }
         }
@@ -204,6 +218,15 @@ internal sealed unsafe class DecodeStep
             (int start, int end) = Split(heads, part, parts);
             Heads(start, end);
         });
+    }
+
+    /// <summary>Prefetches the cache lines of [p, p + count) that lie below <paramref name="limit"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(float* p, int count, float* limit)
+    {
+        if (!Sse.IsSupported) return;
+        float* end = p + count < limit ? p + count : limit;
+        for (; p < end; p += 16) Sse.Prefetch0(p);
     }
 
     private static (int Start, int End) Split(int n, int part, int parts)

@@ -14,6 +14,8 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     private readonly RotaryEmbedding rope;
     private readonly Lazy<DecodeStep?> decodeStep;
 
+    static LlamaForCausalLM() => HugePages.Request();
+
     public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
         : base("LlamaForCausalLM")
     {
