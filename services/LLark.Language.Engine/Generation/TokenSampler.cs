@@ -40,6 +40,7 @@ public sealed class TokenSampler
     private int SampleFiltered(Span<float> l)
     {
         int n = l.Length;
+        if (options.TopK == 0 && options.TopP >= 1f) return SampleAll(l);
         if (order.Length != n) order = new int[n];
         float inv = 1f / options.Temperature;
         for (int i = 0; i < n; i++) { order[i] = i; l[i] *= inv; }
@@ -73,6 +74,30 @@ public sealed class TokenSampler
             if (r < 0) return order[i];
         }
         return order[keep - 1];
+    }
+
+    /// <summary>
+    /// Plain temperature sampling: no candidate is cut, so the row is walked in id order instead of being sorted (the
+    /// sort of a 32k row cost milliseconds a token). Deterministic for a seed, like the filtered path.
+    /// </summary>
+    private int SampleAll(Span<float> l)
+    {
+        float inv = 1f / options.Temperature;
+        float max = l[ArgMax(l)];
+        double total = 0;
+        for (int i = 0; i < l.Length; i++)
+        {
+            double p = Math.Exp((l[i] - max) * inv);
+            l[i] = (float)p;
+            total += p;
+        }
+        double r = random.NextDouble() * total;
+        for (int i = 0; i < l.Length; i++)
+        {
+            r -= l[i];
+            if (r < 0) return i;
+        }
+        return ArgMax(l);
     }
 
     public static int ArgMax(ReadOnlySpan<float> l)
