@@ -81,6 +81,12 @@ public sealed class BatchScheduler : IDisposable
     public int ActiveSequences { get; private set; }
 
     /// <summary>
+    /// Test hook: a pause after every decode step, so a test can hold a request "running" for as long as it needs
+    /// whatever the model's speed. Zero (default) in service.
+    /// </summary>
+    internal TimeSpan StepPause { get; set; }
+
+    /// <summary>
     /// Queues a generation and returns its updates as they are made. Takes ownership of
     /// <paramref name="promptEmbeds"/> [1, T, hidden]. Throws at once (before any update) for bad settings, a prompt
     /// too long for the context, or a full queue. Cancelling <paramref name="cancellationToken"/> ends the sequence
@@ -145,6 +151,7 @@ public sealed class BatchScheduler : IDisposable
                     Publish(job, job.Sequence.Accept(logits.AsSpan(i * vocab, vocab), cache.Slot(i).Length < ContextLength, job.Cancellation));
                 }
                 Compact();
+                if (StepPause > TimeSpan.Zero) Thread.Sleep(StepPause);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {

@@ -140,12 +140,15 @@ public sealed class SystemTests(SystemFixture system) : IClassFixture<SystemFixt
         EmbedResponse embedded = await Encoder.EmbedAsync(new EmbedRequest { Audio = Clip(3) }, Key);
         GenerateRequest request = Ask("Describe this clip at length.", maxNew: 300);
         request.EmbeddingId = embedded.EmbeddingId;
+        var scheduler = system.Language.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler;
+        scheduler.StepPause = TimeSpan.FromMilliseconds(5);
         using var cts = new CancellationTokenSource();
         using var call = Language.Generate(request, Key, cancellationToken: cts.Token);
         for (int i = 0; i < 3; i++) Assert.True(await call.ResponseStream.MoveNext(cts.Token));
-        var scheduler = system.Language.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler;
+        Assert.Equal(1, scheduler.ActiveSequences);
         cts.Cancel();
         for (int i = 0; i < 300 && scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
+        scheduler.StepPause = TimeSpan.Zero;
         Assert.Equal(0, scheduler.ActiveSequences);
     }
 

@@ -33,6 +33,7 @@ public sealed class LanguageServiceLimitsTests
             ["LLark:Language:MaxQueuedRequests"] = "1",
         })));
         await LanguageServiceTests.WaitServing(host);
+        host.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler.StepPause = TimeSpan.FromMilliseconds(5);
         var client = new LanguageService.LanguageServiceClient(host.Channel);
         using var cts = new CancellationTokenSource();
         using var running = client.Generate(Request(2000, LanguageServiceTests.Frames(3)), cancellationToken: cts.Token);

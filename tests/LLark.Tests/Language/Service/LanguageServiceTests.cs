@@ -203,24 +203,28 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
     [Fact]
     public async Task CancellingMidStreamStopsTheServerWithinAStep()
     {
+        ModelHost host = fixture.Host.App.Services.GetRequiredService<ModelHost>();
+        host.Ready().Scheduler.StepPause = TimeSpan.FromMilliseconds(5);
         using var cts = new CancellationTokenSource();
         using var call = fixture.Client.Generate(Request(Frames(5), maxNew: 2000), cancellationToken: cts.Token);
         for (int i = 0; i < 3; i++) Assert.True(await call.ResponseStream.MoveNext(cts.Token));
-        ModelHost host = fixture.Host.App.Services.GetRequiredService<ModelHost>();
         Assert.True(host.Ready().Scheduler.ActiveSequences >= 1);
         cts.Cancel();
         for (int i = 0; i < 200 && host.Ready().Scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
+        host.Ready().Scheduler.StepPause = TimeSpan.Zero;
         Assert.Equal(0, host.Ready().Scheduler.ActiveSequences);
     }
 
     [Fact]
     public async Task ADeadlineEndsAGenerationWithDeadlineExceeded()
     {
+        fixture.Host.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler.StepPause = TimeSpan.FromMilliseconds(5);
         using var call = fixture.Client.Generate(Request(Frames(5), maxNew: 2000), deadline: DateTime.UtcNow.AddMilliseconds(400));
         var e = await Assert.ThrowsAsync<RpcException>(async () => { while (await call.ResponseStream.MoveNext()) { } });
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         ModelHost host = fixture.Host.App.Services.GetRequiredService<ModelHost>();
         for (int i = 0; i < 200 && host.Ready().Scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
+        host.Ready().Scheduler.StepPause = TimeSpan.Zero;
         Assert.Equal(0, host.Ready().Scheduler.ActiveSequences);
     }
 

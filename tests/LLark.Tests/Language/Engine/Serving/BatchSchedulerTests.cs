@@ -57,7 +57,7 @@ public sealed class BatchSchedulerTests : IDisposable
     [Fact]
     public async Task ANewRequestJoinsTheRunningBatchAndFinishesFirst()
     {
-        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 2 });
+        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 2 }) { StepPause = TimeSpan.FromMilliseconds(2) };
         int[] ids = LlamaReference.Ints(golden.Prompt("story").GetProperty("ids"));
         var longOne = Submit(scheduler, ids, 200).GetAsyncEnumerator();
         for (int i = 0; i < 5; i++) Assert.True(await longOne.MoveNextAsync());
@@ -81,22 +81,53 @@ public sealed class BatchSchedulerTests : IDisposable
         using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 1 });
         int[] ids = LlamaReference.Ints(golden.Prompt("short").GetProperty("ids"));
         using var cts = new CancellationTokenSource();
-        var first = Submit(scheduler, ids, 250, cts.Token).GetAsyncEnumerator();
+        using var secondQueued = new ManualResetEventSlim();
+        int queueDepthWhileRunning = -1;
+        // The worker calls the decoder on every token: it waits at token 3 until the second request is queued, notes
+        // the queue, and cancels at token 5, so the timing does not depend on how fast the model is.
+        var decoder = new StepHook(tokenIndex =>
+        {
+            if (tokenIndex == 3)
+            {
+                secondQueued.Wait(TimeSpan.FromSeconds(30));
+                queueDepthWhileRunning = scheduler.QueueDepth;
+            }
+            if (tokenIndex == 5) cts.Cancel();
+        });
+        var first = scheduler.Submit(Embed(ids), ids, decoder, new GenerationOptions { MaxNewTokens = 250, StopOnEos = false }, cts.Token)
+            .GetAsyncEnumerator();
         Assert.True(await first.MoveNextAsync());
         Task<List<GenerationUpdate>> second = Collect(Submit(scheduler, ids, 3));
-        await Task.Delay(50);
-        Assert.False(second.IsCompleted);
-        Assert.Equal(1, scheduler.QueueDepth);
-        cts.Cancel();
+        secondQueued.Set();
         List<GenerationUpdate> done = await second.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(3, done[^1].Result!.TokenIds.Count);
+        Assert.Equal(1, queueDepthWhileRunning);
+        // The first stream ends by cancellation: its reader sees it, and it stopped within one step of the cancel.
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => { while (await first.MoveNextAsync()) { } });
+        Assert.InRange(decoder.Tokens, 5, 6);
+    }
+
+    private sealed class StepHook(Action<int> onToken) : ITokenTextDecoder
+    {
+        public int Tokens { get; private set; }
+
+        public string Push(int tokenId)
+        {
+            Tokens++;
+            onToken(Tokens);
+            return "";
+        }
+
+        public string Flush() => "";
     }
 
     [Fact]
     public async Task AFullQueueIsRefusedWithARetryHintAndServingGoesOn()
     {
-        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 1, MaxQueuedRequests = 2 });
+        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 1, MaxQueuedRequests = 2 })
+        {
+            StepPause = TimeSpan.FromMilliseconds(5),
+        };
         int[] ids = LlamaReference.Ints(golden.Prompt("short").GetProperty("ids"));
         using var cts = new CancellationTokenSource();
         var running = Submit(scheduler, ids, 250, cts.Token).GetAsyncEnumerator();
