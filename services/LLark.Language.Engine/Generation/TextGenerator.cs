@@ -14,6 +14,18 @@ public interface ITokenTextDecoder
     string Flush();
 }
 
+/// <summary>Produces no text: for runs that only want token ids (benchmarks, raw-id prompts without a tokenizer).</summary>
+public sealed class NullTextDecoder : ITokenTextDecoder
+{
+    public static readonly NullTextDecoder Instance = new();
+
+    private NullTextDecoder() { }
+
+    public string Push(int tokenId) => "";
+
+    public string Flush() => "";
+}
+
 /// <summary>
 /// Single-sequence generation: prefill the prompt, then decode token by token with a KV cache, streaming
 /// text as it becomes final. Runs on the caller's thread; the caller owns scheduling.

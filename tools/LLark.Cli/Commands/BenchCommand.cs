@@ -182,11 +182,4 @@ internal static class BenchCommand
         }
         return -1;
     }
-
-    private sealed class NullTextDecoder : ITokenTextDecoder
-    {
-        public static readonly NullTextDecoder Instance = new();
-        public string Push(int tokenId) => "";
-        public string Flush() => "";
-    }
 }

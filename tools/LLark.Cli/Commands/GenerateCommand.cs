@@ -67,7 +67,7 @@ internal static class GenerateCommand
             : null;
         int[] promptIds = request.Prompt is not null ? tokens!.Encode(request.Prompt, addBos: true) : ParseIds(request.Ids!);
 
-        ITokenTextDecoder text = tokens is not null ? tokens.CreateDetokenizer(atStartOfText: false) : NoText.Instance;
+        ITokenTextDecoder text = tokens is not null ? tokens.CreateDetokenizer(atStartOfText: false) : NullTextDecoder.Instance;
         GenerationResult? result = null;
         using var stdout = Console.OpenStandardOutput();
         foreach (GenerationUpdate update in new TextGenerator(llama).Generate(promptIds, text, request.Options, ct))
@@ -102,12 +102,5 @@ internal static class GenerateCommand
         if (parts.Length == 0) throw new UsageException("--ids holds no ids");
         return [.. parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int id) ? id
             : throw new UsageException($"--ids: '{p}' is not a token id"))];
-    }
-
-    private sealed class NoText : ITokenTextDecoder
-    {
-        public static readonly NoText Instance = new();
-        public string Push(int tokenId) => "";
-        public string Flush() => "";
     }
 }

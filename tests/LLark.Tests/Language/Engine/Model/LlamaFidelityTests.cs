@@ -184,7 +184,7 @@ public sealed class LlamaFidelityTests
     private static GenerationResult Run(TextGenerator generator, int[] prompt, int tokens)
     {
         var options = new GenerationOptions { MaxNewTokens = tokens, StopOnEos = false };
-        return generator.Generate(prompt, NoText.Instance, options).Last().Result!;
+        return generator.Generate(prompt, NullTextDecoder.Instance, options).Last().Result!;
     }
 
     private static void AssertSameUntilAmbiguous(int[] expected, float[] gaps, IReadOnlyList<int> actual, string what)
@@ -208,12 +208,5 @@ public sealed class LlamaFidelityTests
             if (!(d <= worst)) { worst = d; at = i; }
         }
         Assert.True(worst <= Tolerance, $"{what}: max |diff| {worst} at {at} (expected {expected[at]}, got {actual[at]})");
-    }
-
-    internal sealed class NoText : ITokenTextDecoder
-    {
-        public static readonly NoText Instance = new();
-        public string Push(int tokenId) => "";
-        public string Flush() => "";
     }
 }
