@@ -47,10 +47,7 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
         catch (Exception e)
         {
             Log.ModelLoadFailed(logger, e, o.ModelPath);
-            Environment.ExitCode = 3;
-            // Stopping while the host is still starting would cancel Kestrel's bind and end the process with that
-            // exception instead of exit code 3; so stop once started (at once, if it already has).
-            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
+            lifetime.StopOnceStarted(exitCode: 3);
         }
     }, stoppingToken);
 

@@ -50,9 +50,7 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
         catch (Exception e)
         {
             Log.ModelLoadFailed(logger, e, o.ModelPath);
-            Environment.ExitCode = 3;
-            // Stopping while the host is still starting would fail its start instead: wait for it (at once if started).
-            lifetime.ApplicationStarted.Register(lifetime.StopApplication);
+            lifetime.StopOnceStarted(exitCode: 3);
         }
     }, stoppingToken);
 

@@ -2,6 +2,7 @@ using Grpc.Net.Client;
 using LLark.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LLark.Tests.TestSupport;
 
@@ -51,6 +52,14 @@ internal sealed class LoopbackHost : IAsyncDisposable
     {
         await app.StartAsync().ConfigureAwait(false);
         return new LoopbackHost(app);
+    }
+
+    /// <summary>Waits until the host begins to stop by itself (it gives up after 30 s).</summary>
+    public Task Stopping()
+    {
+        var stopped = new TaskCompletionSource();
+        App.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping.Register(() => stopped.TrySetResult());
+        return stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     public async ValueTask DisposeAsync()

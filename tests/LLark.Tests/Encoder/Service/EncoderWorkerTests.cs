@@ -121,9 +121,7 @@ public sealed class EncoderWorkerTests : IDisposable
         })));
         try
         {
-            var stopped = new TaskCompletionSource();
-            host.App.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => stopped.TrySetResult());
-            await stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            await host.Stopping();
             Assert.Equal(3, Environment.ExitCode);
             Assert.False(host.App.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().IsServing);
         }

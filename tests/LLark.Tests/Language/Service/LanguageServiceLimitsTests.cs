@@ -103,10 +103,7 @@ public sealed class LanguageServiceLimitsTests
         })));
         try
         {
-            var lifetime = host.App.Services.GetRequiredService<IHostApplicationLifetime>();
-            var stopped = new TaskCompletionSource();
-            lifetime.ApplicationStopping.Register(() => stopped.TrySetResult());
-            await stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            await host.Stopping();
             Assert.Equal(3, Environment.ExitCode);
             Assert.False(host.App.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().IsServing);
         }
