@@ -37,7 +37,7 @@ public sealed class JukeboxCommandTests : IDisposable
         var run = LlarkProcess.Run("embed", "--encoder", encoder, "--out", npy, JukeboxTiny.File("test_audio_4s.wav"));
         Assert.True(run.ExitCode == 0, run.Stderr);
         Assert.Contains("[106, 48]", run.Stdout, StringComparison.Ordinal);
-        (float[] data, long[] shape) = Npy.ReadFloat32(npy);
+        (float[] data, long[] shape) = LLark.Data.Npy.ReadFloat32(npy);
         JukeboxTiny.AssertClose(JukeboxTiny.Golden("llark_pooled_25fps_layer3.npy"), torch.tensor(data, shape), "embed --fps 25");
     }
 
@@ -53,7 +53,7 @@ public sealed class JukeboxCommandTests : IDisposable
         var run = LlarkProcess.Run("embed", "--encoder", originals, "--layers", "3", "--fps", "10", "--path", "jukemirlib", "--out", npy,
             JukeboxTiny.File("test_audio_4s.wav"));
         Assert.True(run.ExitCode == 0, run.Stderr);
-        (float[] data, long[] shape) = Npy.ReadFloat32(npy);
+        (float[] data, long[] shape) = LLark.Data.Npy.ReadFloat32(npy);
         JukeboxTiny.AssertClose(JukeboxTiny.Golden("pooled_llark_10fps_layer3.npy"), torch.tensor(data, shape), "embed --fps 10");
     }
 

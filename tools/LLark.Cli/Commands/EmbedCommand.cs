@@ -85,7 +85,7 @@ internal static class EmbedCommand
         clock.Restart();
         AudioEmbedding embedding = encoder.Embed(audio.Samples, new EmbedOptions { Path = path, Fps = fps > 0 ? fps : null });
         double embed = clock.Elapsed.TotalSeconds;
-        NpyFile.WriteFloat32(output, embedding.Values, embedding.Frames, embedding.Width);
+        LLark.Data.Npy.WriteFloat32(output, embedding.Values, embedding.Frames, embedding.Width);
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(inv, $"wrote {output}: [{embedding.Frames}, {embedding.Width}] float32 at {embedding.FramesPerSecond:F3} frames/s " +
             $"({embedding.Tokens} tokens from {audio.Samples.Length / (double)audio.SampleRate:F2} s of audio, {encoder.Config.Layers} blocks)"));

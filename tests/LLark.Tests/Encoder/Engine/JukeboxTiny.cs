@@ -51,11 +51,11 @@ internal static class JukeboxTiny
 
     public static Tensor Golden(string name)
     {
-        (float[] data, long[] shape) = Npy.ReadFloat32(File(name));
+        (float[] data, long[] shape) = LLark.Data.Npy.ReadFloat32(File(name));
         return tensor(data, shape);
     }
 
-    public static long[] GoldenCodes(string name) => Npy.ReadInt64(File(name)).Data;
+    public static long[] GoldenCodes(string name) => LLark.Data.Npy.ReadInt64(File(name)).Data;
 
     /// <summary>Largest absolute difference; shapes must agree.</summary>
     public static double MaxAbsDiff(Tensor expected, Tensor actual)

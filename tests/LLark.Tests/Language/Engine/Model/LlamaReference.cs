@@ -22,7 +22,7 @@ internal sealed class LlamaReference
 
     public JsonElement Section(string name) => root.GetProperty(name);
 
-    public static (float[] Data, long[] Shape) Array(string file) => Npy.ReadFloat32(RepoPaths.Fixture("llama-tiny", "reference", file));
+    public static (float[] Data, long[] Shape) Array(string file) => LLark.Data.Npy.ReadFloat32(RepoPaths.Fixture("llama-tiny", "reference", file));
 
     public static int[] Ints(JsonElement e) => e.EnumerateArray().Select(x => x.GetInt32()).ToArray();
 
