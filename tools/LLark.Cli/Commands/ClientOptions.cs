@@ -19,12 +19,15 @@ internal sealed class ClientOptions
         command.Options.Add(ApiKey);
     }
 
-    public GrpcChannel Channel(ParseResult parse)
+    public GrpcChannel Channel(ParseResult parse) =>
+        ChannelFor(parse.GetValue(Address) ?? Environment.GetEnvironmentVariable("LLARK_ADDRESS") ?? DefaultAddress,
+            parse.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("LLARK_API_KEY"));
+
+    /// <summary>A channel to <paramref name="address"/> that sends <paramref name="key"/> (when given) as a bearer token on every call.</summary>
+    public static GrpcChannel ChannelFor(string address, string? key)
     {
-        string address = parse.GetValue(Address) ?? Environment.GetEnvironmentVariable("LLARK_ADDRESS") ?? DefaultAddress;
         if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
-            throw new UsageException($"--address '{address}' is not an http(s) URL");
-        string? key = parse.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("LLARK_API_KEY");
+            throw new UsageException($"address '{address}' is not an http(s) URL");
         var options = new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20, MaxSendMessageSize = 256 << 20 };
         if (!string.IsNullOrEmpty(key))
         {
