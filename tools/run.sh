@@ -5,12 +5,17 @@
 # Logs: .llark/logs/<service>.log. The API key made on the first run: .llark/api-key.
 #
 #   bash tools/run.sh [QUESTION] [CLIP]
+#
+# Other models and places (tools/bench-e2e.sh uses them): LLARK_LANGUAGE_MODEL, LLARK_ENCODER_MODEL (folders),
+# LLARK_STATE (default .llark: logs, cache, pids, key), LLARK_NO_ASK=1 (start and wait, ask nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 question=${1:-"Describe this clip: its tempo, key and instruments."}
 clip=${2:-models/clips/tiny-test-4s.wav}
 root=$(pwd)
-state=$root/.llark
+state=$(realpath -m "${LLARK_STATE:-$root/.llark}")
+language_model=$(realpath -m "${LLARK_LANGUAGE_MODEL:-$root/models/llark-tiny-untrained}")
+encoder_model=$(realpath -m "${LLARK_ENCODER_MODEL:-$root/models/jukebox-tiny}")
 mkdir -p "$state/logs" "$state/cache" "$state/pids"
 
 [ -x tools/LLark.Cli/bin/Release/net10.0/llark ] && [ -f gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll ] || bash tools/setup.sh
@@ -31,10 +36,10 @@ start() { # name dll settings...
 
 start encoder "$root"/services/LLark.Encoder.Service/bin/Release/net10.0/LLark.Encoder.Service.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5002 LLark__Listen__HttpPort=9465 \
-  LLark__Encoder__ModelPath="$root/models/jukebox-tiny" LLark__Encoder__Cache__Directory="$state/cache"
+  LLark__Encoder__ModelPath="$encoder_model" LLark__Encoder__Cache__Directory="$state/cache"
 start language "$root"/services/LLark.Language.Service/bin/Release/net10.0/LLark.Language.Service.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5001 LLark__Listen__HttpPort=9464 \
-  LLark__Language__ModelPath="$root/models/llark-tiny-untrained" LLark__Language__EncoderAddress=http://127.0.0.1:5002 \
+  LLark__Language__ModelPath="$language_model" LLark__Language__EncoderAddress=http://127.0.0.1:5002 \
   LLark__Language__DefaultMaxNewTokens=64
 start gateway "$root"/gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5000 LLark__Listen__HttpPort=8080 \
@@ -57,6 +62,7 @@ wait_serving language http://127.0.0.1:9464/healthz
 wait_serving gateway http://127.0.0.1:8080/healthz
 echo "run: encoder, language and gateway are SERVING (logs in $state/logs; stop with: bash tools/stop.sh)"
 
+[ "${LLARK_NO_ASK:-0}" = 1 ] && exit 0
 echo "run: the bundled model (models/llark-tiny-untrained) is UNTRAINED: its answer is noise until a trained model replaces it."
 echo "Q: $question"
 printf 'A: '

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Stops what tools/run.sh started. The embedding cache (.llark/cache) and the API key are kept.
+# Stops what tools/run.sh started (LLARK_STATE: the same state folder it was given, default .llark).
+# The embedding cache (<state>/cache) and the API key are kept.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-for f in .llark/pids/*; do
+for f in "${LLARK_STATE:-.llark}"/pids/*; do
   [ -f "$f" ] || continue
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then

@@ -7,6 +7,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using LLark.Common.V1;
 using LLark.Encoder.V1;
+using LLark.Language.Engine.Model;
 using LLark.Language.V1;
 
 namespace LLark.Cli.Commands;
@@ -28,13 +29,57 @@ internal static class BenchE2eCommand
         var streams = new Option<int>("--streams") { Description = "concurrent streams per round", DefaultValueFactory = _ => 1 };
         var uncached = new Option<int>("--uncached") { Description = "fresh clips for the uncached time to first token", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var prepare = new Option<string?>("--prepare")
+        {
+            Description = "instead of measuring: write random-weight models of --shape and --encoder-shape into this folder (language/, encoder/) and exit; tools/bench-e2e.sh starts the system on them",
+        };
+        var shape = new Option<string>("--shape") { Description = $"with --prepare: Llama shape ({string.Join(", ", BenchCommand.Shapes.Keys)})", DefaultValueFactory = _ => "stories15m" };
+        var encoderShape = new Option<string>("--encoder-shape") { Description = "with --prepare: Jukebox shape (tiny: the bundled models/jukebox-tiny; mid)", DefaultValueFactory = _ => "mid" };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "with --prepare: Llama-2 tokenizer.model", DefaultValueFactory = _ => "tests/fixtures/llama2-tokenizer-model/tokenizer.model" };
         var command = new Command("e2e", "Through the gateway beside direct: per-token latency, throughput, and cached vs uncached time to first token")
         {
-            gateway, language, key, clip, tokens, rounds, streams, uncached, json,
+            gateway, language, key, clip, tokens, rounds, streams, uncached, json, prepare, shape, encoderShape, tokenizer,
         };
-        command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(gateway)!, parse.GetValue(language)!, parse.GetValue(key),
+        command.SetAction((parse, ct) => parse.GetValue(prepare) is { } folder
+            ? CliErrors.Run(() => Prepare(folder, parse.GetValue(shape)!, parse.GetValue(encoderShape)!, parse.GetValue(tokenizer)!))
+            : CliErrors.Run(() => Run(parse.GetValue(gateway)!, parse.GetValue(language)!, parse.GetValue(key),
             parse.GetValue(clip)!, parse.GetValue(tokens), parse.GetValue(rounds), parse.GetValue(streams), parse.GetValue(uncached), parse.GetValue(json), ct)));
         return command;
+    }
+
+    /// <summary>Random-weight models whose sizes make the measurement mean something: a Llama whose tokens take milliseconds, and an encoder whose encode is not free.</summary>
+    private static int Prepare(string folder, string shapeName, string encoderShape, string tokenizer)
+    {
+        if (!BenchCommand.Shapes.TryGetValue(shapeName.ToLowerInvariant(), out LlamaConfig? shape)) throw new UsageException($"unknown --shape '{shapeName}'");
+        if (!File.Exists(tokenizer)) throw new FileNotFoundException($"tokenizer not found: {tokenizer} (run from the repository root or pass --tokenizer)");
+        string encoderDir = Path.Combine(folder, "encoder"), languageDir = Path.Combine(folder, "language");
+        int width;
+        if (encoderShape.Trim().Equals("tiny", StringComparison.OrdinalIgnoreCase))
+        {
+            const string bundled = "models/jukebox-tiny";
+            if (!Directory.Exists(bundled)) throw new UsageException($"{bundled} not found: run from the repository root");
+            Directory.CreateDirectory(encoderDir);
+            foreach (string file in Directory.GetFiles(bundled)) File.Copy(file, Path.Combine(encoderDir, Path.GetFileName(file)), overwrite: true);
+            width = LLark.Encoder.Engine.Model.JukeboxEncoderConfig.FromJson(File.ReadAllText(Path.Combine(encoderDir, "jukebox_encoder.json"))).Prior.Width;
+        }
+        else
+        {
+            LLark.Encoder.Engine.Model.JukeboxEncoderConfig config;
+            try
+            {
+                config = LLark.Encoder.Engine.Model.RandomJukeboxCheckpoint.Shape(encoderShape);
+            }
+            catch (LLark.Encoder.Engine.Model.EncoderConfigException e)
+            {
+                throw new UsageException($"--encoder-shape: {e.Message}, or tiny");
+            }
+            LLark.Encoder.Engine.Model.RandomJukeboxCheckpoint.Write(config, encoderDir);
+            width = config.Prior.Width;
+        }
+        BenchServeCommand.WriteRandomLLark(languageDir, shape with { VocabSize = 32004, MaxPositionEmbeddings = Math.Max(shape.MaxPositionEmbeddings, 1024) },
+            tokenizer, width);
+        Console.WriteLine($"wrote {languageDir} ({shapeName}, projector from width {width}) and {encoderDir} ({encoderShape})");
+        return ExitCodes.Ok;
     }
 
     private sealed record Stream(double TtftMs, double[] GapsMs, int Tokens, double Seconds);
@@ -96,6 +141,10 @@ internal static class BenchE2eCommand
             direct_token_gap_p50_ms = directGap,
             gateway_token_gap_p50_ms = gatewayGap,
             gateway_added_p50_ms_per_token = gatewayGap - directGap,
+            direct_token_gap_p99_ms = Percentile([.. directRuns.SelectMany(r => r.GapsMs)], 0.99),
+            gateway_token_gap_p99_ms = Percentile([.. gatewayRuns.SelectMany(r => r.GapsMs)], 0.99),
+            direct_token_gap_max_ms = directRuns.SelectMany(r => r.GapsMs).DefaultIfEmpty(double.NaN).Max(),
+            gateway_token_gap_max_ms = gatewayRuns.SelectMany(r => r.GapsMs).DefaultIfEmpty(double.NaN).Max(),
             direct_ttft_p50_ms = Median([.. directRuns.Select(r => r.TtftMs)]),
             gateway_ttft_p50_ms = Median([.. gatewayRuns.Select(r => r.TtftMs)]),
             cached_clip_ttft_p50_ms = cached,
@@ -111,6 +160,8 @@ internal static class BenchE2eCommand
         Console.WriteLine(string.Create(inv, $"{rounds} rounds x {streams} stream(s) x {newTokens} tokens, alternating direct and gateway"));
         Console.WriteLine(string.Create(inv, $"throughput       direct {directRate,8:F1} tok/s   gateway {gatewayRate,8:F1} tok/s   gateway/direct {result.gateway_share_of_direct:P1}"));
         Console.WriteLine(string.Create(inv, $"token gap p50    direct {directGap,8:F3} ms      gateway {gatewayGap,8:F3} ms      added {result.gateway_added_p50_ms_per_token:F3} ms"));
+        Console.WriteLine(string.Create(inv, $"token gap p99    direct {result.direct_token_gap_p99_ms,8:F3} ms      gateway {result.gateway_token_gap_p99_ms,8:F3} ms"));
+        Console.WriteLine(string.Create(inv, $"token gap max    direct {result.direct_token_gap_max_ms,8:F3} ms      gateway {result.gateway_token_gap_max_ms,8:F3} ms"));
         Console.WriteLine(string.Create(inv, $"first token p50  direct {result.direct_ttft_p50_ms,8:F1} ms      gateway {result.gateway_ttft_p50_ms,8:F1} ms"));
         Console.WriteLine(string.Create(inv, $"cached clip      first token p50 {cached:F1} ms; uncached (encoded in the call) {fresh:F1} ms; cached/uncached {result.cached_share_of_uncached:P1}"));
         return ExitCodes.Ok;
@@ -162,6 +213,13 @@ internal static class BenchE2eCommand
             BitConverter.TryWriteBytes(copy.AsSpan(i), (short)Math.Clamp(sample, short.MinValue, short.MaxValue));
         }
         return copy;
+    }
+
+    private static double Percentile(double[] values, double q)
+    {
+        if (values.Length == 0) return double.NaN;
+        Array.Sort(values);
+        return values[Math.Min(values.Length - 1, (int)Math.Ceiling(q * values.Length) - 1)];
     }
 
     private static double Median(double[] values)

@@ -146,8 +146,8 @@ internal static class BenchServeCommand
             Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {r.AggregateTokensPerSecond,15:F1}  {r.PerStreamTokensPerSecond,16:F1}  {r.TtftP50Ms,11:F1}  {r.TtftP99Ms,11:F1}  {r.Speedup,10:F2}x"));
     }
 
-    /// <summary>A random LLark checkpoint of the given Llama shape with a 4800-wide projector at 25 fps.</summary>
-    private static void WriteRandomLLark(string dir, LlamaConfig config, string tokenizer)
+    /// <summary>A random LLark checkpoint of the given Llama shape with a projector from <paramref name="audioWidth"/> (4800: Jukebox-5B) at 25 fps.</summary>
+    internal static void WriteRandomLLark(string dir, LlamaConfig config, string tokenizer, int audioWidth = 4800)
     {
         Directory.CreateDirectory(dir);
         File.Copy(tokenizer, Path.Combine(dir, "tokenizer.model"), overwrite: true);
@@ -165,14 +165,14 @@ internal static class BenchServeCommand
             ["rope_theta"] = config.RopeTheta,
             ["bos_token_id"] = 1,
             ["eos_token_id"] = 2,
-            ["mm_hidden_size"] = 4800,
+            ["mm_hidden_size"] = audioWidth,
             ["mm_audio_fps"] = 25,
         }));
         using LlamaForCausalLM model = BenchCommand.RandomModel(config, ScalarType.Float32);
         using var scope = NewDisposeScope();
         var generator = new Generator(7);
         var tensors = model.CheckpointParameters().ToList();
-        tensors.Add(new("model.mm_projector.weight", randn([config.HiddenSize, 4800], generator: generator).mul_(0.01)));
+        tensors.Add(new("model.mm_projector.weight", randn([config.HiddenSize, audioWidth], generator: generator).mul_(0.01)));
         tensors.Add(new("model.mm_projector.bias", zeros(config.HiddenSize)));
         SafetensorsWriter.Save(Path.Combine(dir, "model.safetensors"), tensors);
     }
