@@ -52,8 +52,8 @@ public sealed class EncoderServiceOptions : IValidatableObject
     {
         if (ModelPath.Length > 0 && !Directory.Exists(ModelPath))
             yield return new ValidationResult($"ModelPath '{ModelPath}' is not a folder", [nameof(ModelPath)]);
-        if (DType.ToLowerInvariant() is not ("fp32" or "float32" or "bf16" or "bfloat16"))
-            yield return new ValidationResult($"DType '{DType}' is not fp32 or bf16", [nameof(DType)]);
+        if (LLark.Checkpoints.RunTimeDTypes.TryParse(DType, LLark.Checkpoints.RunTimeDTypes.Encoder) is null)
+            yield return new ValidationResult($"DType '{DType}' is not {LLark.Checkpoints.RunTimeDTypes.Expected(LLark.Checkpoints.RunTimeDTypes.Encoder)}", [nameof(DType)]);
         if (ExtractionPath.ToLowerInvariant() is not ("llark" or "jukemirlib"))
             yield return new ValidationResult($"ExtractionPath '{ExtractionPath}' is not llark or jukemirlib", [nameof(ExtractionPath)]);
         if (ModelName is { } name && (name.Length == 0 || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsWhiteSpace)))
