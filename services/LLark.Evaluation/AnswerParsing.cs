@@ -13,7 +13,7 @@ public sealed record Parsed<T>(T Value, string Matched, int Index);
 /// <list type="bullet">
 /// <item>The first tonic with a mode attached wins ("A song in D minor" is D minor, not A).</item>
 /// <item>Otherwise the first tonic without one: with an accidental anywhere ("Gb"), or a bare capital letter after
-/// "key of", "key is", "in", "tonic" or alone ("C."). Its mode is the first "major"/"minor" later in the same sentence,
+/// "key of", "key is", "in", "is", "tonic" or alone ("C."). Its mode is the first "major"/"minor" later in the same sentence,
 /// else major (a chord symbol without "m").</item>
 /// <item>Lowercase letters count only with an accidental or a mode, and the article "a" + mode only when no word
 /// follows ("in a minor." is A minor, "a minor key" names no tonic); a bare "m" suffix needs a capital or an accidental
@@ -31,7 +31,7 @@ public static partial class KeyAnswerParser
         RegexOptions.CultureInvariant)]
     private static partial Regex Candidate();
 
-    [GeneratedRegex(@"(?:\bkey(?:\s+(?:of|is|signature\s+(?:of|is)))?|\bin|\btonic(?:\s+(?:of|is))?|\bcentered\s+on|\bcentred\s+on)\s*[:=]?\s*$",
+    [GeneratedRegex(@"(?:\bkey(?:\s+(?:of|is|signature\s+(?:of|is)))?|\bin|\bis|\btonic(?:\s+(?:of|is))?|\bcentered\s+on|\bcentred\s+on)\s*[:=]?\s*$",
         RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex KeyContextBefore();
 

@@ -27,7 +27,6 @@ public static class EvalScoring
         var modelConfusion = new double[2, 12];
         var baselineConfusion = new double[2, 12];
         int unparsedKeys = 0;
-        var questions = new HashSet<string>(EvalQuestions.All.Select(q => q.Question), StringComparer.Ordinal);
 
         void Add(Dictionary<(EvalTask, string), List<double>> into, EvalTask task, string metric, double value)
         {
@@ -41,7 +40,7 @@ public static class EvalScoring
             var tasks = clip.Tasks.ToHashSet();
             foreach (EvalLine line in answersByClip.GetValueOrDefault(clip.Id) ?? [])
             {
-                if (!Enum.TryParse(line.Task, ignoreCase: true, out EvalTask task) || !tasks.Contains(task) || !questions.Contains(line.Question ?? "")) continue;
+                if (!Enum.TryParse(line.Task, ignoreCase: true, out EvalTask task) || !tasks.Contains(task) || !EvalQuestions.For(task).Contains(line.Question ?? "")) continue;
                 string text = line.Text ?? "";
                 var scores = new Dictionary<string, double>(StringComparer.Ordinal);
                 string? parsed = null, matched = null;

@@ -51,6 +51,15 @@ public static class GeneralMidi
 /// </summary>
 public static class InstrumentMatcher
 {
+    // Initialised in this order: the heads need the weak heads, the modifiers need the heads.
+    // Heads that are too generic or too often other words to stand alone ("lead guitar", "drum and bass", "noise").
+    private static readonly HashSet<string> WeakHeads =
+    [
+        "lead", "pad", "fx", "box", "section", "hit", "bottle", "aahs", "oohs", "ensemble", "voice", "noise", "seashore",
+        "tweet", "ring", "helicopter", "applause", "gunshot", "drum", "drums", "tom", "cymbal", "harmonics", "strings",
+        "1", "2", "synthstrings", "synthbrass",
+    ];
+
     private static readonly Dictionary<string, int[]> Phrases = BuildPhrases();
     private static readonly Dictionary<string, int[]> Heads = BuildHeads();
     private static readonly HashSet<string> Modifiers = BuildModifiers();
@@ -132,14 +141,6 @@ public static class InstrumentMatcher
         return Tokens(outside).Last(w => !char.IsDigit(w[0]));
     }
 
-    // Heads that are too generic or too often other words to stand alone ("lead guitar", "drum and bass", "noise").
-    private static readonly HashSet<string> WeakHeads =
-    [
-        "lead", "pad", "fx", "box", "section", "hit", "bottle", "aahs", "oohs", "ensemble", "voice", "noise", "seashore",
-        "tweet", "ring", "helicopter", "applause", "gunshot", "drum", "drums", "tom", "cymbal", "harmonics", "strings",
-        "1", "2", "synthstrings", "synthbrass",
-    ];
-
     private static Dictionary<string, int[]> BuildHeads()
     {
         var heads = new Dictionary<string, List<int>>(StringComparer.Ordinal);
@@ -165,7 +166,8 @@ public static class InstrumentMatcher
     {
         static int[] Range(int from, int to) => [.. Enumerable.Range(from, to - from + 1)];
         var phrases = new Dictionary<string, int[]>(StringComparer.Ordinal);
-        // Every multi-word GM name as written (without numbers and parentheses), and the sound effects, which have no head.
+        // Every multi-word GM name without its numbers and parentheses ("electric guitar" is jazz, clean and muted), each
+        // name in full ("acoustic guitar steel", "electric piano 1"), and the sound effects, which have no head.
         for (int p = 0; p < GeneralMidi.Names.Count; p++)
         {
             string name = GeneralMidi.Names[p];
@@ -173,6 +175,8 @@ public static class InstrumentMatcher
             string outside = string.Join(' ', Tokens(paren < 0 ? name : name[..paren]).Where(w => !char.IsDigit(w[0])));
             if (outside.Contains(' ', StringComparison.Ordinal) || p >= 120)
                 phrases[outside] = phrases.TryGetValue(outside, out int[]? had) ? [.. had, p] : [p];
+            string full = Normalise(name);
+            if (full != outside && full.Contains(' ', StringComparison.Ordinal)) phrases[full] = [p];
         }
         // "synth lead" and "synth pad" read as their families, not the first program named so.
         foreach ((string words, int[] programs) in new (string, int[])[]

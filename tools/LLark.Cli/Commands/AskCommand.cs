@@ -127,7 +127,7 @@ internal static class AskCommand
                 model = llark.ModelDirectory.Directory,
                 encoder = llark.EncoderDirectory.Directory,
                 fps = llark.Fps,
-            }));
+            }, LLark.Data.JsonLines.Options));
         }
         else Console.WriteLine();
         return result!.FinishReason == Engine.FinishReason.Cancelled ? ExitCodes.Cancelled : ExitCodes.Ok;
