@@ -125,7 +125,8 @@ public static class Charts
         plot.Title(text.Title);
         plot.XLabel(text.XLabel);
         plot.YLabel(text.YLabel);
-        if (legend) plot.ShowLegend(Alignment.UpperLeft);
+        // Outside the data area, so that it never hides points (an octave error sits in a corner).
+        if (legend) plot.ShowLegend(Edge.Right);
         string full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         plot.SavePng(full, text.Width, text.Height);
