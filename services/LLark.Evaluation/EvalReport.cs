@@ -33,6 +33,14 @@ public sealed record SummaryRow
     [JsonPropertyName("parsed")] public double? ParsedRate { get; init; }
 }
 
+/// <summary>The mean of a task's main metric over the answers to one question.</summary>
+public sealed record QuestionScore(
+    [property: JsonPropertyName("task")] string Task,
+    [property: JsonPropertyName("question")] string Question,
+    [property: JsonPropertyName("metric")] string Metric,
+    [property: JsonPropertyName("model")] double Model,
+    [property: JsonPropertyName("answers")] int Answers);
+
 /// <summary>One answer, what was read from it and its scores.</summary>
 public sealed record ScoredAnswer
 {
@@ -76,6 +84,9 @@ public sealed class EvalReport
     [JsonPropertyName("created_utc")] public DateTime Created { get; init; } = DateTime.UtcNow;
 
     [JsonPropertyName("summary")] public required List<SummaryRow> Summary { get; init; }
+
+    /// <summary>The paper's metric for each paraphrase on its own: how much the wording moves the model.</summary>
+    [JsonPropertyName("by_question")] public List<QuestionScore> ByQuestion { get; init; } = [];
 
     [JsonPropertyName("clips")] public required List<ClipResult> Clips { get; init; }
 

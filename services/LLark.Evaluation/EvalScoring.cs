@@ -22,6 +22,7 @@ public static class EvalScoring
         var perMetric = new Dictionary<(EvalTask, string), List<double>>();
         var baselineMetric = new Dictionary<(EvalTask, string), List<double>>();
         var parsedCount = new Dictionary<EvalTask, (int Parsed, int All)>();
+        var byQuestion = new Dictionary<(EvalTask Task, string Question), List<double>>();
         var modelTempo = new List<(double, double)>();
         var baselineTempo = new List<(double, double)>();
         var modelConfusion = new double[2, 12];
@@ -91,6 +92,9 @@ public static class EvalScoring
                     }
                 }
                 foreach ((string metric, double value) in scores) Add(perMetric, task, metric, value);
+                string primary = PrimaryMetric(task);
+                if (!byQuestion.TryGetValue((task, line.Question!), out List<double>? forQuestion)) byQuestion[(task, line.Question!)] = forQuestion = [];
+                forQuestion.Add(scores[primary]);
                 (int parsedSoFar, int all) = parsedCount.GetValueOrDefault(task);
                 parsedCount[task] = (parsedSoFar + (ok ? 1 : 0), all + 1);
                 scored.Add(new ScoredAnswer
@@ -178,8 +182,18 @@ public static class EvalScoring
             Model = model, Manifest = Path.GetFullPath(manifest), Summary = summary, Clips = results, Skipped = skipped,
             ManifestErrors = [.. manifestErrors], ModelTempo = modelTempo, BaselineTempo = baselineTempo, ModelKeyConfusion = modelConfusion,
             BaselineKeyConfusion = baselineConfusion, UnparsedKeyAnswers = unparsedKeys,
+            ByQuestion = [.. byQuestion.OrderBy(kv => kv.Key.Task).ThenBy(kv => EvalQuestions.For(kv.Key.Task).ToList().IndexOf(kv.Key.Question))
+                .Select(kv => new QuestionScore(EvalRunner.TaskName(kv.Key.Task), kv.Key.Question, PrimaryMetric(kv.Key.Task), kv.Value.Average(), kv.Value.Count))],
         };
     }
+
+    /// <summary>The paper's metric for a task: ACC2 for tempo, the MIREX weighted score for key, accuracy otherwise.</summary>
+    public static string PrimaryMetric(EvalTask task) => task switch
+    {
+        EvalTask.Tempo => "acc2",
+        EvalTask.Key => "mirex_weighted",
+        _ => "accuracy",
+    };
 
     private static void Confuse(double[,] counts, MusicKey reference, MusicKey estimate)
     {

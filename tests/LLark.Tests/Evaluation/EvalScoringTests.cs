@@ -80,6 +80,11 @@ public sealed class EvalScoringTests : IDisposable
         Assert.Equal(1.0, report.ModelKeyConfusion[0, 7]);  // G major for C major: same mode, +7
         Assert.Equal(2, report.ModelTempo.Count);
 
+        QuestionScore plainTempo = report.ByQuestion.Single(q => q.Question == EvalQuestions.Tempo[0]);
+        Assert.Equal(("acc2", 0.5, 2), (plainTempo.Metric, plainTempo.Model, plainTempo.Answers));  // 240 for 120 (x2) scores, "fast" does not
+        Assert.Equal(1.0, report.ByQuestion.Single(q => q.Question == EvalQuestions.Tempo[1]).Model);
+        QuestionScore plainKey = report.ByQuestion.Single(q => q.Question == EvalQuestions.Key[0]);
+        Assert.Equal(("mirex_weighted", 0.75, 2), (plainKey.Metric, plainKey.Model, plainKey.Answers));
         string table = report.Table();
         Assert.Contains("task", table, StringComparison.Ordinal);
         Assert.Contains("DSP baseline", table, StringComparison.Ordinal);
