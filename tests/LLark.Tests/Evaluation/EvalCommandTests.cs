@@ -151,6 +151,20 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void AskLocalRefusesAnEncoderOfAnotherWidth()
+    {
+        // The tiny Jukebox at width 24 (3 heads of 2): a real encoder folder, just not the one this checkpoint projects.
+        var tiny = System.Text.Json.JsonSerializer.Deserialize<LLark.Encoder.Engine.Model.JukeboxEncoderConfig>(
+            File.ReadAllText(Path.Combine(RepoPaths.Root, "models", "jukebox-tiny", "jukebox_encoder.json")))!;
+        string encoder = Path.Combine(dir, "narrow-encoder");
+        LLark.Encoder.Engine.Model.RandomJukeboxCheckpoint.Write(tiny with { Prior = tiny.Prior with { Width = 24 } }, encoder);
+        var run = LlarkProcess.Run("ask", "--local", "--encoder", encoder, Clip, "Which key is this piece in?");
+        Assert.Equal(3, run.ExitCode);
+        Assert.Contains("48-wide", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("24-wide", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PairsOfOtherWidthsAreRefused()
     {
         var e = Assert.Throws<LLark.Language.Engine.Model.ModelConfigException>(() => LocalLLark.CheckPair(4800, 25, 48, 344.53, null, "m", "e"));
