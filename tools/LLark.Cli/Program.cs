@@ -11,5 +11,6 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     ConvertJukeboxCommand.Create(),
     EmbedCommand.Create(),
     new Command("data", "Make datasets: embed a manifest's clips") { DataEmbedCommand.Create() },
+    EvalCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
