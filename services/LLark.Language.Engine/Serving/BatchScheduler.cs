@@ -121,7 +121,9 @@ public sealed class BatchScheduler : IDisposable
     private void Run()
     {
         var logits = Array.Empty<float>();
+        var ids = Array.Empty<int>();
         int vocab = model.Config.VocabSize;
+        bool managed = model.DecodesInManagedCode;
         while (!stopping.IsCancellationRequested)
         {
             try
@@ -134,15 +136,14 @@ public sealed class BatchScheduler : IDisposable
                 int n = active.Count;
                 long started = Stopwatch.GetTimestamp();
                 if (logits.Length < n * vocab) logits = new float[n * vocab];
-                using (n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
+                if (ids.Length < n) ids = new int[options.MaxBatchSize];
+                for (int i = 0; i < n; i++) ids[i] = active[i].Sequence.LastToken;
+                // A float32 CPU model decodes every n in managed code (each weight read once for all n rows, no libtorch
+                // threads involved); otherwise libtorch runs single-threaded for small batches and with its GEMM threads above.
+                using (managed || n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
                 {
-                    // One sequence: the managed decode step over slot 0, as a single-stream generation runs.
-                    if (n == 1) model.DecodeToken(active[0].Sequence.LastToken, cache.Slot(0), logits.AsSpan(0, vocab));
-                    else
-                    {
-                        using var scope = NewDisposeScope();
-                        NativeTensor.CopyTo(model.DecodeBatch([.. active.Select(j => j.Sequence.LastToken)], cache), logits.AsSpan(0, n * vocab));
-                    }
+                    if (n == 1 && !managed) model.DecodeToken(ids[0], cache.Slot(0), logits.AsSpan(0, vocab));
+                    else model.DecodeBatch(ids.AsSpan(0, n), cache, logits.AsSpan(0, n * vocab));
                 }
                 averageStepSeconds = 0.9 * averageStepSeconds + 0.1 * Stopwatch.GetElapsedTime(started).TotalSeconds;
                 for (int i = 0; i < n; i++)
