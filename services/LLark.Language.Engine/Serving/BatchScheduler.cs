@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
@@ -122,6 +123,7 @@ public sealed class BatchScheduler : IDisposable
     {
         var logits = Array.Empty<float>();
         var ids = Array.Empty<int>();
+        var updates = Array.Empty<GenerationUpdate>();
         int vocab = model.Config.VocabSize;
         bool managed = model.DecodesInManagedCode;
         while (!stopping.IsCancellationRequested)
@@ -146,11 +148,9 @@ public sealed class BatchScheduler : IDisposable
                     else model.DecodeBatch(ids.AsSpan(0, n), cache, logits.AsSpan(0, n * vocab));
                 }
                 averageStepSeconds = 0.9 * averageStepSeconds + 0.1 * Stopwatch.GetElapsedTime(started).TotalSeconds;
-                for (int i = 0; i < n; i++)
-                {
-                    Job job = active[i];
-                    Publish(job, job.Sequence.Accept(logits.AsSpan(i * vocab, vocab), cache.Slot(i).Length < ContextLength, job.Cancellation));
-                }
+                if (updates.Length < n) updates = new GenerationUpdate[options.MaxBatchSize];
+                AcceptAll(n, logits, updates);
+                for (int i = 0; i < n; i++) Publish(active[i], updates[i]);
                 Compact();
                 if (StepPause > TimeSpan.Zero) Thread.Sleep(StepPause);
             }
@@ -168,6 +168,44 @@ public sealed class BatchScheduler : IDisposable
             }
         }
         foreach (Job job in active) job.Output.Writer.TryComplete(new ObjectDisposedException(nameof(BatchScheduler)));
+    }
+
+    /// <summary>
+    /// Every running sequence takes its next token from its row of <paramref name="logits"/>. Sampling walks the whole
+    /// vocabulary row (a softmax over 32k entries for temperature sampling), which does not batch, so rows are
+    /// split across the cores. Each sequence has its own sampler and detokenizer, so the tokens do not depend on the split.
+    /// </summary>
+    private void AcceptAll(int n, float[] logits, GenerationUpdate[] updates)
+    {
+        int vocab = model.Config.VocabSize;
+        void Rows(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                Job job = active[i];
+                updates[i] = job.Sequence.Accept(logits.AsSpan(i * vocab, vocab), cache.Slot(i).Length < ContextLength, job.Cancellation);
+            }
+        }
+        if (n == 1)
+        {
+            Rows(0, 1);
+            return;
+        }
+        ExceptionDispatchInfo? failure = null;
+        SpinWorkers.Shared.Run((part, parts) =>
+        {
+            int chunk = (n + parts - 1) / parts, start = Math.Min(n, part * chunk);
+            try
+            {
+                Rows(start, Math.Min(n, start + chunk));
+            }
+            catch (Exception e)
+            {
+                // A worker thread must not throw; the step fails on the scheduler's thread instead.
+                Interlocked.CompareExchange(ref failure, ExceptionDispatchInfo.Capture(e), null);
+            }
+        });
+        failure?.Throw();
     }
 
     /// <summary>Prefills waiting requests into free slots; blocks for the first one while nothing runs.</summary>
