@@ -97,6 +97,49 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// </summary>
     public Tensor DecodeBatch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
     {
+        if (decodeStep.Value is null) return DecodeBatchLibTorch(tokenIds, cache);
+        int[] ids = [.. tokenIds];
+        if (ids.Length < 1 || ids.Length > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{ids.Length} sequences for {cache.Slots} slots");
+        Tensor logits = empty([ids.Length, Config.VocabSize], dtype: ScalarType.Float32);
+        try
+        {
+            DecodeBatch(ids, cache, new Span<float>((void*)NativeTensor.DataPointer(logits), ids.Length * Config.VocabSize));
+        }
+        catch
+        {
+            logits.Dispose();
+            throw;
+        }
+        return logits;
+    }
+
+    /// <summary>
+    /// <see cref="DecodeBatch(IReadOnlyList{int}, BatchKvCache)"/> into <paramref name="logits"/> [n * vocab]: the
+    /// managed batched step (one read of every weight for all n rows) for a float32 CPU model, libtorch otherwise.
+    /// </summary>
+    internal void DecodeBatch(ReadOnlySpan<int> tokenIds, BatchKvCache cache, Span<float> logits)
+    {
+        int n = tokenIds.Length;
+        if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");
+        if (logits.Length != n * Config.VocabSize) throw new ArgumentException($"logits must hold {n} x {Config.VocabSize} values", nameof(logits));
+        if (decodeStep.Value is { } step)
+        {
+            fixed (float* l = logits) step.RunBatch(tokenIds, cache, l);
+            return;
+        }
+        using var scope = NewDisposeScope();
+        NativeTensor.CopyTo(DecodeBatchLibTorch(tokenIds.ToArray(), cache), logits);
+    }
+
+    /// <summary>Whether decode steps of this model run in managed code (a float32 CPU model) rather than through libtorch.</summary>
+    internal bool DecodesInManagedCode => decodeStep.Value is not null;
+
+    /// <summary>
+    /// The batched decode step through libtorch's ops: what non-float32 and non-CPU models run, and the reference the
+    /// managed step is checked against.
+    /// </summary>
+    internal Tensor DecodeBatchLibTorch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
+    {
         int n = tokenIds.Count;
         if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");
         var positions = new int[n];
