@@ -13,7 +13,7 @@ public sealed class ComposerTests
     {
         SongSpec[] specs = Enumerable.Range(0, 600).Select(i => SongPlanner.Plan(42, i, 10)).ToArray();
         Assert.Equal(24, specs.Select(s => s.Key).Distinct().Count());
-        Assert.Equal(new[] { 3, 4 }, specs.Select(s => s.BeatsPerBar).Distinct().Order());
+        Assert.Equal([3, 4], specs.Select(s => s.BeatsPerBar).Distinct().Order());
         Assert.Equal(Styles.All.Count, specs.Select(s => s.Style.Name).Distinct().Count());
         Assert.Equal(4, specs.Select(s => s.Texture).Distinct().Count());
         Assert.True(specs.Select(s => s.Melody.Program).Distinct().Count() >= 25);
@@ -84,7 +84,7 @@ public sealed class ComposerTests
             var tempo = file.Events[0].OfType<NAudio.Midi.TempoEvent>().Single();
             Assert.Equal(song.Spec.Bpm, tempo.Tempo, 1);
             var channels = file.Events.SelectMany(t => t).OfType<NAudio.Midi.NoteOnEvent>().Select(e => e.Channel).Distinct();
-            Assert.Equal(new[] { 1 }, channels);
+            Assert.Equal(1, Assert.Single(channels));
         }
         finally
         {

@@ -48,12 +48,12 @@ public sealed class SynthTests(SynthFixture fixture) : IClassFixture<SynthFixtur
             Assert.InRange(clip.TempoBpm!.Value, 60, 180);
             Assert.True(MusicalKey.TryParse(clip.Key, out MusicalKey key), clip.Key);
             Assert.Equal(key.Name, clip.Key);
-            Assert.Contains(clip.Meter, new[] { "3/4", "4/4" });
+            Assert.True(clip.Meter is "3/4" or "4/4", clip.Meter);
             Assert.NotEmpty(clip.Instruments!);
             Assert.Equal(clip.Extra!["melody_instrument"].GetString(), clip.Instruments![0]);
             Assert.Contains(clip.Style, Styles.All.Select(s => s.Name));
             Assert.Equal(Styles.Find(clip.Style!).Genre, clip.Genre);
-            Assert.Contains(clip.Extra["soundfont"].GetString(), new[] { "FluidR3_GM.sf2", "TimGM6mb.sf2" });
+            Assert.True(clip.Extra["soundfont"].GetString() is "FluidR3_GM.sf2" or "TimGM6mb.sf2");
             Assert.Equal(SynthFixture.Seed, clip.Extra["seed"].GetInt64());
             // Chords: from the start, increasing, within the clip, opening on the tonic chord.
             Assert.Equal(0, clip.Chords![0].Time);
