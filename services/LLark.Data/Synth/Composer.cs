@@ -231,7 +231,7 @@ public static class Composer
             long start = bar * barTicks;
             Chord chord = barChords[bar];
             int root = Nearest(chord.Root, center);
-            int fifth = root + 7 > 50 ? root - 5 : root + 7;
+            int fifth = root + chord.Intervals[2] > 50 ? root + chord.Intervals[2] - 12 : root + chord.Intervals[2];
             void Add(long at, long length, int pitch, int velocity) =>
                 notes.Add(new Note(Song.BassChannel, pitch, start + at, length * 9 / 10, velocity));
             switch (beats == 3 && spec.Style.BassPattern != BassPattern.None ? BassPattern.Waltz : spec.Style.BassPattern)
@@ -244,8 +244,9 @@ public static class Composer
                     Chord next = barChords[Math.Min(bar + 1, barChords.Length - 1)];
                     int nextRoot = Nearest(next.Root, center);
                     int third = root + chord.Intervals[1];
-                    int approach = nextRoot + (rng.Next(2) == 0 ? 2 : -1);
-                    if (!spec.Key.ScalePitchClasses.Contains(((approach % 12) + 12) % 12)) approach = nextRoot + 2;
+                    // A scale step next to the coming root leads into it.
+                    int[] approaches = rng.Next(2) == 0 ? [nextRoot + 2, nextRoot - 1, nextRoot - 2, nextRoot + 1] : [nextRoot - 1, nextRoot + 2, nextRoot - 2, nextRoot + 1];
+                    int approach = approaches.First(p => spec.Key.ScalePitchClasses.Contains(p % 12));
                     int[] walk = beats == 4 ? [root, third, fifth, approach] : [root, third, approach];
                     for (int b = 0; b < beats; b++) Add(b * beat, beat, walk[b], b == 0 ? 90 : 80);
                     break;
@@ -345,7 +346,7 @@ public static class Composer
         }
         int lowDegree = -4, highDegree = 9;
         while (Pitch(lowDegree, barChords[0]) < instrument.Low) lowDegree++;
-        while (Pitch(highDegree, barChords[0]) > instrument.High) highDegree--;
+        while (Pitch(highDegree, barChords[0]) + 1 > instrument.High) highDegree--; // + 1: a raised leading tone
         bool sparse = spec.Texture == Texture.Sparse;
         int[][] rhythms = spec.BeatsPerBar == 3 ? sparse ? Sparse3 : Rhythm3 : sparse ? Sparse4 : Rhythm4;
         int degree = 0;

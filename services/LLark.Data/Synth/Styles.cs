@@ -128,7 +128,7 @@ public static class Styles
             [Gm.TenorSax, Gm.AltoSax, Gm.Trumpet, Gm.Vibraphone, Gm.Piano, Gm.JazzGuitar, Gm.Clarinet, Gm.Trombone],
             [Gm.Piano, Gm.JazzGuitar, Gm.ElectricPiano],
             [Gm.AcousticBass], [Texture.Syncopated, Texture.BlockChords], DrumPattern.Swing, 1.0,
-            BassPattern.Walking, true, ["Imaj7 vi7 ii7 V7", "Imaj7 IVmaj7 iii7 vi7 ii7 V7", "Imaj7 ii7 V7 Imaj7", "Imaj7 vi7 IV7 V7"],
+            BassPattern.Walking, true, ["Imaj7 vi7 ii7 V7", "Imaj7 IVmaj7 iii7 vi7 ii7 V7", "Imaj7 ii7 V7 Imaj7", "Imaj7 vi7 IVmaj7 V7"],
             ["i7 iv7 V7 i7", "i7 iiø7 V7 i7", "i7 VImaj7 iiø7 V7", "i7 iv7 VII7 IIImaj7"]),
         new("waltz", "classical", 84, 168, [3], 0.4,
             [Gm.Violin, Gm.Accordion, Gm.Flute, Gm.Piano, Gm.Clarinet, Gm.Oboe],

@@ -55,17 +55,20 @@ internal static class AudioProbe
         }
     }
 
-    /// <summary>Energy per pitch class (0 = C) between 80 Hz and 2 kHz, from 8192-point frames; sums to 1.</summary>
+    /// <summary>
+    /// Energy per pitch class (0 = C) between 100 Hz and 2 kHz, from 16384-point frames (2.7 Hz bins, so a semitone
+    /// spans over 2 bins from 100 Hz up); sums to 1.
+    /// </summary>
     public static double[] Chroma(float[] samples, int sampleRate)
     {
-        const int size = 8192;
+        const int size = 16384;
         var chroma = new double[12];
         foreach (double[] spectrum in Spectra(samples, size, size / 2))
         {
             for (int bin = 1; bin < spectrum.Length; bin++)
             {
                 double f = bin * (double)sampleRate / size;
-                if (f < 80 || f > 2000) continue;
+                if (f < 100 || f > 2000) continue;
                 int midi = (int)Math.Round(69 + 12 * Math.Log2(f / 440));
                 chroma[((midi % 12) + 12) % 12] += spectrum[bin] * spectrum[bin];
             }

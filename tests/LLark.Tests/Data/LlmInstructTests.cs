@@ -135,7 +135,7 @@ public sealed class LlmInstructTests : IDisposable
 
     [Theory]
     [InlineData("{\"choices\": []}", "not a chat completion")]
-    [InlineData("{\"choices\": [{\"message\": {\"content\": \"[{\\\"family\\\": \\\"captioning\\\"\"}}]}", "the reply's array is not valid JSON")]
+    [InlineData("{\"choices\": [{\"message\": {\"content\": \"[{\\\"family\\\": }]\"}}]}", "the reply's array is not valid JSON")]
     [InlineData("{\"choices\": [{\"message\": {\"content\": \"[{\\\"family\\\": \\\"captioning\\\", \\\"query\\\": \\\"\\\", \\\"response\\\": \\\"x\\\"}]\"}}]}", "none of the reply's 1 items")]
     public void MalformedCompletionsAreRejectedWithAReason(string completion, string reason)
     {

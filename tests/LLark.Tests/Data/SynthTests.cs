@@ -25,7 +25,7 @@ public sealed class SynthFixture : IDisposable
     public void Dispose() => Directory.Delete(Dir, recursive: true);
 }
 
-public sealed class SynthTests(SynthFixture fixture) : IClassFixture<SynthFixture>, IDisposable
+public sealed class SynthTests(SynthFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SynthFixture>, IDisposable
 {
     private readonly string _scratch = Path.Combine(Path.GetTempPath(), "llark-synth-t-" + Guid.NewGuid().ToString("N"));
 
@@ -92,19 +92,32 @@ public sealed class SynthTests(SynthFixture fixture) : IClassFixture<SynthFixtur
     [Fact]
     public void KeyLabelAgreesWithTheChromaOfTheAudio()
     {
+        var problems = new List<string>();
         foreach (ClipRecord clip in fixture.Manifest.Clips)
         {
             Assert.True(MusicalKey.TryParse(clip.Key, out MusicalKey key));
             double[] chroma = AudioProbe.Chroma(FluidSynth.ReadMono(fixture.Manifest.AudioPath(clip)), 44100);
             double inScale = key.ScalePitchClasses.Sum(pc => chroma[pc]);
-            Assert.True(inScale > 0.8, $"{clip.Id} ({clip.Key}): only {inScale:P0} of the chroma on the scale");
+            // The same mode a semitone up or down shares only two or three pitch classes with the label: it must hold
+            // clearly less of the energy. (Keys a fifth away, the relative and, on a clip that is mostly the tonic
+            // chord, the parallel key share too much with the label for the scale alone to tell them apart.)
+            double Share(MusicalKey k) => k.ScalePitchClasses.Sum(pc => chroma[pc]);
+            MusicalKey rival = new[] { key with { Tonic = (key.Tonic + 1) % 12 }, key with { Tonic = (key.Tonic + 11) % 12 } }.MaxBy(Share);
             (int tonic, bool minor, double[,] r) = AudioProbe.BestKey(chroma);
-            double labelled = r[key.Tonic, key.Mode == Mode.Minor ? 1 : 0];
-            // The label is the best-correlated key, or within 0.05 of it (a relative or a fifth away).
-            Assert.True(labelled >= r[tonic, minor ? 1 : 0] - 0.05,
-                $"{clip.Id}: labelled {clip.Key} r={labelled:F2}, chroma says {MusicalKey.TonicNames[tonic]} {(minor ? "minor" : "major")} r={r[tonic, minor ? 1 : 0]:F2}");
+            double labelled = r[key.Tonic, key.Mode == Mode.Minor ? 1 : 0], best = r[tonic, minor ? 1 : 0];
+            string line = string.Create(CultureInfo.InvariantCulture,
+                $"{clip.Id} {clip.Key} ({clip.Style}, {string.Join(", ", clip.Instruments!)}): {inScale:P1} on the scale ({rival.Name}: {Share(rival):P1}); " +
+                $"profile r={labelled:F3}, best {MusicalKey.TonicNames[tonic]} {(minor ? "minor" : "major")} r={best:F3}");
+            output.WriteLine(line);
+            // The Krumhansl-Kessler profile is swayed by timbre (a clarinet's strong odd partials lift the third and
+            // fifth above each note), so the label must be among the best-correlated keys, not always the top one.
+            if (inScale < MinScaleShare || Share(rival) > inScale - 0.15 || labelled < best - 0.1 || labelled < 0.4) problems.Add(line);
         }
+        Assert.Empty(problems);
     }
+
+    /// <summary>The share of chroma energy on the labelled scale that a clip must reach; chance is 7/12 to 8/12.</summary>
+    private const double MinScaleShare = 0.75;
 
     [Fact]
     public void TempoLabelAgreesWithTheOnsetPeriodicityOfDrumClips()
@@ -119,6 +132,7 @@ public sealed class SynthTests(SynthFixture fixture) : IClassFixture<SynthFixtur
             double tempo = AudioProbe.Tempo(FluidSynth.ReadMono(manifest.AudioPath(clip)), 44100);
             double label = clip.TempoBpm!.Value;
             // ACC2: within 4% of the label or of its double or half.
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{clip.Id} {clip.Style}: labelled {label} BPM, onsets {tempo:F2} BPM"));
             bool agrees = new[] { 0.5, 1, 2 }.Any(f => Math.Abs(tempo - label * f) <= 0.04 * label * f);
             Assert.True(agrees, string.Create(CultureInfo.InvariantCulture, $"{clip.Id}: labelled {label} BPM, onsets say {tempo:F1}"));
         }
