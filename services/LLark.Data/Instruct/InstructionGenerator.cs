@@ -299,6 +299,7 @@ public static partial class InstructionGenerator
             s["a_feel"] = Article(s["feel"]) + " " + s["feel"];
             s["feel_adverb"] = Templates.TempoAdverbs[band];
             s["tempo"] = Fill(Pick(rng, Templates.TempoPhrases), s, rng)!;
+            s["tempo_plain"] = Fill(Pick(rng, Templates.TempoPhrases.Where(p => !p.Contains("feel}", StringComparison.Ordinal)).ToArray()), s, rng)!;
         }
         if (f.Key is MusicalKey key)
         {
@@ -334,6 +335,7 @@ public static partial class InstructionGenerator
         {
             string[] sequence = f.Chords.Select(c => c.Chord).Take(8).ToArray();
             s["chords"] = Join(sequence);
+            s["chord_set"] = Join(f.Chords.Select(c => c.Chord).Distinct(StringComparer.Ordinal).ToArray());
             s["timed_chords"] = Join(f.Chords.Take(8).Select(c => Fill(Pick(rng, Templates.TimedChord),
                 new Dictionary<string, string> { ["chord"] = c.Chord, ["time"] = c.Time.ToString("0.#", inv) }, rng)!).ToArray());
         }
@@ -401,10 +403,13 @@ public static partial class InstructionGenerator
     {
         _ = rng;
         bool missing = false;
+        // A template that names the tempo's feel itself gets the tempo without one ("a lively 130 bpm, a lively pace").
+        bool saysFeel = template.Contains("feel}", StringComparison.OrdinalIgnoreCase);
         string text = PlaceholderRegex().Replace(template, m =>
         {
             string name = m.Groups[1].Value;
             if (name == "steps") return m.Value;
+            if (saysFeel && (name is "tempo" or "Tempo") && slots.TryGetValue("tempo_plain", out string? plain)) return name == "Tempo" ? Capitalise(plain) : plain;
             if (slots.TryGetValue(name, out string? value)) return value;
             string lower = char.ToLowerInvariant(name[0]) + name[1..];
             if (char.IsUpper(name[0]) && slots.TryGetValue(lower.Replace("_cap", "", StringComparison.Ordinal), out value)) return Capitalise(value);

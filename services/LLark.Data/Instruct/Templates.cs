@@ -435,7 +435,7 @@ public static class Templates
         "Start by tapping along at {tempo} in {meter}. For improvising, use {key}: {scale}. Land on {tonic} when you want to sound settled{chord_hint}.",
     ];
 
-    public static readonly IReadOnlyList<string> ChordHints = [", and the chords go {chords}", "; follow the changes {chords}", ". Comp or arpeggiate {chords}"];
+    public static readonly IReadOnlyList<string> ChordHints = [", and the chords are {chord_set}", "; the changes use {chord_set}", ". Comp or arpeggiate {chord_set}"];
 
     public static readonly IReadOnlyList<string> StoryAnswers =
     [
