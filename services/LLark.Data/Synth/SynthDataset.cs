@@ -111,6 +111,7 @@ public static class SynthDataset
                 }
             });
         }
+        if (!Directory.EnumerateFileSystemEntries(workDir).Any()) Directory.Delete(workDir);
         return new SynthResult(finished, skipped, [.. failures.Order(StringComparer.Ordinal)], clock.Elapsed, audioSeconds);
     }
 
