@@ -80,7 +80,7 @@ public static partial class InstructionGenerator
         if (mood) tasks.Add("scene");
         if (f.Key is not null && f.Bpm is not null && f.Meter is not null) tasks.Add("play_along");
         if (mood && (f.Melody is not null || f.Instruments.Count > 0)) tasks.Add("bedtime_story");
-        if (f.Genre is not null && f.Bpm is not null && Templates.StyleRecipes.Count > 1) tasks.Add("style_change");
+        if (f.Genre is not null && f.Bpm is not null) tasks.Add("style_change");
         if (f.Bpm is not null && f.Meter is not null) tasks.Add("dance");
         return tasks;
     }

@@ -82,7 +82,6 @@ public static class SynthDataset
         var clock = Stopwatch.StartNew();
         var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
         int finished = 0;
-        double audioSeconds = 0;
         using (var manifest = new JsonLinesAppender(manifestPath))
         {
             var parallel = new ParallelOptions
@@ -100,7 +99,6 @@ public static class SynthDataset
                     ClipRecord record = RenderClip(spec, soundFont, options, audioDir, workDir, cancel);
                     manifest.Append(record);
                     int n = Interlocked.Increment(ref finished);
-                    lock (failures) audioSeconds += options.Seconds;
                     log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                         $"[{n + skipped}/{options.Clips}] {spec.Id} {spec.Style.Name}, {spec.Key.Name}, {spec.Bpm} BPM, {spec.Meter}, {spec.Melody.Name} ({Path.GetFileNameWithoutExtension(soundFont)}) {one.Elapsed.TotalSeconds:F1} s"));
                 }
@@ -112,7 +110,7 @@ public static class SynthDataset
             });
         }
         if (!Directory.EnumerateFileSystemEntries(workDir).Any()) Directory.Delete(workDir);
-        return new SynthResult(finished, skipped, [.. failures.Order(StringComparer.Ordinal)], clock.Elapsed, audioSeconds);
+        return new SynthResult(finished, skipped, [.. failures.Order(StringComparer.Ordinal)], clock.Elapsed, finished * options.Seconds);
     }
 
     private static void CheckSettings(string outDir, Settings settings)
