@@ -32,7 +32,9 @@ internal sealed class LlamaMlp : nn.Module
     {
         using var scope = NewDisposeScope();
         Tensor gateUp = Linear.Apply(x, gateUpWeight);
-        Tensor hidden = gateUp.narrow(-1, 0, intermediate).silu_().mul_(gateUp.narrow(-1, intermediate, intermediate));
+        Tensor gate = gateUp.narrow(-1, 0, intermediate), up = gateUp.narrow(-1, intermediate, intermediate);
+        // Training needs the linear output intact for backward; inference saves the two temporaries.
+        Tensor hidden = gateUp.requires_grad ? nn.functional.silu(gate).mul(up) : gate.silu_().mul_(up);
         return down_proj.Forward(hidden).MoveToOuterDisposeScope();
     }
 }
