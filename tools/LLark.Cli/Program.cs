@@ -10,5 +10,6 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     ClientCommands.Info(),
     ConvertJukeboxCommand.Create(),
     EmbedCommand.Create(),
+    TrainCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
