@@ -120,6 +120,26 @@ public sealed class TrainingGoldenTests
         Console.WriteLine(string.Join("\n", report));
     }
 
+    [Theory]
+    [InlineData("mha", "llama-mha-fp16")]
+    [InlineData("gqa", "llama-gqa-fp32-sharded")]
+    public void TheTrainingForwardReproducesTheReferenceLogits(string name, string folder)
+    {
+        using JsonDocument meta = JsonDocument.Parse(File.ReadAllText(RepoPaths.Fixture("llama-tiny", "reference", name + ".json")));
+        long[] ids = [.. meta.RootElement.GetProperty("prompts").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "license_long")
+            .GetProperty("ids").EnumerateArray().Select(e => e.GetInt64())];
+        (float[] expected, long[] shape) = LLark.Data.Npy.ReadFloat32(RepoPaths.Fixture("llama-tiny", "reference", $"{name}_logits_all_license_long.npy"));
+        using var llama = LLark.Language.Engine.Model.LlamaLoader.Load(RepoPaths.Fixture("llama-tiny", folder));
+        using var scope = NewDisposeScope();
+        // Embeddings that need a gradient put the whole forward on the autograd path (no in-place shortcuts, no decode kernel).
+        Tensor embeds = llama.Embed(tensor(ids).unsqueeze(0)).detach().requires_grad_(true);
+        Tensor logits = llama.ForwardTraining(embeds, arange(ids.Length, dtype: ScalarType.Int64));
+        Assert.True(logits.requires_grad);
+        double diff = (logits.detach() - tensor(expected).view(shape)).abs().max().item<float>();
+        Console.WriteLine($"{name}: training forward vs reference logits, max abs diff {diff:E2}");
+        Assert.True(diff < 1e-4, $"{name}: logits differ by {diff:E2}");
+    }
+
     [Fact]
     public void AdamWWithClippingMatchesTorchOptimAdamW()
     {
