@@ -25,10 +25,12 @@ public sealed class TrainableLLark : IDisposable
     private readonly AudioProjector projector;
     private readonly Tensor audioRows;
     private readonly JsonObject configJson;
+    private readonly LoraAdapters? lora;
 
     private TrainableLLark(LlamaForCausalLM llama, AudioProjector projector, LlamaTextTokenizer tokenizer, string tokenizerPath,
-        JsonObject configJson, string mode)
+        JsonObject configJson, string mode, LoraAdapters? lora)
     {
+        this.lora = lora;
         Llama = llama;
         this.projector = projector;
         Tokenizer = tokenizer;
@@ -52,6 +54,11 @@ public sealed class TrainableLLark : IDisposable
             trained.AddRange(llama.ForwardTensors()
                 .Where(t => t.Name is not ("model.embed_tokens.weight" or "lm_head.weight"))
                 .Select(t => new TrainedTensor(t.Name, t.Tensor)));
+            trained.Add(new TrainedTensor(AudioRowsName, audioRows));
+        }
+        else if (mode == "lora")
+        {
+            trained.AddRange(lora!.Tensors());
             trained.Add(new TrainedTensor(AudioRowsName, audioRows));
         }
         foreach (TrainedTensor t in trained) t.Tensor.requires_grad_(true);
@@ -125,7 +132,8 @@ public sealed class TrainableLLark : IDisposable
                 else InitFresh(llama, json["initializer_range"]?.GetValue<double>() ?? 0.02, generator);
                 if (!projectorLoaded) InitProjector(proj, generator);
             }
-            return new TrainableLLark(llama, proj, tokenizer, tokenizerPath, json, config.Mode);
+            LoraAdapters? adapters = config.Mode == "lora" ? new LoraAdapters(llama, config.Lora!, config.Seed, generator) : null;
+            return new TrainableLLark(llama, proj, tokenizer, tokenizerPath, json, config.Mode, adapters);
         }
         catch
         {
@@ -198,6 +206,7 @@ public sealed class TrainableLLark : IDisposable
     public Tensor Loss(TrainingBatch batch)
     {
         using var scope = NewDisposeScope();
+        if (lora is not null) lora.Training = true;
         (Tensor logits, Tensor targets) = Logits(batch);
         return nn.functional.cross_entropy(logits, targets).MoveToOuterDisposeScope();
     }
@@ -207,6 +216,7 @@ public sealed class TrainableLLark : IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        if (lora is not null) lora.Training = false;
         (Tensor logits, Tensor targets) = Logits(batch);
         Tensor sum = nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum);
         return (sum.item<float>(), (int)targets.shape[0]);
@@ -250,6 +260,12 @@ public sealed class TrainableLLark : IDisposable
         return (logits, Index(targets));
     }
 
+    /// <summary>Called before each optimizer step's micro-batches: fixes the step's LoRA dropout masks.</summary>
+    public void BeginStep(int step) => lora?.BeginStep(step);
+
+    /// <summary>The LoRA adapters of mode "lora", for inspection.</summary>
+    internal LoraAdapters? Lora => lora;
+
     private Tensor Index(List<long> values) => tensor(values.ToArray(), dtype: ScalarType.Int64, device: Device);
 
     /// <summary>
@@ -266,7 +282,7 @@ public sealed class TrainableLLark : IDisposable
         using (no_grad()) Llama.EmbeddingWeight.narrow(0, StartId, 2).copy_(audioRows);
 
         var tensors = Llama.CheckpointParameters().Concat(projector.CheckpointParameters())
-            .Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value.detach().cpu().contiguous())).ToList();
+            .Select(p => new KeyValuePair<string, Tensor>(p.Key, MergedWeight(p.Key, p.Value))).ToList();
         SafetensorsWriter.Save(Path.Combine(partial, "model.safetensors"), tensors);
         foreach (var t in tensors) t.Value.Dispose();
 
@@ -289,12 +305,22 @@ public sealed class TrainableLLark : IDisposable
         Directory.Move(partial, full);
     }
 
+    /// <summary>A checkpoint tensor as it is written: with its LoRA delta added (a copy; training's weights stay as they are).</summary>
+    private Tensor MergedWeight(string name, Tensor value)
+    {
+        using Tensor? delta = lora?.Merged(name);
+        if (delta is null) return value.detach().cpu().contiguous();
+        using var noGrad = no_grad();
+        return value.detach().add(delta).cpu().contiguous();
+    }
+
     private int AddedId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id
         : throw new ModelConfigException($"the tokenizer lacks LLark's added token {token}");
 
     public void Dispose()
     {
         audioRows.Dispose();
+        lora?.Dispose();
         projector.Dispose();
         Llama.Dispose();
     }

@@ -106,6 +106,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
             }
             double lossSum = 0;
             long stepTokens = 0;
+            model.BeginStep(step);
             for (int a = 0; a < config.GradAccumulation; a++)
             {
                 TrainingBatch batch = ExampleLayout.Collate([.. order.Batch(micro).Select(i => data.Train[i])], data.ReadFrames, model.PadId);

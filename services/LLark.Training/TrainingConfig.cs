@@ -14,10 +14,16 @@ public sealed record TrainingConfig
 
     [JsonPropertyName("model")] public ModelConfig Model { get; init; } = new();
 
-    /// <summary>"full" (default, LLark's recipe), "projector" (alignment: only the projector) or "lora".</summary>
+    /// <summary>
+    /// "full" (default, LLark's recipe), "projector" (alignment: only the projector) or "lora" (projector, audio rows
+    /// and LoRA adapters; merged into the weights in the exported checkpoint).
+    /// </summary>
     [JsonPropertyName("mode")] public string Mode { get; init; } = "full";
 
     [JsonPropertyName("optimizer")] public OptimizerConfig Optimizer { get; init; } = new();
+
+    /// <summary>The adapters of mode "lora" (required there, ignored otherwise).</summary>
+    [JsonPropertyName("lora")] public LoraConfig? Lora { get; init; }
 
     /// <summary>Examples per micro-batch (default 8).</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 8;
@@ -115,7 +121,15 @@ public sealed record TrainingConfig
             "give exactly one of model.base (a Hugging Face Llama or LLark folder) and model.llama_config (a fresh model)");
         Require(Model.Base is not null || Model.Tokenizer is not null, "model.tokenizer", "a fresh model (model.llama_config) needs model.tokenizer");
         Require(Mode is "full" or "projector" or "lora", "mode", $"'{Mode}' is not one of full, projector, lora");
-        Require(Mode != "lora", "mode", "lora is not built yet; use full or projector");
+        Require(Mode != "lora" || Lora is not null, "lora", "mode lora needs a lora section ({\"r\": 8, \"alpha\": 16, \"dropout\": 0.05})");
+        if (Lora is { } l)
+        {
+            Require(l.R >= 1, "lora.r", $"must be at least 1, got {l.R}");
+            Require(l.Alpha > 0, "lora.alpha", $"must be positive, got {l.Alpha}");
+            Require(l.Dropout is >= 0 and < 1, "lora.dropout", $"must be in [0, 1), got {l.Dropout}");
+            Require(l.Targets.Length > 0 && l.Targets.All(LoraAdapters.AllTargets.Contains) && l.Targets.Distinct().Count() == l.Targets.Length, "lora.targets",
+                $"must be distinct names among {string.Join(", ", LoraAdapters.AllTargets)}");
+        }
         OptimizerConfig o = Optimizer;
         Require(o.Lr > 0 && double.IsFinite(o.Lr), "optimizer.lr", $"must be positive, got {o.Lr}");
         Require(o.Betas is { Length: 2 } && o.Betas.All(b => b is >= 0 and < 1), "optimizer.betas", "must be two numbers in [0, 1)");
@@ -143,6 +157,7 @@ public sealed record TrainingConfig
     internal string ResumeFingerprint() => new JsonObject
     {
         ["mode"] = Mode,
+        ["lora"] = Mode == "lora" ? JsonSerializer.SerializeToNode(Lora) : null,
         ["model"] = JsonSerializer.SerializeToNode(Model),
         ["optimizer"] = JsonSerializer.SerializeToNode(Optimizer),
         ["batch_size"] = BatchSize,
@@ -183,6 +198,21 @@ public sealed record ModelConfig
 
     /// <summary>tokenizer.model (default: the one in <see cref="Base"/>); LLark's four tokens are added after its pieces.</summary>
     [JsonPropertyName("tokenizer")] public string? Tokenizer { get; init; }
+}
+
+public sealed record LoraConfig
+{
+    /// <summary>Rank of each adapter (default 8).</summary>
+    [JsonPropertyName("r")] public int R { get; init; } = 8;
+
+    /// <summary>The adapters' output is scaled by alpha / r (default 16).</summary>
+    [JsonPropertyName("alpha")] public double Alpha { get; init; } = 16;
+
+    /// <summary>Dropout on each adapter's input while training (default 0.05).</summary>
+    [JsonPropertyName("dropout")] public double Dropout { get; init; } = 0.05;
+
+    /// <summary>Projections that get adapters (default all seven: q, k, v, o, gate, up, down).</summary>
+    [JsonPropertyName("targets")] public string[] Targets { get; init; } = [.. LoraAdapters.AllTargets];
 }
 
 public sealed record OptimizerConfig

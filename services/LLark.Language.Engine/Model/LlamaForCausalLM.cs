@@ -107,6 +107,13 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         return logits.MoveToOuterDisposeScope();
     }
 
+    /// <summary>Sets (or, with null, removes) the training-time projection adapters of decoder layer <paramref name="layer"/>.</summary>
+    internal void SetAdapters(int layer, ProjectionAdapters? adapters)
+    {
+        model.Blocks[layer].Attention.Adapters = adapters;
+        model.Blocks[layer].Mlp.Adapters = adapters;
+    }
+
     /// <summary>Keys and values of a whole-sequence forward: attended over as they are, kept nowhere.</summary>
     private sealed class PassThroughStore : IKvStore
     {

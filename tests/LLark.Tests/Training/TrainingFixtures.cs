@@ -48,13 +48,14 @@ internal static class TrainingFixtures
 
     /// <summary>A config over <see cref="WriteSet"/>'s files, continuing from the bundled tiny untrained LLark.</summary>
     public static TrainingConfig Config(string dir, string mode = "full", int steps = 6, int saveEvery = 0, double lr = 1e-3,
-        int batch = 4, int accumulation = 1, double warmup = 0.0, double validation = 0.0)
+        int batch = 4, int accumulation = 1, double warmup = 0.0, double validation = 0.0, double loraDropout = 0.1)
     {
         string json = JsonSerializer.Serialize(new Dictionary<string, object?>
         {
             ["data"] = new Dictionary<string, object?> { ["pairs"] = "pairs.jsonl", ["embeddings"] = "embeddings", ["validation_fraction"] = validation },
             ["model"] = new Dictionary<string, object?> { ["base"] = TinyLLark.Directory },
             ["mode"] = mode,
+            ["lora"] = mode == "lora" ? new Dictionary<string, object?> { ["r"] = 4, ["alpha"] = 8, ["dropout"] = loraDropout } : null,
             ["optimizer"] = new Dictionary<string, object?> { ["lr"] = lr, ["warmup_ratio"] = warmup },
             ["batch_size"] = batch,
             ["grad_accumulation"] = accumulation,
