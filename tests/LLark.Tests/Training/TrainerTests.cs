@@ -119,6 +119,22 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void ValidationRunsEveryNStepsAndAtTheEnd()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path, clips: 12);
+        string outDir = Path.Combine(dir.Path, "run");
+        TrainingConfig config = TrainingFixtures.Config(dir.Path, steps: 5, validation: 0.3) with { EvalEvery = 2 };
+        TrainingResult result = new Trainer(config, outDir).Run(resume: false);
+        Assert.True(result.ValidationExamples > 0 && result.TrainExamples > 0, $"{result.TrainExamples} / {result.ValidationExamples}");
+        Assert.Equal(24, result.TrainExamples + result.ValidationExamples);
+        LossCurves curves = LossHistory.ReadCurves(Path.Combine(outDir, LossHistory.FileName));
+        Assert.Equal([2, 4, 5], curves.Validation.Select(v => v.Step));
+        Assert.All(curves.Validation, v => Assert.True(double.IsFinite(v.Loss) && v.Loss > 0));
+        Assert.Equal(curves.Validation[^1].Loss, result.ValidationLoss);
+    }
+
+    [Fact]
     public void ProjectorModeChangesOnlyTheProjector()
     {
         using var dir = new TempDirectory();
