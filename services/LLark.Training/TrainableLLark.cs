@@ -83,9 +83,13 @@ public sealed class TrainableLLark : IDisposable
 
     public Device Device => Llama.Device;
 
-    /// <summary>Builds the model a config asks for, with a projector from <paramref name="audioWidth"/>-wide frames.</summary>
-    public static TrainableLLark Create(TrainingConfig config, int audioWidth)
+    /// <summary>
+    /// Builds the model a config asks for, with a projector for <paramref name="audio"/>'s frames. A base LLark
+    /// checkpoint whose mm_* keys disagree with the embeddings (width, fps, encoder, layer) is refused.
+    /// </summary>
+    public static TrainableLLark Create(TrainingConfig config, AudioFormat audio)
     {
+        int audioWidth = audio.Width;
         Device device = config.Device == "cpu" ? CPU : new Device(config.Device);
         var generator = new Generator((ulong)config.Seed);
         string? baseDir = config.Model.Base is { } b ? config.Resolve(b) : null;
@@ -118,6 +122,12 @@ public sealed class TrainableLLark : IDisposable
             throw new TrainingConfigException("model.base",
                 $"the checkpoint's projector takes {width.GetValue<int>()}-wide frames (mm_hidden_size) but the embeddings are {audioWidth} wide");
         }
+        if (json["mm_audio_fps"] is JsonNode fps && Math.Abs(fps.GetValue<double>() - audio.Fps) > 1e-9)
+            throw new TrainingConfigException("model.base", $"the checkpoint was trained at {fps.GetValue<double>()} fps (mm_audio_fps) but the embeddings are at {audio.Fps}");
+        if (json["mm_audio_encoder"] is JsonNode encoder && audio.Encoder is not null && encoder.GetValue<string>() != audio.Encoder)
+            throw new TrainingConfigException("model.base", $"the checkpoint was trained on '{encoder.GetValue<string>()}' embeddings (mm_audio_encoder) but these come from '{audio.Encoder}'");
+        if (json["mm_audio_layer"] is JsonNode layer && audio.Layer is not null && layer.GetValue<int>() != audio.Layer)
+            throw new TrainingConfigException("model.base", $"the checkpoint was trained on layer {layer.GetValue<int>()} (mm_audio_layer) but these come from layer {audio.Layer}");
         json["vocab_size"] = vocab;
         llamaConfig = llamaConfig with { VocabSize = vocab };
 

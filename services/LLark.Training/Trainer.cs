@@ -43,7 +43,8 @@ public sealed class Trainer(TrainingConfig config, string outDir)
         if (!File.Exists(tokenizerPath)) throw new TrainingConfigException("model.tokenizer", $"tokenizer not found: {tokenizerPath}");
         LlamaTextTokenizer tokenizer = LlamaTextTokenizer.Load(tokenizerPath, LlamaTextTokenizer.LLarkAddedTokens);
         TrainingData data = TrainingData.Load(config, tokenizer);
-        using TrainableLLark model = TrainableLLark.Create(config, data.AudioWidth);
+        var audio = new AudioFormat(data.AudioWidth, data.AudioFps, data.AudioEncoder, data.AudioLayer);
+        using TrainableLLark model = TrainableLLark.Create(config, audio);
         if (config.MaxLength > model.Llama.Config.MaxPositionEmbeddings)
             throw new TrainingConfigException("max_length", $"{config.MaxLength} is over the model's max_position_embeddings {model.Llama.Config.MaxPositionEmbeddings}");
 
@@ -52,7 +53,6 @@ public sealed class Trainer(TrainingConfig config, string outDir)
         var schedule = CosineSchedule.FromRatio(config.Optimizer.Lr, totalSteps, config.Optimizer.WarmupRatio);
         using var optimizer = new AdamW(model.Trained, config.Optimizer.Betas[0], config.Optimizer.Betas[1], config.Optimizer.Eps, config.Optimizer.WeightDecay);
         var order = new DataOrder(data.Train.Count, config.BatchSize, config.Seed);
-        var audio = new AudioFormat(data.AudioWidth, data.AudioFps, data.AudioEncoder, data.AudioLayer);
         string lossPath = Path.Combine(outDir, LossHistory.FileName);
 
         var state = new TrainingProgressState { Config = config.ResumeFingerprint() };

@@ -29,7 +29,7 @@ public sealed class LoraTests
         using Tensor frames = cat([Read(golden, "input.frames.0"), Read(golden, "input.frames.1")], 0);
         var batch = new TrainingBatch(ids.data<long>().ToArray(), labels.data<long>().ToArray(), (int)ids.shape[0], (int)ids.shape[1],
             frames.data<float>().ToArray(), (int)frames.shape[0], 0);
-        using TrainableLLark model = TrainableLLark.Create(TrainingFixtures.Config(dir.Path, mode: "lora", loraDropout: 0), TinyLLark.AudioWidth);
+        using TrainableLLark model = TrainableLLark.Create(TrainingFixtures.Config(dir.Path, mode: "lora", loraDropout: 0), new AudioFormat(TinyLLark.AudioWidth, TinyLLark.Fps, null, null));
         Assert.Equal(2.0, model.Lora!.Scaling);
         Assert.Equal(2 + 4 * 7 * 2 + 1, model.Trained.Count);
 

@@ -162,6 +162,14 @@ public sealed class TrainerTests
         Assert.Equal("model.base", narrow.Field);
         Assert.Contains("mm_hidden_size", narrow.Message, StringComparison.Ordinal);
 
+        // The bundled checkpoint says 25 fps; a set at 10 fps (and a config that expects 10) is refused by the checkpoint.
+        using var tenFps = new TempDirectory();
+        TrainingFixtures.WriteSet(tenFps.Path, fps: 10);
+        TrainingConfig expectTen = TrainingFixtures.Config(tenFps.Path) with { Audio = new AudioExpectation { Fps = 10 } };
+        var fpsError = Assert.Throws<TrainingConfigException>(() => new Trainer(expectTen, Path.Combine(tenFps.Path, "run")).Run(false));
+        Assert.Equal("model.base", fpsError.Field);
+        Assert.Contains("mm_audio_fps", fpsError.Message, StringComparison.Ordinal);
+
         using var mixed = new TempDirectory();
         TrainingFixtures.WriteSet(mixed.Path, fpsOf: c => c == 2 ? 10 : 25);
         Assert.Equal("data.embeddings", Assert.Throws<TrainingConfigException>(

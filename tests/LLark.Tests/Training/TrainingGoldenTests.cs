@@ -71,7 +71,7 @@ public sealed class TrainingGoldenTests
         using ITensorSource golden = CheckpointOpener.Open(Fixture("tiny_full_two_steps.safetensors"));
         TrainingBatch batch = GoldenBatch(golden);
 
-        using TrainableLLark model = TrainableLLark.Create(TrainingFixtures.Config(dir.Path), TinyLLark.AudioWidth);
+        using TrainableLLark model = TrainableLLark.Create(TrainingFixtures.Config(dir.Path), new AudioFormat(TinyLLark.AudioWidth, TinyLLark.Fps, null, null));
         Assert.Equal([1024, 1025, 1026, 1027], new[] { model.PadId, model.PatchId, model.StartId, model.EndId });
         using Tensor headBefore = model.Llama.CheckpointParameters()["lm_head.weight"].clone();
         using Tensor embedBefore = model.Llama.EmbeddingWeight.clone();
