@@ -149,7 +149,7 @@ public sealed record TrainingConfig
             $"'{DType}' is not supported: training runs in fp32 (bf16 needs fp32 master weights, which are not built yet)");
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), "device", $"'{Device}' is not cpu or cuda[:N]");
         Require(!ActivationCheckpointing, "activation_checkpointing",
-            "not built yet (TorchSharp has no torch.utils.checkpoint); train without it, or with a smaller batch");
+            "not built yet (recomputing each block in backward needs a custom autograd function); train without it, or with a smaller batch");
         Require(Audio.Fps is null || Audio.Fps > 0, "audio.fps", "must be positive");
     }
 
