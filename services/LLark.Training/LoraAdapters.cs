@@ -92,7 +92,9 @@ internal sealed class LoraAdapters : IDisposable
             Tensor keep = rand(x.shape, dtype: ScalarType.Float32, generator: dropoutGenerator).ge_(dropout).to(x.dtype, x.device);
             input = x.mul(keep).div_(1 - dropout);
         }
-        return nn.functional.linear(nn.functional.linear(input, a.A), a.B).mul_(Scaling).MoveToOuterDisposeScope();
+        // The factors are float32 over a base that may be bf16: compute the delta in float32, add it in the base's dtype.
+        Tensor delta = nn.functional.linear(nn.functional.linear(input.to(a.A.dtype), a.A), a.B).mul_(Scaling);
+        return delta.to(x.dtype).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

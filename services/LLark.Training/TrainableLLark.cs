@@ -42,7 +42,7 @@ public sealed class TrainableLLark : IDisposable
         StartId = AddedId("<audio_start>");
         EndId = AddedId("<audio_end>");
         if (EndId != StartId + 1) throw new ModelConfigException("<audio_start> and <audio_end> must be consecutive added tokens");
-        using (no_grad()) audioRows = llama.EmbeddingWeight.narrow(0, StartId, 2).clone();
+        using (no_grad()) audioRows = llama.EmbeddingWeight.narrow(0, StartId, 2).to(ScalarType.Float32).clone();
 
         var trained = new List<TrainedTensor>
         {
@@ -131,7 +131,9 @@ public sealed class TrainableLLark : IDisposable
         json["vocab_size"] = vocab;
         llamaConfig = llamaConfig with { VocabSize = vocab };
 
-        var llama = new LlamaForCausalLM(llamaConfig, ScalarType.Float32, device);
+        // bf16 holds only the frozen base (modes projector and lora): what is trained stays float32, so small updates are not lost.
+        ScalarType baseType = config.DType is "bf16" or "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        var llama = new LlamaForCausalLM(llamaConfig, baseType, device);
         var proj = new AudioProjector(audioWidth, llamaConfig.HiddenSize, ScalarType.Float32, device);
         try
         {
@@ -258,7 +260,8 @@ public sealed class TrainableLLark : IDisposable
         if (scored.Count == 0) throw new InvalidOperationException("the batch has no answer tokens to score");
 
         Tensor ids = tensor(batch.Ids, dtype: ScalarType.Int64, device: Device).view(b, t);
-        Tensor x = Llama.Embed(ids).view(b * t, hidden);
+        // Spliced in float32 (the projector and audio rows are float32 whatever the base's dtype); the forward casts.
+        Tensor x = Llama.Embed(ids).view(b * t, hidden).to(ScalarType.Float32);
         if (starts.Count > 0) x = x.index_copy(0, Index(starts), audioRows[0].expand(starts.Count, hidden));
         if (ends.Count > 0) x = x.index_copy(0, Index(ends), audioRows[1].expand(ends.Count, hidden));
         if (patches.Count > 0)
@@ -280,7 +283,8 @@ public sealed class TrainableLLark : IDisposable
 
     /// <summary>
     /// Writes a folder that <see cref="LLarkModel.Load"/> (and Hugging Face) reads as it is: config.json with the
-    /// mm_* keys, model.safetensors with model.* + lm_head + model.mm_projector.*, tokenizer.model and
+    /// mm_* keys, model.safetensors with model.* + lm_head + model.mm_projector.* (each in the dtype it was trained in:
+    /// the base's, LoRA merges rounded to it; the projector float32), tokenizer.model and
     /// added_tokens.json. Written beside <paramref name="directory"/> and renamed into place when complete.
     /// </summary>
     public void Export(string directory, AudioFormat audio)
@@ -297,7 +301,7 @@ public sealed class TrainableLLark : IDisposable
         foreach (var t in tensors) t.Value.Dispose();
 
         var json = (JsonObject)configJson.DeepClone();
-        json["torch_dtype"] = "float32";
+        json["torch_dtype"] = Llama.DType == ScalarType.BFloat16 ? "bfloat16" : "float32";
         json["pad_token_id"] = PadId;
         json["mm_hidden_size"] = audio.Width;
         json["mm_audio_fps"] = audio.Fps;
@@ -321,7 +325,7 @@ public sealed class TrainableLLark : IDisposable
         using Tensor? delta = lora?.Merged(name);
         if (delta is null) return value.detach().cpu().contiguous();
         using var noGrad = no_grad();
-        return value.detach().add(delta).cpu().contiguous();
+        return value.detach().add(delta).to(value.dtype).cpu().contiguous();
     }
 
     private int AddedId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id

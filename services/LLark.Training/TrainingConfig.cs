@@ -52,7 +52,10 @@ public sealed record TrainingConfig
     /// <summary>A progress line every N optimizer steps (default 1).</summary>
     [JsonPropertyName("log_every")] public int LogEvery { get; init; } = 1;
 
-    /// <summary>"fp32" (default). bf16 is refused until master weights in fp32 are kept beside bf16 compute.</summary>
+    /// <summary>
+    /// "fp32" (default) or "bf16": bf16 holds the frozen base weights of modes projector and lora (what is trained stays
+    /// float32); full mode in bf16 is refused until fp32 master weights are kept beside bf16 compute.
+    /// </summary>
     [JsonPropertyName("dtype")] public string DType { get; init; } = "fp32";
 
     /// <summary>"cpu" (default) or "cuda" / "cuda:N".</summary>
@@ -145,8 +148,9 @@ public sealed record TrainingConfig
         Require(EvalEvery >= 0, "eval_every", "must not be negative");
         Require(SaveEvery >= 0, "save_every", "must not be negative");
         Require(LogEvery >= 1, "log_every", "must be at least 1");
-        Require(DType is "fp32" or "float32", "dtype",
-            $"'{DType}' is not supported: training runs in fp32 (bf16 needs fp32 master weights, which are not built yet)");
+        Require(DType is "fp32" or "float32" or "bf16" or "bfloat16", "dtype", $"'{DType}' is not fp32 or bf16");
+        Require(DType is "fp32" or "float32" || Mode != "full", "dtype",
+            "bf16 is for the frozen base of modes projector and lora; full mode trains the base itself, which needs fp32 master weights (not built)");
         Require(Device == "cpu" || Device.StartsWith("cuda", StringComparison.Ordinal), "device", $"'{Device}' is not cpu or cuda[:N]");
         Require(!ActivationCheckpointing, "activation_checkpointing",
             "not built yet (recomputing each block in backward needs a custom autograd function); train without it, or with a smaller batch");

@@ -83,4 +83,31 @@ public sealed class LoraTests
         }
         Assert.Equal(4 * 7, merged);
     }
+
+    [Fact]
+    public void ABf16BaseTrainsFloat32AdaptersAndServes()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        string outDir = Path.Combine(dir.Path, "run");
+        TrainingConfig config = TrainingFixtures.Config(dir.Path, mode: "lora", steps: 12, lr: 3e-3) with { DType = "bf16" };
+        TrainingResult result = new Trainer(config, outDir).Run(resume: false);
+        var curve = LossHistory.ReadCurves(Path.Combine(outDir, LossHistory.FileName)).Train;
+        Assert.True(curve[^1].Loss < curve[0].Loss / 2, $"loss {curve[0].Loss:F3} -> {curve[^1].Loss:F3}");
+
+        using ITensorSource before = CheckpointOpener.Open(TinyLLark.Directory), after = CheckpointOpener.Open(result.ModelDirectory!);
+        Assert.Equal(StoredDType.BF16, after.Entries["model.layers.0.input_layernorm.weight"].DType);
+        Assert.Equal(StoredDType.F32, after.Entries["model.mm_projector.weight"].DType);
+        using (var scope = NewDisposeScope())
+        {
+            // A frozen weight is the base's, rounded to bf16 once.
+            Tensor norm = Read(before, "model.layers.2.post_attention_layernorm.weight").to(ScalarType.BFloat16).to(ScalarType.Float32);
+            Assert.True(norm.eq(Read(after, "model.layers.2.post_attention_layernorm.weight")).all().item<bool>());
+        }
+        Assert.Contains("\"bfloat16\"", File.ReadAllText(Path.Combine(result.ModelDirectory!, "config.json")), StringComparison.Ordinal);
+        using var model = LLark.Language.Engine.Multimodal.LLarkModel.Load(result.ModelDirectory!);
+        Assert.Equal(TinyLLark.AudioWidth, model.AudioWidth);
+
+        Assert.Equal("dtype", Assert.Throws<TrainingConfigException>(() => (TrainingFixtures.Config(dir.Path) with { DType = "bf16" }).Validate()).Field);
+    }
 }
