@@ -12,5 +12,6 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     EmbedCommand.Create(),
     DataCommand.Create(),
     EvalCommand.Create(),
+    TrainCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
