@@ -25,7 +25,7 @@ public sealed class ConfigurationKeyTests
     internal static readonly HashSet<string> EncoderKeys = new(StringComparer.Ordinal)
     {
         "ModelPath", "Layers", "Fps", "DType", "Device", "MaxAudioBytes", "MaxQueuedRequests",
-        "Cache:MemoryBytes", "Cache:Directory", "Cache:Redis",
+        "Cache:MemoryBytes", "Cache:Directory", "Cache:DiskBytes", "Cache:Redis", "Cache:RedisTtl",
     };
 
     internal static readonly HashSet<string> GatewayKeys = new(StringComparer.Ordinal) { "ApiKeys", "ApiKeysFile" };
