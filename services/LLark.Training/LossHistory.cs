@@ -45,6 +45,21 @@ public static class LossHistory
             [.. records.Where(r => r.ValidationLoss is not null).Select(r => (r.Step, r.ValidationLoss!.Value))]);
     }
 
+    public const string PlotFileName = "loss.png";
+
+    /// <summary>The run's loss curve: training loss by step and validation loss by step, log scale, as a PNG.</summary>
+    public static void Plot(string lossPath, string pngPath)
+    {
+        LossCurves curves = ReadCurves(lossPath);
+        var series = new List<LLark.Data.Plots.Series>();
+        if (curves.Train.Count > 0)
+            series.Add(new("training", [.. curves.Train.Select(p => (double)p.Step)], [.. curves.Train.Select(p => p.Loss)]));
+        if (curves.Validation.Count > 0)
+            series.Add(new("validation", [.. curves.Validation.Select(p => (double)p.Step)], [.. curves.Validation.Select(p => p.Loss)]));
+        if (series.Count == 0) return;
+        LLark.Data.Plots.Charts.Line(pngPath, new LLark.Data.Plots.ChartText("Answer-token cross-entropy", "step", "loss (log scale)"), series, logY: true);
+    }
+
     /// <summary>Drops records after <paramref name="step"/>: a resumed run rewrites the steps lost since its last save.</summary>
     public static void TruncateAfter(string path, int step)
     {

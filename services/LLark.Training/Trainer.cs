@@ -140,6 +140,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
         Save();
         string modelDir = Path.Combine(outDir, "model");
         model.Export(modelDir, audio);
+        LossHistory.Plot(lossPath, Path.Combine(outDir, LossHistory.PlotFileName));
         return Result(TrainingOutcome.Completed, modelDir);
 
         double? Validate(int atStep)

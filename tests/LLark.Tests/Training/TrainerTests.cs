@@ -71,6 +71,10 @@ public sealed class TrainerTests
         Console.WriteLine($"loss: first five steps {first:F3}, last five {last:F3}; {result.StepsPerSecond:F1} steps/s, {result.TokensPerSecond:F0} tokens/s");
         Assert.True(last < first / 4, $"the loss did not fall: {first:F3} -> {last:F3}");
         Assert.Equal(40, lines.Count(l => l.Loss is not null));
+        // The loss curve is drawn at the end of the run.
+        var png = LLark.Tests.Evaluation.PngFile.Read(Path.Combine(outDir, LossHistory.PlotFileName));
+        Assert.Equal((800, 560), (png.Width, png.Height));
+        Assert.True(png.Pixels.Distinct().Count() > 3, "the loss plot has nothing drawn on it");
 
         using LLarkModel model = LLarkModel.Load(result.ModelDirectory!);
         Assert.Equal(TinyLLark.AudioWidth, model.AudioWidth);
