@@ -10,6 +10,7 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     ClientCommands.Info(),
     ConvertJukeboxCommand.Create(),
     EmbedCommand.Create(),
+    JukeboxCommands.Create(),
     new Command("data", "Make datasets: embed a manifest's clips") { DataEmbedCommand.Create() },
 };
 return await root.Parse(args).InvokeAsync();
