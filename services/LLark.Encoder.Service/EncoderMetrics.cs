@@ -29,8 +29,11 @@ public sealed class EncoderMetrics : IDisposable
         encodeSeconds = meter.CreateHistogram<double>("llark.encoder.encode.duration", "s", "Seconds of one forward pass (a batch of clips)");
         batchSize = meter.CreateHistogram<int>("llark.encoder.batch.size", "{clip}", "Clips per forward pass");
         var memory = new KeyValuePair<string, object?>("tier", "memory");
-        meter.CreateObservableGauge("llark.encoder.cache.bytes", () => new Measurement<long>(MemoryBytes(), memory), "By", "Bytes of frames held by the in-memory tier");
-        meter.CreateObservableGauge("llark.encoder.cache.entries", () => new Measurement<int>(MemoryEntries(), memory), "{entry}", "Entries held by the in-memory tier");
+        var disk = new KeyValuePair<string, object?>("tier", "disk");
+        meter.CreateObservableGauge("llark.encoder.cache.bytes", () => new[] { new Measurement<long>(MemoryBytes(), memory), new Measurement<long>(DiskBytes(), disk) },
+            "By", "Bytes held by a cache tier (memory: frames; disk: entry files)");
+        meter.CreateObservableGauge("llark.encoder.cache.entries", () => new[] { new Measurement<int>(MemoryEntries(), memory), new Measurement<int>(DiskEntries(), disk) },
+            "{entry}", "Entries held by a cache tier");
         meter.CreateObservableGauge("llark.encoder.queue.depth", () => QueueDepth(), "{clip}", "Clips waiting for the model");
     }
 
@@ -38,6 +41,10 @@ public sealed class EncoderMetrics : IDisposable
     public Func<long> MemoryBytes { get; set; } = () => 0;
 
     public Func<int> MemoryEntries { get; set; } = () => 0;
+
+    public Func<long> DiskBytes { get; set; } = () => 0;
+
+    public Func<int> DiskEntries { get; set; } = () => 0;
 
     public Func<int> QueueDepth { get; set; } = () => 0;
 

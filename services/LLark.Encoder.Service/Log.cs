@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2304, Level = LogLevel.Information, Message = "Removed {Count} temporary files left by interrupted writes under {Directory}")]
     public static partial void TemporaryFilesSwept(ILogger logger, int count, string directory);
+
+    [LoggerMessage(EventId = 2305, Level = LogLevel.Information, Message = "Disk cache under {Directory}: {Count} entries, {Bytes} bytes ({Evicted} least recently used deleted to fit the bound)")]
+    public static partial void DiskIndexed(ILogger logger, int count, long bytes, string directory, int evicted);
 }

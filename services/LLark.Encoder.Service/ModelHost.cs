@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpc.Core;
+using LLark.Checkpoints;
 using LLark.Encoder.Engine.Model;
 using LLark.Encoder.Service.Serving;
 using LLark.ServiceDefaults;
@@ -25,7 +26,7 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() =>
     {
         EncoderServiceOptions o = options.Value;
-        string dtype = ParseDType(o.DType) == torch.ScalarType.BFloat16 ? "bf16" : "fp32";
+        string dtype = RunTimeDTypes.ShortName(ParseDType(o.DType));
         Log.ModelLoading(logger, o.ModelPath, dtype, o.Device);
         var clock = Stopwatch.StartNew();
         try
@@ -51,8 +52,7 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
         }
     }, stoppingToken);
 
-    internal static torch.ScalarType ParseDType(string name) =>
-        name.ToLowerInvariant() is "bf16" or "bfloat16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
+    internal static torch.ScalarType ParseDType(string name) => RunTimeDTypes.Parse(name, RunTimeDTypes.Encoder);
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

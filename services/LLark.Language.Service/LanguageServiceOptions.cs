@@ -46,7 +46,7 @@ public sealed class LanguageServiceOptions : IValidatableObject
             yield return new ValidationResult($"DefaultMaxNewTokens {DefaultMaxNewTokens} exceeds MaxNewTokensLimit {MaxNewTokensLimit}", [nameof(DefaultMaxNewTokens)]);
         if (EncoderAddress is { Length: > 0 } address && !(Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https"))
             yield return new ValidationResult($"EncoderAddress '{address}' is not an http(s) URL", [nameof(EncoderAddress)]);
-        if (DType.ToLowerInvariant() is not ("fp32" or "float32" or "bf16" or "bfloat16" or "fp16" or "float16"))
-            yield return new ValidationResult($"DType '{DType}' is not fp32, bf16 or fp16", [nameof(DType)]);
+        if (LLark.Checkpoints.RunTimeDTypes.TryParse(DType, LLark.Checkpoints.RunTimeDTypes.Language) is null)
+            yield return new ValidationResult($"DType '{DType}' is not {LLark.Checkpoints.RunTimeDTypes.Expected(LLark.Checkpoints.RunTimeDTypes.Language)}", [nameof(DType)]);
     }
 }

@@ -11,6 +11,8 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     ConvertJukeboxCommand.Create(),
     EmbedCommand.Create(),
     JukeboxCommands.Create(),
-    new Command("data", "Make datasets: embed a manifest's clips") { DataEmbedCommand.Create() },
+    DataCommand.Create(),
+    EvalCommand.Create(),
+    TrainCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

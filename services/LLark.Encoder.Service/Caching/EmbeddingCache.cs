@@ -34,14 +34,19 @@ public sealed class EmbeddingCache(IOptions<EncoderServiceOptions> options, Enco
         }
         if (!string.IsNullOrWhiteSpace(o.Directory))
         {
-            Disk = new DiskTier(o.Directory);
+            Disk = new DiskTier(o.Directory, o.DiskBytes);
+            DiskTier disk = Disk;
+            metrics.DiskBytes = () => disk.Bytes;
+            metrics.DiskEntries = () => disk.Count;
             string root = Disk.Root;
             _ = Task.Run(() =>
             {
                 try
                 {
-                    int removed = Disk.SweepTemporaryFiles();
+                    int removed = disk.SweepTemporaryFiles();
                     if (removed > 0) Log.TemporaryFilesSwept(logger, removed, root);
+                    int evicted = disk.IndexExisting();
+                    Log.DiskIndexed(logger, disk.Count, disk.Bytes, root, evicted);
                 }
                 catch (IOException e)
                 {
@@ -51,7 +56,7 @@ public sealed class EmbeddingCache(IOptions<EncoderServiceOptions> options, Enco
         }
         if (!string.IsNullOrWhiteSpace(o.Redis))
         {
-            Redis = await RedisTier.ConnectAsync(o.Redis).ConfigureAwait(false);
+            Redis = await RedisTier.ConnectAsync(o.Redis, o.RedisTtl is { } ttl && ttl > TimeSpan.Zero ? ttl : null).ConfigureAwait(false);
             if (!Redis.IsConnected) Log.RedisNotConnected(logger);
         }
         Log.CacheTiers(logger, o.MemoryBytes, Disk?.Root ?? "(off)", Redis is null ? "(off)" : "on");

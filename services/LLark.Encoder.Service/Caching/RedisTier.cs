@@ -11,10 +11,17 @@ namespace LLark.Encoder.Service.Caching;
 public sealed class RedisTier : IAsyncDisposable
 {
     private readonly ConnectionMultiplexer connection;
+    private readonly TimeSpan? ttl;
 
-    private RedisTier(ConnectionMultiplexer connection) => this.connection = connection;
+    private RedisTier(ConnectionMultiplexer connection, TimeSpan? ttl)
+    {
+        this.connection = connection;
+        this.ttl = ttl;
+    }
 
-    public static async Task<RedisTier> ConnectAsync(string configuration)
+    /// <param name="configuration">A StackExchange.Redis connection string.</param>
+    /// <param name="ttl">How long an entry lives after its last write or hit; null: forever.</param>
+    public static async Task<RedisTier> ConnectAsync(string configuration, TimeSpan? ttl = null)
     {
         ConfigurationOptions options = ConfigurationOptions.Parse(configuration);
         // Start even when Redis is down; the multiplexer keeps reconnecting.
@@ -22,7 +29,7 @@ public sealed class RedisTier : IAsyncDisposable
         // While disconnected, fail commands at once (a miss) instead of holding requests in a backlog.
         options.BacklogPolicy = BacklogPolicy.FailFast;
         options.ClientName ??= "llark-encoder";
-        return new RedisTier(await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false));
+        return new RedisTier(await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false), ttl);
     }
 
     public bool IsConnected => connection.IsConnected;
@@ -34,7 +41,10 @@ public sealed class RedisTier : IAsyncDisposable
     /// <summary>The entry; null when Redis has none; <see cref="InvalidDataException"/> (after deleting it) when it is corrupt.</summary>
     public async Task<StoredEmbedding?> GetAsync(string id)
     {
-        RedisValue value = await Database.StringGetAsync(Key(id)).ConfigureAwait(false);
+        // GETEX renews the entry's lifetime on every hit (Redis 6.2 and later).
+        RedisValue value = ttl is { } life
+            ? await Database.StringGetSetExpiryAsync(Key(id), life).ConfigureAwait(false)
+            : await Database.StringGetAsync(Key(id)).ConfigureAwait(false);
         if (value.IsNull) return null;
         try
         {
@@ -47,7 +57,10 @@ public sealed class RedisTier : IAsyncDisposable
         }
     }
 
-    public Task PutAsync(string id, byte[] bytes) => Database.StringSetAsync(Key(id), bytes);
+    public Task PutAsync(string id, byte[] bytes) => ttl is { } life ? Database.StringSetAsync(Key(id), bytes, life) : Database.StringSetAsync(Key(id), bytes);
+
+    /// <summary>Seconds the entry has left; null when it has no expiry or does not exist.</summary>
+    public async Task<TimeSpan?> TimeToLiveAsync(string id) => await Database.KeyTimeToLiveAsync(Key(id)).ConfigureAwait(false);
 
     public Task<bool> RemoveAsync(string id) => Database.KeyDeleteAsync(Key(id));
 

@@ -43,6 +43,9 @@ public sealed class BatchKvCache : IDisposable
     /// <summary>Slot <paramref name="index"/> as a cache of batch 1.</summary>
     public KvCache Slot(int index) => slots[index];
 
+    /// <summary>Layer <paramref name="layer"/>'s key and value tensors over every slot, [slots, kv_heads, capacity, head_dim].</summary>
+    internal (Tensor Keys, Tensor Values) Layer(int layer) => (keys[layer], values[layer]);
+
     /// <summary>Moves the sequence in slot <paramref name="from"/> to slot <paramref name="to"/> (which it overwrites).</summary>
     public void Move(int from, int to)
     {

@@ -20,7 +20,7 @@ namespace LLark.Language.Engine.Model;
 /// * w, RoPE from the same cos and signed-sine tables, softmax(q·k / sqrt(d)) · v per query head (head h reads kv
 /// head h / group), silu(gate) * up.
 /// </remarks>
-internal sealed unsafe class DecodeStep
+internal sealed unsafe partial class DecodeStep
 {
     /// <summary>Products with fewer weight elements run on the calling thread: waking a core costs more.</summary>
     private const long MinParallelElements = 1 << 14;
@@ -186,30 +186,12 @@ internal sealed unsafe class DecodeStep
     private void Attention(float* qkv, float* keys, float* values, float* attn, float* scores, int pos, int capacity)
     {
         int d = headDim, group = heads / kvHeads, steps = pos + 1;
-        float scale = (float)(1.0 / Math.Sqrt(d));
         void Heads(int first, int last)
         {
             for (int h = first; h < last; h++)
             {
-                float* q = qkv + h * d, sc = scores + h * steps, o = attn + h * d;
-                float* kh = keys + (long)(h / group) * capacity * d, vh = values + (long)(h / group) * capacity * d;
-                float max = float.NegativeInfinity;
-                for (int t = 0; t < steps; t++)
-                {
-                    float v = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
-                    sc[t] = v;
-                    if (v > max) max = v;
-                }
-                float sum = 0;
-                for (int t = 0; t < steps; t++)
-                {
-                    float e = MathF.Exp(sc[t] - max);
-                    sc[t] = e;
-                    sum += e;
-                }
-                new Span<float>(o, d).Clear();
-                for (int t = 0; t < steps; t++) Axpy(sc[t], vh + (long)t * d, o, d);
-                Scale(o, 1f / sum, d);
+                AttendHead(qkv + h * d, keys + (long)(h / group) * capacity * d, values + (long)(h / group) * capacity * d,
+                    attn + h * d, scores + h * steps, steps, d);
             }
         }
         if ((long)heads * steps * d * 2 < MinParallelElements) Heads(0, heads);
@@ -218,6 +200,29 @@ internal sealed unsafe class DecodeStep
             (int start, int end) = Split(heads, part, parts);
             Heads(start, end);
         });
+    }
+
+    /// <summary>o = softmax(q · k_t / sqrt(d)) · v_t over t in [0, steps) for one query head.</summary>
+    private static void AttendHead(float* q, float* kh, float* vh, float* o, float* sc, int steps, int d)
+    {
+        float scale = (float)(1.0 / Math.Sqrt(d));
+        float max = float.NegativeInfinity;
+        for (int t = 0; t < steps; t++)
+        {
+            float v = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
+            sc[t] = v;
+            if (v > max) max = v;
+        }
+        float sum = 0;
+        for (int t = 0; t < steps; t++)
+        {
+            float e = MathF.Exp(sc[t] - max);
+            sc[t] = e;
+            sum += e;
+        }
+        new Span<float>(o, d).Clear();
+        for (int t = 0; t < steps; t++) Axpy(sc[t], vh + (long)t * d, o, d);
+        Scale(o, 1f / sum, d);
     }
 
     /// <summary>Prefetches the cache lines of [p, p + count) that lie below <paramref name="limit"/>.</summary>

@@ -40,11 +40,16 @@ internal sealed class LlamaAttention : nn.Module
 
     internal Tensor OutWeight => o_proj.Weight;
 
+    /// <summary>Training-time additions to q/k/v (fused) and o (LoRA); null at inference, where they are merged into the weights.</summary>
+    internal ProjectionAdapters? Adapters { get; set; }
+
     public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan, int layer)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        Tensor qkv = Linear.Apply(x, qkvWeight).view(b, t, heads + 2 * kvHeads, headDim).transpose(1, 2);
+        Tensor projected = Linear.Apply(x, qkvWeight);
+        if (Adapters?.Qkv is { } qkvDelta) projected = projected.add(qkvDelta(x));
+        Tensor qkv = projected.view(b, t, heads + 2 * kvHeads, headDim).transpose(1, 2);
         Tensor qk = rope.Apply(qkv.narrow(1, 0, heads + kvHeads), plan.Cos, plan.SignedSin);
         Tensor query = qk.narrow(1, 0, heads);
         (Tensor keys, Tensor values) = plan.Store.Append(layer, qk.narrow(1, heads, kvHeads), qkv.narrow(1, heads + kvHeads, kvHeads));
@@ -56,7 +61,9 @@ internal sealed class LlamaAttention : nn.Module
             : nn.functional.scaled_dot_product_attention(q, keys, values, is_casual: plan.Causal);
 
         Tensor merged = attn.view(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim);
-        return o_proj.Forward(merged).MoveToOuterDisposeScope();
+        Tensor output = o_proj.Forward(merged);
+        if (Adapters?.O is { } oDelta) output = output.add(oDelta(merged));
+        return output.MoveToOuterDisposeScope();
     }
 
     /// <summary>

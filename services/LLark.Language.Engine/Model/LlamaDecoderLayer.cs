@@ -31,6 +31,8 @@ internal sealed class LlamaDecoderLayer : nn.Module
     {
         using var scope = NewDisposeScope();
         Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, plan, index));
-        return h.add_(mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
+        Tensor m = mlp.Forward(post_attention_layernorm.Forward(h));
+        // The norm keeps h for its backward, so training must not overwrite it.
+        return (h.requires_grad ? h.add(m) : h.add_(m)).MoveToOuterDisposeScope();
     }
 }

@@ -84,6 +84,68 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         return logits.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The training forward: embeddings [b, t, hidden] from position 0, causal, no cache and with autograd on.
+    /// Returns float32 logits [n, vocab] for the flattened positions <paramref name="scoredPositions"/> (indices
+    /// into b * t) only: the head over a 32k vocabulary at every position would cost more memory than the model.
+    /// Right padding needs no attention mask, because no real token ever attends to a later position.
+    /// </summary>
+    public Tensor ForwardTraining(Tensor inputsEmbeds, Tensor scoredPositions)
+    {
+        if (inputsEmbeds.dim() != 3 || inputsEmbeds.shape[2] != Config.HiddenSize)
+            throw new ArgumentException($"inputs_embeds must be [batch, tokens, {Config.HiddenSize}], got [{string.Join(", ", inputsEmbeds.shape)}]");
+        long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
+        if (t > Config.MaxPositionEmbeddings) throw new ContextLengthException((int)t, Config.MaxPositionEmbeddings);
+        using var scope = NewDisposeScope();
+        Tensor x = inputsEmbeds.dtype == DType ? inputsEmbeds : inputsEmbeds.to(DType);
+        (Tensor cos, Tensor signedSin) = rope.Slice(0, t);
+        Tensor? mask = LlamaAttention.PrefillMask(t, Config.NumAttentionHeads / Config.KeyValueHeads, 0, Device);
+        var plan = new AttentionPlan(cos, signedSin, PassThroughStore.Instance, mask, Causal: mask is null && t > 1);
+        Tensor h = model.Forward(x, rope, plan).view(b * t, Config.HiddenSize).index_select(0, scoredPositions);
+        Tensor logits = Linear.Apply(h, HeadWeight);
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Sets (or, with null, removes) the training-time projection adapters of decoder layer <paramref name="layer"/>.</summary>
+    internal void SetAdapters(int layer, ProjectionAdapters? adapters)
+    {
+        model.Blocks[layer].Attention.Adapters = adapters;
+        model.Blocks[layer].Mlp.Adapters = adapters;
+    }
+
+    /// <summary>Keys and values of a whole-sequence forward: attended over as they are, kept nowhere.</summary>
+    private sealed class PassThroughStore : IKvStore
+    {
+        public static readonly PassThroughStore Instance = new();
+
+        public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v) => (k, v);
+    }
+
+    /// <summary>
+    /// The tensors the forward actually multiplies by, under their checkpoint names, for training: q/k/v and
+    /// gate/up are one fused tensor each (<c>model.layers.N.self_attn.qkv_proj.weight</c>,
+    /// <c>model.layers.N.mlp.gate_up_proj.weight</c>) whose rows the checkpoint's q/k/v and gate/up weights alias.
+    /// </summary>
+    internal IReadOnlyList<(string Name, Tensor Tensor)> ForwardTensors()
+    {
+        var list = new List<(string, Tensor)> { ("model.embed_tokens.weight", model.EmbedTokens.Weight) };
+        for (int i = 0; i < model.Blocks.Count; i++)
+        {
+            LlamaDecoderLayer block = model.Blocks[i];
+            string p = $"model.layers.{i}.";
+            list.Add((p + "self_attn.qkv_proj.weight", block.Attention.QkvWeight));
+            list.Add((p + "self_attn.o_proj.weight", block.Attention.OutWeight));
+            list.Add((p + "mlp.gate_up_proj.weight", block.Mlp.GateUpWeight));
+            list.Add((p + "mlp.down_proj.weight", block.Mlp.DownWeight));
+            list.Add((p + "input_layernorm.weight", block.InputNorm.Weight));
+            list.Add((p + "post_attention_layernorm.weight", block.PostAttentionNorm.Weight));
+        }
+        list.Add(("model.norm.weight", model.Norm.Weight));
+        if (lm_head is not null) list.Add(("lm_head.weight", lm_head.Weight));
+        return list;
+    }
+
     /// <summary>Forward from token ids [b, t].</summary>
     public Tensor ForwardIds(Tensor ids, KvCache cache, bool lastOnly = true, List<Tensor>? hiddenStates = null)
     {
@@ -96,6 +158,49 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// slot's own position, and every slot advances by one. Returns float32 logits [n, vocab].
     /// </summary>
     public Tensor DecodeBatch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
+    {
+        if (decodeStep.Value is null) return DecodeBatchLibTorch(tokenIds, cache);
+        int[] ids = [.. tokenIds];
+        if (ids.Length < 1 || ids.Length > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{ids.Length} sequences for {cache.Slots} slots");
+        Tensor logits = empty([ids.Length, Config.VocabSize], dtype: ScalarType.Float32);
+        try
+        {
+            DecodeBatch(ids, cache, new Span<float>((void*)NativeTensor.DataPointer(logits), ids.Length * Config.VocabSize));
+        }
+        catch
+        {
+            logits.Dispose();
+            throw;
+        }
+        return logits;
+    }
+
+    /// <summary>
+    /// <see cref="DecodeBatch(IReadOnlyList{int}, BatchKvCache)"/> into <paramref name="logits"/> [n * vocab]: the
+    /// managed batched step (one read of every weight for all n rows) for a float32 CPU model, libtorch otherwise.
+    /// </summary>
+    internal void DecodeBatch(ReadOnlySpan<int> tokenIds, BatchKvCache cache, Span<float> logits)
+    {
+        int n = tokenIds.Length;
+        if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");
+        if (logits.Length != n * Config.VocabSize) throw new ArgumentException($"logits must hold {n} x {Config.VocabSize} values", nameof(logits));
+        if (decodeStep.Value is { } step)
+        {
+            fixed (float* l = logits) step.RunBatch(tokenIds, cache, l);
+            return;
+        }
+        using var scope = NewDisposeScope();
+        NativeTensor.CopyTo(DecodeBatchLibTorch(tokenIds.ToArray(), cache), logits);
+    }
+
+    /// <summary>Whether decode steps of this model run in managed code (a float32 CPU model) rather than through libtorch.</summary>
+    internal bool DecodesInManagedCode => decodeStep.Value is not null;
+
+    /// <summary>
+    /// The batched decode step through libtorch's ops: what non-float32 and non-CPU models run, and the reference the
+    /// managed step is checked against.
+    /// </summary>
+    internal Tensor DecodeBatchLibTorch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
     {
         int n = tokenIds.Count;
         if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");

@@ -80,11 +80,6 @@ public static class LlamaLoader
     }
 
     /// <summary>Parses a dtype name as users write it (fp32, float16, bf16, ...).</summary>
-    public static ScalarType ParseDType(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "fp32" or "float32" or "float" or "f32" => ScalarType.Float32,
-        "fp16" or "float16" or "half" or "f16" => ScalarType.Float16,
-        "bf16" or "bfloat16" => ScalarType.BFloat16,
-        _ => throw new ArgumentException($"unknown dtype '{name}' (expected fp32, fp16 or bf16)", nameof(name)),
-    };
+    /// <summary>fp32, fp16 or bf16 (and their long names), as options and flags spell them.</summary>
+    public static ScalarType ParseDType(string name) => LLark.Checkpoints.RunTimeDTypes.Parse(name, LLark.Checkpoints.RunTimeDTypes.Language);
 }

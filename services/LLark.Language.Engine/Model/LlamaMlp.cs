@@ -28,11 +28,19 @@ internal sealed class LlamaMlp : nn.Module
 
     internal Tensor DownWeight => down_proj.Weight;
 
+    /// <summary>Training-time additions to gate/up (fused) and down (LoRA); null at inference.</summary>
+    internal ProjectionAdapters? Adapters { get; set; }
+
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         Tensor gateUp = Linear.Apply(x, gateUpWeight);
-        Tensor hidden = gateUp.narrow(-1, 0, intermediate).silu_().mul_(gateUp.narrow(-1, intermediate, intermediate));
-        return down_proj.Forward(hidden).MoveToOuterDisposeScope();
+        if (Adapters?.GateUp is { } gateUpDelta) gateUp = gateUp.add(gateUpDelta(x));
+        Tensor gate = gateUp.narrow(-1, 0, intermediate), up = gateUp.narrow(-1, intermediate, intermediate);
+        // Training needs the linear output intact for backward; inference saves the two temporaries.
+        Tensor hidden = gateUp.requires_grad ? nn.functional.silu(gate).mul(up) : gate.silu_().mul_(up);
+        Tensor output = down_proj.Forward(hidden);
+        if (Adapters?.Down is { } downDelta) output = output.add(downDelta(hidden));
+        return output.MoveToOuterDisposeScope();
     }
 }

@@ -5,19 +5,33 @@ namespace LLark.Language.Engine.Model;
 /// few dozen matrix-vector products of tens of microseconds each: the thread pool's wake-up latency would
 /// cost more than the second core saves, so these workers spin between jobs for a while before sleeping.
 /// </summary>
+/// <remarks>
+/// A job is cut into more parts than there are threads, and every thread (the caller included) claims parts until
+/// none is left, so a worker the OS has descheduled (the cores are shared with request threads or other processes)
+/// holds up at most the part it is running: the caller takes the parts it never claimed. A fixed part per thread
+/// made every product wait for the slowest thread, which under load cost more than running on one core.
+/// </remarks>
 internal sealed class SpinWorkers
 {
     /// <summary>How long an idle worker spins before it blocks (a decode step's gaps are far shorter).</summary>
     private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 2000;
 
+    /// <summary>Parts a job is cut into per thread.</summary>
+    private const int PartsPerThread = 4;
+
     public static readonly SpinWorkers Shared = new(Math.Max(0, Math.Min(Environment.ProcessorCount, 16) - 1));
 
     private readonly object gate = new();
     private readonly SemaphoreSlim[] wake;
-    private Action<int, int>? job;
-    private int parts;
-    private long generation;
-    private int pending;
+    private Job? job;
+
+    /// <summary>The current job's generation (high 32 bits) and its next unclaimed part (low 32 bits).</summary>
+    private long state;
+
+    /// <summary>Parts of the current job not yet finished.</summary>
+    private int unfinished;
+
+    private sealed record Job(Action<int, int> Body, int Parts);
 
     private SpinWorkers(int workers)
     {
@@ -30,10 +44,13 @@ internal sealed class SpinWorkers
         }
     }
 
-    /// <summary>Total parts a job is split into (workers plus the calling thread).</summary>
+    /// <summary>Threads a job runs on (workers plus the calling thread).</summary>
     public int Parallelism => wake.Length + 1;
 
-    /// <summary>Runs body(part, parts) for every part, the caller taking part 0; returns when all are done.</summary>
+    /// <summary>
+    /// Runs body(part, parts) for every part in [0, parts), on whichever threads claim them; returns when all are
+    /// done. A body must not throw.
+    /// </summary>
     public void Run(Action<int, int> body)
     {
         if (wake.Length == 0)
@@ -44,18 +61,41 @@ internal sealed class SpinWorkers
         // One job at a time: concurrent callers (several models in one process) take turns.
         lock (gate)
         {
-            job = body;
-            parts = wake.Length + 1;
-            Volatile.Write(ref pending, wake.Length);
-            Interlocked.Increment(ref generation);
+            var current = new Job(body, Parallelism * PartsPerThread);
+            job = current;
+            Volatile.Write(ref unfinished, current.Parts);
+            // Publishing the new generation (part 0) is what lets workers claim; the job is visible before it.
+            long generation = (Volatile.Read(ref state) >> 32) + 1;
+            Volatile.Write(ref state, generation << 32);
             foreach (SemaphoreSlim s in wake)
             {
                 if (s.CurrentCount == 0) s.Release();
             }
-            body(0, parts);
+            while (TryClaim(generation, out Job? claimed, out int part))
+            {
+                claimed.Body(part, claimed.Parts);
+                Interlocked.Decrement(ref unfinished);
+            }
             var spin = new SpinWait();
-            while (Volatile.Read(ref pending) > 0) spin.SpinOnce(-1);
+            while (Volatile.Read(ref unfinished) > 0) spin.SpinOnce(-1);
             job = null;
+        }
+    }
+
+    /// <summary>
+    /// Claims the next part of generation <paramref name="generation"/>'s job; false once every part is claimed or a
+    /// later job has started. The job is read between the state and the claim, so a successful claim (the state
+    /// unchanged) proves it is that generation's job: a later one is only published after every part was claimed.
+    /// </summary>
+    private bool TryClaim(long generation, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Job? claimed, out int part)
+    {
+        while (true)
+        {
+            long s = Volatile.Read(ref state);
+            claimed = Volatile.Read(ref job);
+            part = (int)(s & 0xFFFF_FFFF);
+            if (s >> 32 != generation || claimed is null || part >= claimed.Parts) return false;
+            if (Interlocked.CompareExchange(ref state, s + 1, s) == s) return true;
         }
     }
 
@@ -65,7 +105,7 @@ internal sealed class SpinWorkers
         while (true)
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            while (Volatile.Read(ref generation) == seen)
+            while (Volatile.Read(ref state) >> 32 == seen)
             {
                 if (System.Diagnostics.Stopwatch.GetTimestamp() - start > SpinTicks)
                 {
@@ -74,9 +114,12 @@ internal sealed class SpinWorkers
                 }
                 else Thread.SpinWait(20);
             }
-            seen = Volatile.Read(ref generation);
-            job!(index + 1, parts);
-            Interlocked.Decrement(ref pending);
+            seen = Volatile.Read(ref state) >> 32;
+            while (TryClaim(seen, out Job? claimed, out int part))
+            {
+                claimed.Body(part, claimed.Parts);
+                Interlocked.Decrement(ref unfinished);
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ internal sealed record LLarkAudioConfig
 
     /// <summary>Optional id of the encoder (model and layer) whose embeddings the checkpoint was trained on.</summary>
     [JsonPropertyName("mm_audio_encoder")] public string? AudioEncoder { get; init; }
+
+    /// <summary>Optional: how many encoder blocks the training embeddings were taken after (36 for LLark's Jukebox-5B).</summary>
+    [JsonPropertyName("mm_audio_layer")] public int? AudioLayer { get; init; }
 }
 
 /// <summary>
@@ -55,6 +58,7 @@ public sealed class LLarkModel : IDisposable
         AudioWidth = audio.AudioWidth!.Value;
         AudioFps = audio.AudioFps!.Value;
         AudioEncoder = audio.AudioEncoder;
+        AudioLayer = audio.AudioLayer;
         patchId = AddedTokenId("<audio_patch>");
         startId = AddedTokenId("<audio_start>");
         endId = AddedTokenId("<audio_end>");
@@ -71,6 +75,9 @@ public sealed class LLarkModel : IDisposable
     public double AudioFps { get; }
 
     public string? AudioEncoder { get; }
+
+    /// <summary>The encoder layer the checkpoint's training embeddings came from, where config.json says (mm_audio_layer).</summary>
+    public int? AudioLayer { get; }
 
     public int ContextLength => Llama.Config.MaxPositionEmbeddings;
 

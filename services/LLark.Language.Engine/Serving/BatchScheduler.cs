@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
@@ -121,7 +122,10 @@ public sealed class BatchScheduler : IDisposable
     private void Run()
     {
         var logits = Array.Empty<float>();
+        var ids = Array.Empty<int>();
+        var updates = Array.Empty<GenerationUpdate>();
         int vocab = model.Config.VocabSize;
+        bool managed = model.DecodesInManagedCode;
         while (!stopping.IsCancellationRequested)
         {
             try
@@ -134,22 +138,19 @@ public sealed class BatchScheduler : IDisposable
                 int n = active.Count;
                 long started = Stopwatch.GetTimestamp();
                 if (logits.Length < n * vocab) logits = new float[n * vocab];
-                using (n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
+                if (ids.Length < n) ids = new int[options.MaxBatchSize];
+                for (int i = 0; i < n; i++) ids[i] = active[i].Sequence.LastToken;
+                // A float32 CPU model decodes every n in managed code (each weight read once for all n rows, no libtorch
+                // threads involved); otherwise libtorch runs single-threaded for small batches and with its GEMM threads above.
+                using (managed || n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
                 {
-                    // One sequence: the managed decode step over slot 0, as a single-stream generation runs.
-                    if (n == 1) model.DecodeToken(active[0].Sequence.LastToken, cache.Slot(0), logits.AsSpan(0, vocab));
-                    else
-                    {
-                        using var scope = NewDisposeScope();
-                        NativeTensor.CopyTo(model.DecodeBatch([.. active.Select(j => j.Sequence.LastToken)], cache), logits.AsSpan(0, n * vocab));
-                    }
+                    if (n == 1 && !managed) model.DecodeToken(ids[0], cache.Slot(0), logits.AsSpan(0, vocab));
+                    else model.DecodeBatch(ids.AsSpan(0, n), cache, logits.AsSpan(0, n * vocab));
                 }
                 averageStepSeconds = 0.9 * averageStepSeconds + 0.1 * Stopwatch.GetElapsedTime(started).TotalSeconds;
-                for (int i = 0; i < n; i++)
-                {
-                    Job job = active[i];
-                    Publish(job, job.Sequence.Accept(logits.AsSpan(i * vocab, vocab), cache.Slot(i).Length < ContextLength, job.Cancellation));
-                }
+                if (updates.Length < n) updates = new GenerationUpdate[options.MaxBatchSize];
+                AcceptAll(n, logits, updates);
+                for (int i = 0; i < n; i++) Publish(active[i], updates[i]);
                 Compact();
                 if (StepPause > TimeSpan.Zero) Thread.Sleep(StepPause);
             }
@@ -167,6 +168,44 @@ public sealed class BatchScheduler : IDisposable
             }
         }
         foreach (Job job in active) job.Output.Writer.TryComplete(new ObjectDisposedException(nameof(BatchScheduler)));
+    }
+
+    /// <summary>
+    /// Every running sequence takes its next token from its row of <paramref name="logits"/>. Sampling walks the whole
+    /// vocabulary row (a softmax over 32k entries for temperature sampling), which does not batch, so rows are
+    /// split across the cores. Each sequence has its own sampler and detokenizer, so the tokens do not depend on the split.
+    /// </summary>
+    private void AcceptAll(int n, float[] logits, GenerationUpdate[] updates)
+    {
+        int vocab = model.Config.VocabSize;
+        void Rows(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                Job job = active[i];
+                updates[i] = job.Sequence.Accept(logits.AsSpan(i * vocab, vocab), cache.Slot(i).Length < ContextLength, job.Cancellation);
+            }
+        }
+        if (n == 1)
+        {
+            Rows(0, 1);
+            return;
+        }
+        ExceptionDispatchInfo? failure = null;
+        SpinWorkers.Shared.Run((part, parts) =>
+        {
+            int chunk = (n + parts - 1) / parts, start = Math.Min(n, part * chunk);
+            try
+            {
+                Rows(start, Math.Min(n, start + chunk));
+            }
+            catch (Exception e)
+            {
+                // A worker thread must not throw; the step fails on the scheduler's thread instead.
+                Interlocked.CompareExchange(ref failure, ExceptionDispatchInfo.Capture(e), null);
+            }
+        });
+        failure?.Throw();
     }
 
     /// <summary>Prefills waiting requests into free slots; blocks for the first one while nothing runs.</summary>

@@ -53,7 +53,7 @@ internal static class BenchCommand
         generate.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(shape), parse.GetValue(promptTokens),
             parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!, parse.GetValue(json),
             parse.GetValue(export), parse.GetValue(printTokens)));
-        return new Command("bench", "Benchmarks that print figures") { generate, BenchServeCommand.Create(), BenchEmbedCommand.Create(), BenchE2eCommand.Create() };
+        return new Command("bench", "Benchmarks that print figures") { generate, BenchServeCommand.Create(), BenchBatchCommand.Create(), BenchEmbedCommand.Create(), BenchE2eCommand.Create() };
     }
 
     private static int Run(string? modelDir, string? shapeName, int promptTokens, int newTokens, int repeat, int? threads,

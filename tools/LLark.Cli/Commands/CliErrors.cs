@@ -30,6 +30,11 @@ internal static class CliErrors
             Console.Error.WriteLine($"error: cannot decode the clip ({e.Reason}): {e.Message}");
             return ExitCodes.BadInput;
         }
+        catch (Evaluation.UnusableClipException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return ExitCodes.BadInput;
+        }
         catch (Exception e) when (e is CheckpointException or ModelConfigException or EncoderConfigException or InvalidDataException
                                       or FileNotFoundException or DirectoryNotFoundException)
         {

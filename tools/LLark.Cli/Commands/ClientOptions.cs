@@ -9,7 +9,7 @@ internal sealed class ClientOptions
 {
     public const string DefaultAddress = "http://127.0.0.1:5000";
 
-    public Option<string?> Address { get; } = new("--address") { Description = $"gateway URL (default: $LLARK_ADDRESS or {DefaultAddress})" };
+    public Option<string?> Address { get; } = new("--address", "--gateway") { Description = $"gateway URL (default: $LLARK_ADDRESS or {DefaultAddress})" };
 
     public Option<string?> ApiKey { get; } = new("--api-key") { Description = "API key (default: $LLARK_API_KEY)" };
 

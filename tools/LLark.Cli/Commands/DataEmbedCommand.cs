@@ -176,7 +176,7 @@ internal sealed class LocalClipEmbedder : IClipEmbedder
     public LocalClipEmbedder(string folder, string? modelName, int? layers, double fps, ExtractionPath path, string dtype, int batchSize)
     {
         encoder = EmbedCommand.Load(folder, layers, dtype);
-        string dtypeName = EmbedCommand.ParseDType(dtype) == TorchSharp.torch.ScalarType.BFloat16 ? "bf16" : "fp32";
+        string dtypeName = LLark.Checkpoints.RunTimeDTypes.ShortName(EmbedCommand.ParseDType(dtype));
         identity = new EncoderIdentity(encoder.Config, modelName, fps, dtypeName, path);
         options = new EmbedOptions { Path = path, Fps = fps };
         BatchSize = path == ExtractionPath.LLarkPadded ? batchSize : 1;

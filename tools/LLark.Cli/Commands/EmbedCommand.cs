@@ -57,12 +57,8 @@ internal static class EmbedCommand
         _ => throw new UsageException($"--path must be llark or jukemirlib, not '{name}'"),
     };
 
-    internal static torch.ScalarType ParseDType(string name) => name.Trim().ToLowerInvariant() switch
-    {
-        "fp32" or "float32" => torch.ScalarType.Float32,
-        "bf16" or "bfloat16" => torch.ScalarType.BFloat16,
-        _ => throw new UsageException($"--dtype must be fp32 or bf16, not '{name}'"),
-    };
+    internal static torch.ScalarType ParseDType(string name) => LLark.Checkpoints.RunTimeDTypes.TryParse(name, LLark.Checkpoints.RunTimeDTypes.Encoder)
+        ?? throw new UsageException($"--dtype must be {LLark.Checkpoints.RunTimeDTypes.Expected(LLark.Checkpoints.RunTimeDTypes.Encoder)}, not '{name}'");
 
     internal static JukeboxEncoder Load(string folder, int? layers, string dtype)
     {

@@ -95,6 +95,62 @@ public sealed class EncoderCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task TheDiskTierKeepsItsBoundDeletingTheLeastRecentlyUsedAndRemembersUseAcrossARestart()
+    {
+        static StoredEmbedding Entry(char c) => new(new string(c, 64), new float[250], 5, 50, 25, 26.5, "m", 0.2);
+        long size = EntryFormat.Write(Entry('a')).Length;
+        string folder = Folder("bounded");
+        var tier = new DiskTier(folder, maxBytes: 3 * size);
+        foreach (char c in "abc")
+        {
+            await tier.PutAsync(Entry(c), EntryFormat.Write(Entry(c)), CancellationToken.None);
+            // File times carry the order across a restart: keep them apart on coarse clocks.
+            await Task.Delay(20);
+        }
+        Assert.NotNull(await tier.GetAsync(new string('a', 64), CancellationToken.None));
+        await tier.PutAsync(Entry('d'), EntryFormat.Write(Entry('d')), CancellationToken.None);
+        // b was the least recently used (a was read after it).
+        Assert.False(File.Exists(tier.PathOf(new string('b', 64))));
+        Assert.True(File.Exists(tier.PathOf(new string('a', 64))));
+        Assert.Equal((3, 3 * size), (tier.Count, tier.Bytes));
+
+        // A restart with a smaller bound learns the files and their order from disk: c is now the oldest use.
+        await Task.Delay(20);
+        Assert.NotNull(await tier.GetAsync(new string('a', 64), CancellationToken.None));
+        var restarted = new DiskTier(folder, maxBytes: 2 * size);
+        Assert.Equal(1, restarted.IndexExisting());
+        Assert.False(File.Exists(restarted.PathOf(new string('c', 64))));
+        Assert.NotNull(await restarted.GetAsync(new string('a', 64), CancellationToken.None));
+        Assert.NotNull(await restarted.GetAsync(new string('d', 64), CancellationToken.None));
+        Assert.Equal((2, 2 * size), (restarted.Count, restarted.Bytes));
+
+        // Removing forgets the bytes; no bound keeps everything.
+        Assert.True(restarted.Remove(new string('d', 64)));
+        Assert.Equal((1, size), (restarted.Count, restarted.Bytes));
+        var unbounded = new DiskTier(folder);
+        foreach (char c in "wxyz") await unbounded.PutAsync(Entry(c), EntryFormat.Write(Entry(c)), CancellationToken.None);
+        Assert.Equal(0, unbounded.IndexExisting());
+        Assert.Equal(5, unbounded.Count);
+    }
+
+    [Fact]
+    public async Task RedisEntriesExpireAfterTheirLifetimeAndEachHitRenewsIt()
+    {
+        using RedisServer redis = await RedisServer.StartAsync();
+        var entry = new StoredEmbedding(new string('e', 64), new float[10], 5, 2, 25, 26.5, "m", 0.2);
+        await using RedisTier tier = await RedisTier.ConnectAsync(redis.ConnectionString, TimeSpan.FromSeconds(100));
+        await tier.PutAsync(entry.Id, EntryFormat.Write(entry));
+        TimeSpan? left = await tier.TimeToLiveAsync(entry.Id);
+        Assert.InRange(left!.Value.TotalSeconds, 90, 100);
+        await using RedisTier shortLived = await RedisTier.ConnectAsync(redis.ConnectionString, TimeSpan.FromSeconds(1000));
+        Assert.NotNull(await shortLived.GetAsync(entry.Id));
+        Assert.InRange((await tier.TimeToLiveAsync(entry.Id))!.Value.TotalSeconds, 990, 1000);
+        await using RedisTier forever = await RedisTier.ConnectAsync(redis.ConnectionString);
+        await forever.PutAsync(entry.Id, EntryFormat.Write(entry));
+        Assert.Null(await forever.TimeToLiveAsync(entry.Id));
+    }
+
+    [Fact]
     public void EntriesFailTheirChecksWhenAnyByteChangesOrTheyAreFiledUnderAnotherId()
     {
         var entry = new StoredEmbedding(new string('a', 64), [1f, 2f, 3f, 4f, 5f, 6f], 3, 2, 25, 26.5, "jukebox-5b/blocks36/fps25/fp32", 0.11);

@@ -55,6 +55,36 @@ public sealed class BatchSchedulerTests : IDisposable
     }
 
     [Fact]
+    public async Task ConcurrentGreedyStreamsEqualTheirSingleSequenceGenerationsTokenForToken()
+    {
+        // Seven prompts of different lengths and answer lengths through four slots: sequences join the running batch
+        // at different steps (and positions) and leave it at different steps, and the batch is compacted as they do.
+        Assert.True(model.DecodesInManagedCode);
+        string[] names = ["short", "story", "no_bos", "digits_unicode", "license_long", "bos_only", "raw_ids_edges"];
+        int[] lengths = [40, 25, 60, 33, 48, 70, 20];
+        var alone = new TextGenerator(model);
+        var expected = names.Select((n, i) => alone.Generate(LlamaReference.Ints(golden.Prompt(n).GetProperty("ids")), NullTextDecoder.Instance,
+            new GenerationOptions { MaxNewTokens = lengths[i], StopOnEos = false }).Last().Result!.TokenIds.ToArray()).ToArray();
+
+        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 4 });
+        // The decoder runs on the worker for every token, so it sees how many sequences shared that step.
+        int widest = 0;
+        var decoder = new StepHook(_ => widest = Math.Max(widest, scheduler.ActiveSequences));
+        var tasks = names.Select((n, i) =>
+        {
+            int[] ids = LlamaReference.Ints(golden.Prompt(n).GetProperty("ids"));
+            return Collect(scheduler.Submit(Embed(ids), ids, decoder, new GenerationOptions { MaxNewTokens = lengths[i], StopOnEos = false }));
+        }).ToArray();
+        for (int i = 0; i < names.Length; i++)
+        {
+            GenerationResult result = (await tasks[i])[^1].Result!;
+            Assert.Equal(lengths[i], result.TokenIds.Count);
+            Assert.True(expected[i].SequenceEqual(result.TokenIds), $"{names[i]}: batched [{string.Join(' ', result.TokenIds)}], alone [{string.Join(' ', expected[i])}]");
+        }
+        Assert.True(widest > 1, "no two sequences ever shared a decode step");
+    }
+
+    [Fact]
     public async Task ANewRequestJoinsTheRunningBatchAndFinishesFirst()
     {
         using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 2 }) { StepPause = TimeSpan.FromMilliseconds(2) };

@@ -1,0 +1,203 @@
+using System.Globalization;
+using LLark.Data;
+
+namespace LLark.Evaluation;
+
+/// <summary>
+/// Parses and scores the answers of an evaluation (parsing happens here, at scoring time, so that a resumed run's
+/// answers are read by the current parsers). The model's score for a task is the mean over every (clip, question)
+/// answer, an unreadable answer scoring 0; the baseline's is the mean over clips; chance comes from <see cref="Chance"/>.
+/// </summary>
+public static class EvalScoring
+{
+    public static EvalReport Score(string model, string manifest, IReadOnlyList<LabelledClip> clips, IReadOnlyList<EvalLine> lines,
+        IReadOnlyList<JsonLineError> manifestErrors, List<SkippedClip> skipped, IReadOnlyList<string> genreLabels)
+    {
+        ArgumentNullException.ThrowIfNull(clips);
+        ArgumentNullException.ThrowIfNull(lines);
+        var genres = new GenreAnswerParser(genreLabels);
+        var answersByClip = lines.Where(l => l.Type == "answer").GroupBy(l => l.Clip).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var baselineByClip = lines.Where(l => l.Type == "baseline").GroupBy(l => l.Clip).ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
+        var results = new List<ClipResult>();
+        var perMetric = new Dictionary<(EvalTask, string), List<double>>();
+        var baselineMetric = new Dictionary<(EvalTask, string), List<double>>();
+        var parsedCount = new Dictionary<EvalTask, (int Parsed, int All)>();
+        var byQuestion = new Dictionary<(EvalTask Task, string Question), List<double>>();
+        var modelTempo = new List<(double, double)>();
+        var baselineTempo = new List<(double, double)>();
+        var modelConfusion = new double[2, 12];
+        var baselineConfusion = new double[2, 12];
+        int unparsedKeys = 0;
+
+        void Add(Dictionary<(EvalTask, string), List<double>> into, EvalTask task, string metric, double value)
+        {
+            if (!into.TryGetValue((task, metric), out List<double>? list)) into[(task, metric)] = list = [];
+            list.Add(value);
+        }
+
+        foreach (LabelledClip clip in clips)
+        {
+            var scored = new List<ScoredAnswer>();
+            var tasks = clip.Tasks.ToHashSet();
+            foreach (EvalLine line in answersByClip.GetValueOrDefault(clip.Id) ?? [])
+            {
+                if (!Enum.TryParse(line.Task, ignoreCase: true, out EvalTask task) || !tasks.Contains(task) || !EvalQuestions.For(task).Contains(line.Question ?? "")) continue;
+                string text = line.Text ?? "";
+                var scores = new Dictionary<string, double>(StringComparer.Ordinal);
+                string? parsed = null, matched = null;
+                bool ok;
+                switch (task)
+                {
+                    case EvalTask.Tempo:
+                    {
+                        Parsed<double>? p = TempoAnswerParser.Parse(text);
+                        ok = p is not null;
+                        parsed = p?.Value.ToString("0.###", CultureInfo.InvariantCulture);
+                        matched = p?.Matched;
+                        scores["acc1"] = Metrics.TempoAcc1(clip.Tempo!.Value, p?.Value) ? 1 : 0;
+                        scores["acc2"] = Metrics.TempoAcc2(clip.Tempo!.Value, p?.Value) ? 1 : 0;
+                        if (p is not null) modelTempo.Add((clip.Tempo!.Value, p.Value));
+                        break;
+                    }
+                    case EvalTask.Key:
+                    {
+                        Parsed<MusicKey>? p = KeyAnswerParser.Parse(text);
+                        ok = p is not null;
+                        parsed = p?.Value.ToString();
+                        matched = p?.Matched;
+                        scores["mirex_weighted"] = Metrics.KeyWeightedScore(clip.Key!.Value, p?.Value);
+                        scores["exact"] = scores["mirex_weighted"] == 1 ? 1 : 0;
+                        if (p is not null) Confuse(modelConfusion, clip.Key!.Value, p.Value);
+                        else unparsedKeys++;
+                        break;
+                    }
+                    case EvalTask.Instrument:
+                    {
+                        InstrumentMatcher.Mention? m = InstrumentMatcher.Find(text);
+                        ok = m is not null;
+                        parsed = m?.Display;
+                        matched = m?.Matched;
+                        scores["accuracy"] = InstrumentMatcher.SameInstrument(clip.Instrument!, m) ? 1 : 0;
+                        scores["family_accuracy"] = InstrumentMatcher.SameFamily(clip.Instrument!, m) ? 1 : 0;
+                        break;
+                    }
+                    default:
+                    {
+                        Parsed<string>? p = genres.Parse(text);
+                        ok = p is not null;
+                        parsed = p?.Value;
+                        matched = p?.Matched;
+                        scores["accuracy"] = p is not null && GenreAnswerParser.Squash(p.Value) == GenreAnswerParser.Squash(clip.Genre!) ? 1 : 0;
+                        break;
+                    }
+                }
+                foreach ((string metric, double value) in scores) Add(perMetric, task, metric, value);
+                string primary = PrimaryMetric(task);
+                if (!byQuestion.TryGetValue((task, line.Question!), out List<double>? forQuestion)) byQuestion[(task, line.Question!)] = forQuestion = [];
+                forQuestion.Add(scores[primary]);
+                (int parsedSoFar, int all) = parsedCount.GetValueOrDefault(task);
+                parsedCount[task] = (parsedSoFar + (ok ? 1 : 0), all + 1);
+                scored.Add(new ScoredAnswer
+                {
+                    Task = EvalRunner.TaskName(task), Question = line.Question!, Text = text, FinishReason = line.FinishReason, Parsed = parsed, Matched = matched,
+                    Scores = scores,
+                });
+            }
+
+            Dictionary<string, object?>? baseline = null;
+            if (baselineByClip.TryGetValue(clip.Id, out EvalLine? b))
+            {
+                baseline = new Dictionary<string, object?> { ["tempo_bpm"] = b.TempoBpm, ["key"] = b.Key, ["key_correlation"] = b.KeyCorrelation };
+                if (clip.Tempo is double tempo)
+                {
+                    bool acc1 = Metrics.TempoAcc1(tempo, b.TempoBpm), acc2 = Metrics.TempoAcc2(tempo, b.TempoBpm);
+                    Add(baselineMetric, EvalTask.Tempo, "acc1", acc1 ? 1 : 0);
+                    Add(baselineMetric, EvalTask.Tempo, "acc2", acc2 ? 1 : 0);
+                    baseline["acc1"] = acc1 ? 1.0 : 0.0;
+                    baseline["acc2"] = acc2 ? 1.0 : 0.0;
+                    if (b.TempoBpm is double bpm) baselineTempo.Add((tempo, bpm));
+                }
+                if (clip.Key is MusicKey key)
+                {
+                    MusicKey? estimate = MusicKey.ParseLabel(b.Key);
+                    double w = Metrics.KeyWeightedScore(key, estimate);
+                    Add(baselineMetric, EvalTask.Key, "mirex_weighted", w);
+                    Add(baselineMetric, EvalTask.Key, "exact", w == 1 ? 1 : 0);
+                    baseline["mirex_weighted"] = w;
+                    baseline["key_relation"] = Metrics.KeyRelation(key, estimate);
+                    if (estimate is MusicKey e) Confuse(baselineConfusion, key, e);
+                }
+            }
+
+            var reference = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (clip.Tempo is double t) reference["tempo_bpm"] = t.ToString("0.###", CultureInfo.InvariantCulture);
+            if (clip.Key is MusicKey k) reference["key"] = k.ToString();
+            if (clip.InstrumentLabel is not null) reference["instrument"] = clip.InstrumentLabel;
+            if (clip.Genre is not null) reference["genre"] = clip.Genre;
+            results.Add(new ClipResult { Clip = clip.Id, Audio = clip.AudioPath, Reference = reference, Answers = scored, Baseline = baseline });
+        }
+
+        var summary = new List<SummaryRow>();
+        void Row(EvalTask task, string metric, ChanceLevel? chance, int n)
+        {
+            List<double>? m = perMetric.GetValueOrDefault((task, metric));
+            List<double>? b = baselineMetric.GetValueOrDefault((task, metric));
+            (int parsedN, int all) = parsedCount.GetValueOrDefault(task);
+            summary.Add(new SummaryRow
+            {
+                Task = EvalRunner.TaskName(task), Metric = metric, Model = m is { Count: > 0 } ? m.Average() : null,
+                Baseline = b is { Count: > 0 } ? b.Average() : null, Chance = chance?.Value, ChanceHow = chance?.How, Clips = n, Answers = all,
+                ParsedRate = all > 0 ? parsedN / (double)all : null,
+            });
+        }
+
+        List<double> tempos = [.. clips.Where(c => c.Tempo is not null).Select(c => c.Tempo!.Value)];
+        if (tempos.Count > 0)
+        {
+            Row(EvalTask.Tempo, "acc1", Chance.BestConstantTempo(tempos, Metrics.TempoAcc1, [1]).Level, tempos.Count);
+            Row(EvalTask.Tempo, "acc2", Chance.BestConstantTempo(tempos, Metrics.TempoAcc2, Metrics.Acc2Factors).Level, tempos.Count);
+        }
+        List<MusicKey> keys = [.. clips.Where(c => c.Key is not null).Select(c => c.Key!.Value)];
+        if (keys.Count > 0)
+        {
+            ChanceLevel uniform = Chance.UniformKey(keys);
+            Row(EvalTask.Key, "mirex_weighted", uniform, keys.Count);
+            Row(EvalTask.Key, "exact", new ChanceLevel(1.0 / 24, "a uniformly random key (of 24) is exact 1 time in 24"), keys.Count);
+        }
+        List<InstrumentMatcher.Mention> instruments = [.. clips.Where(c => c.Instrument is not null).Select(c => c.Instrument!)];
+        if (instruments.Count > 0)
+        {
+            Row(EvalTask.Instrument, "accuracy", Chance.Majority(instruments, m => m.Display, (r, g) => InstrumentMatcher.SameInstrument(r, g)), instruments.Count);
+            Row(EvalTask.Instrument, "family_accuracy",
+                Chance.Majority(instruments, m => string.Join('/', m.FamilyIds.Select(f => GeneralMidi.Families[f])), (r, g) => InstrumentMatcher.SameFamily(r, g)),
+                instruments.Count);
+        }
+        List<string> genreRefs = [.. clips.Where(c => c.Genre is not null).Select(c => c.Genre!)];
+        if (genreRefs.Count > 0)
+            Row(EvalTask.Genre, "accuracy", Chance.Majority(genreRefs, GenreAnswerParser.Squash, (r, g) => GenreAnswerParser.Squash(r) == GenreAnswerParser.Squash(g)),
+                genreRefs.Count);
+
+        return new EvalReport
+        {
+            Model = model, Manifest = Path.GetFullPath(manifest), Summary = summary, Clips = results, Skipped = skipped,
+            ManifestErrors = [.. manifestErrors], ModelTempo = modelTempo, BaselineTempo = baselineTempo, ModelKeyConfusion = modelConfusion,
+            BaselineKeyConfusion = baselineConfusion, UnparsedKeyAnswers = unparsedKeys,
+            ByQuestion = [.. byQuestion.OrderBy(kv => kv.Key.Task).ThenBy(kv => EvalQuestions.For(kv.Key.Task).ToList().IndexOf(kv.Key.Question))
+                .Select(kv => new QuestionScore(EvalRunner.TaskName(kv.Key.Task), kv.Key.Question, PrimaryMetric(kv.Key.Task), kv.Value.Average(), kv.Value.Count))],
+        };
+    }
+
+    /// <summary>The paper's metric for a task: ACC2 for tempo, the MIREX weighted score for key, accuracy otherwise.</summary>
+    public static string PrimaryMetric(EvalTask task) => task switch
+    {
+        EvalTask.Tempo => "acc2",
+        EvalTask.Key => "mirex_weighted",
+        _ => "accuracy",
+    };
+
+    private static void Confuse(double[,] counts, MusicKey reference, MusicKey estimate)
+    {
+        int up = ((estimate.Tonic - reference.Tonic) % 12 + 12) % 12;
+        counts[estimate.Mode == reference.Mode ? 0 : 1, up]++;
+    }
+}

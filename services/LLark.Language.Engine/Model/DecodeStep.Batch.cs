@@ -1,0 +1,302 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>
+/// The decode step for m sequences at once (continuous batching), each at its own position in its own slot of a
+/// <see cref="BatchKvCache"/>.
+/// </summary>
+/// <remarks>
+/// Decode is memory-bound: a batch-1 step streams every weight once for one row of activations. Here each weight
+/// row is read once per step for all m rows: the products walk four weight rows at a time against two activation
+/// rows, so a block of weights is fetched from memory once and reused from L1 for every pair of rows. Every dot
+/// product is summed in exactly the order <see cref="SkinnyMatMul.Dot"/> sums it (two 16-lane accumulators over
+/// alternating chunks, one more chunk into the first, a lane sum, a scalar tail), and every other operation is
+/// the batch-1 step's own code per row, so row i's logits are bit for bit those <see cref="Run"/> gives that
+/// sequence alone: batching changes the speed, never the tokens.
+/// </remarks>
+internal sealed unsafe partial class DecodeStep
+{
+    [ThreadStatic] private static float[]? batchScratch;
+
+    /// <summary>
+    /// Runs token <c>ids[i]</c> for the sequence in slot i (i &lt; ids.Length) at that slot's next position, appends
+    /// its keys and values, advances every slot by one and writes float32 logits [ids.Length, vocab].
+    /// </summary>
+    public void RunBatch(ReadOnlySpan<int> ids, BatchKvCache cache, float* logits)
+    {
+        int m = ids.Length;
+        if (m < 1 || m > cache.Slots) throw new ArgumentOutOfRangeException(nameof(ids), $"{m} sequences for {cache.Slots} slots");
+        (Tensor k0, _) = cache.Layer(0);
+        if (k0.dtype != ScalarType.Float32 || k0.device_type != DeviceType.CPU || k0.shape[1] != kvHeads || k0.shape[3] != headDim || !k0.is_contiguous())
+            throw new ArgumentException("the cache does not belong to this model");
+        var positions = new int[m];
+        int maxSteps = 0;
+        for (int i = 0; i < m; i++)
+        {
+            if ((uint)ids[i] >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {ids[i]} is outside the vocabulary");
+            KvCache slot = cache.Slot(i);
+            slot.EnsureRoom(1);
+            positions[i] = slot.Length;
+            maxSteps = Math.Max(maxSteps, slot.Length + 1);
+        }
+
+        int capacity = cache.Capacity;
+        int qDim = heads * headDim, kvDim = kvHeads * headDim, qkvDim = qDim + 2 * kvDim;
+        long slotStride = (long)kvHeads * capacity * headDim;
+        int xAt = 0, xbAt = Align(xAt + m * dim), qkvAt = Align(xbAt + m * dim), attnAt = Align(qkvAt + m * qkvDim);
+        int hbAt = Align(attnAt + m * qDim), scoresAt = Align(hbAt + m * ffn), total = Align(scoresAt + m * heads * maxSteps);
+        if (batchScratch is null || batchScratch.Length < total)
+            batchScratch = GC.AllocateUninitializedArray<float>(Math.Max(total, 2 * (batchScratch?.Length ?? 0)), pinned: true);
+        float* s = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(batchScratch));
+        float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
+
+        for (int i = 0; i < m; i++) new Span<float>(Embedding(ids[i]), dim).CopyTo(new Span<float>(x + (long)i * dim, dim));
+        for (int l = 0; l < layers.Length; l++)
+        {
+            Layer w = layers[l];
+            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
+            MatMul(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
+
+            (Tensor keys, Tensor values) = cache.Layer(l);
+            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
+            for (int i = 0; i < m; i++)
+            {
+                int pos = positions[i];
+                float* row = qkv + (long)i * qkvDim, cosRow = cos + (long)pos * headDim, sinRow = signedSin + (long)pos * headDim;
+                for (int h = 0; h < heads + kvHeads; h++) Rope(row + h * headDim, cosRow, sinRow, headDim);
+                for (int j = 0; j < kvHeads; j++)
+                {
+                    long at = i * slotStride + ((long)j * capacity + pos) * headDim;
+                    new Span<float>(row + qDim + j * headDim, headDim).CopyTo(new Span<float>(kc + at, headDim));
+                    new Span<float>(row + qDim + kvDim + j * headDim, headDim).CopyTo(new Span<float>(vc + at, headDim));
+                }
+            }
+            AttentionBatch(qkv, kc, vc, attn, scores, positions, maxSteps, capacity, slotStride);
+
+            MatMul(w.O, attn, x, m, dim, qDim, accumulate: true);
+            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
+            SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
+            MatMul(w.Down, hb, x, m, dim, ffn, accumulate: true);
+        }
+        for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, finalNorm, xb + (long)i * dim, dim, eps);
+        MatMul(head, xb, logits, m, vocab, dim, accumulate: false);
+        for (int i = 0; i < m; i++) cache.Slot(i).SetLength(positions[i] + 1);
+    }
+
+    /// <summary>Row i's query heads attend over its own slot's keys and values at positions 0..positions[i].</summary>
+    private void AttentionBatch(float* qkv, float* keys, float* values, float* attn, float* scores, int[] positions, int maxSteps,
+        int capacity, long slotStride)
+    {
+        int d = headDim, group = heads / kvHeads, m = positions.Length, qkvDim = (heads + 2 * kvHeads) * d, qDim = heads * d;
+        void Items(int first, int last)
+        {
+            for (int item = first; item < last; item++)
+            {
+                int i = item / heads, h = item % heads;
+                long kv = i * slotStride + (long)(h / group) * capacity * d;
+                AttendHead(qkv + (long)i * qkvDim + h * d, keys + kv, values + kv, attn + (long)i * qDim + h * d,
+                    scores + (long)item * maxSteps, positions[i] + 1, d);
+            }
+        }
+        long work = 0;
+        foreach (int p in positions) work += (long)heads * (p + 1) * d * 2;
+        if (work < MinParallelElements) Items(0, m * heads);
+        else SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int start, int end) = Split(m * heads, part, parts);
+            Items(start, end);
+        });
+    }
+
+    /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for i in [0, m), r in [0, n); w is [n, k], x is [m, k], y is [m, n].</summary>
+    internal static void MatMul(float* w, float* x, float* y, int m, int n, int k, bool accumulate)
+    {
+        if ((long)n * k * m < MinParallelElements)
+        {
+            MatMulRows(w, x, y, m, n, k, 0, n, accumulate);
+            return;
+        }
+        SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int start, int end) = Split(n, part, parts);
+            MatMulRows(w, x, y, m, n, k, start, end, accumulate);
+        });
+    }
+
+    private static void MatMulRows(float* w, float* x, float* y, int m, int n, int k, int start, int end, bool accumulate)
+    {
+        float* limit = w + (long)end * k;
+        float* d = stackalloc float[8];
+        int r = start;
+        if (Blocked(k))
+        {
+            for (; r + 4 <= end; r += 4)
+            {
+                float* w0 = w + (long)r * k;
+                Prefetch(w0 + PrefetchAhead, 4 * k, limit);
+                int i = 0;
+                for (; i + 2 <= m; i += 2)
+                {
+                    Dot4x2(w0, w0 + k, w0 + 2 * k, w0 + 3 * k, x + (long)i * k, x + (long)(i + 1) * k, k, d);
+                    for (int c = 0; c < 4; c++)
+                    {
+                        Put(y, (long)i * n + r + c, d[c], accumulate);
+                        Put(y, (long)(i + 1) * n + r + c, d[4 + c], accumulate);
+                    }
+                }
+                for (; i < m; i++)
+                {
+                    for (int c = 0; c < 4; c++) Put(y, (long)i * n + r + c, SkinnyMatMul.Dot(w0 + (long)c * k, x + (long)i * k, k), accumulate);
+                }
+            }
+        }
+        for (; r < end; r++)
+        {
+            float* row = w + (long)r * k;
+            Prefetch(row + PrefetchAhead, k, limit);
+            for (int i = 0; i < m; i++) Put(y, (long)i * n + r, SkinnyMatMul.Dot(row, x + (long)i * k, k), accumulate);
+        }
+    }
+
+    /// <summary>hb[i, r] = silu(gate[r] · x[i]) * (up[r] · x[i]); gateUp is [2n, k], gate rows first; hb is [m, n].</summary>
+    private static void SwiGluBatch(float* gateUp, float* x, float* hb, int m, int n, int k)
+    {
+        void Rows(int start, int end)
+        {
+            float* gateLimit = gateUp + (long)end * k, upLimit = gateUp + (long)(n + end) * k;
+            float* d = stackalloc float[8];
+            int r = start;
+            if (Blocked(k))
+            {
+                for (; r + 2 <= end; r += 2)
+                {
+                    float* g0 = gateUp + (long)r * k, u0 = gateUp + (long)(n + r) * k;
+                    Prefetch(g0 + PrefetchAhead, 2 * k, gateLimit);
+                    Prefetch(u0 + PrefetchAhead, 2 * k, upLimit);
+                    int i = 0;
+                    for (; i + 2 <= m; i += 2)
+                    {
+                        Dot4x2(g0, g0 + k, u0, u0 + k, x + (long)i * k, x + (long)(i + 1) * k, k, d);
+                        hb[(long)i * n + r] = Silu(d[0]) * d[2];
+                        hb[(long)i * n + r + 1] = Silu(d[1]) * d[3];
+                        hb[(long)(i + 1) * n + r] = Silu(d[4]) * d[6];
+                        hb[(long)(i + 1) * n + r + 1] = Silu(d[5]) * d[7];
+                    }
+                    for (; i < m; i++)
+                    {
+                        float* xi = x + (long)i * k;
+                        hb[(long)i * n + r] = Silu(SkinnyMatMul.Dot(g0, xi, k)) * SkinnyMatMul.Dot(u0, xi, k);
+                        hb[(long)i * n + r + 1] = Silu(SkinnyMatMul.Dot(g0 + k, xi, k)) * SkinnyMatMul.Dot(u0 + k, xi, k);
+                    }
+                }
+            }
+            for (; r < end; r++)
+            {
+                float* gate = gateUp + (long)r * k, up = gateUp + (long)(n + r) * k;
+                Prefetch(gate + PrefetchAhead, k, gateLimit);
+                Prefetch(up + PrefetchAhead, k, upLimit);
+                for (int i = 0; i < m; i++)
+                {
+                    float* xi = x + (long)i * k;
+                    hb[(long)i * n + r] = Silu(SkinnyMatMul.Dot(gate, xi, k)) * SkinnyMatMul.Dot(up, xi, k);
+                }
+            }
+        }
+        if (2L * n * k * m < MinParallelElements) Rows(0, n);
+        else SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int start, int end) = Split(n, part, parts);
+            Rows(start, end);
+        });
+    }
+
+    /// <summary>silu(g) as the batch-1 step computes it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Silu(float g) => g / (1f + MathF.Exp(-g));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* y, long at, float v, bool accumulate) => y[at] = accumulate ? y[at] + v : v;
+
+    /// <summary>Whether <see cref="SkinnyMatMul.Dot"/> takes its 16-lane path for length k, which <see cref="Dot4x2"/> mirrors.</summary>
+    private static bool Blocked(int k) => Vector512.IsHardwareAccelerated && k >= 16;
+
+    /// <summary>
+    /// d[4 * j + c] = w_c · x_j for four weight rows and two activation rows of length k, each summed exactly as
+    /// <see cref="SkinnyMatMul.Dot"/>(w_c, x_j, k) sums it (its 16-lane path; see <see cref="Blocked"/>).
+    /// </summary>
+    private static void Dot4x2(float* w0, float* w1, float* w2, float* w3, float* x0, float* x1, int k, float* d)
+    {
+        Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default, a01 = default, a11 = default, a21 = default, a31 = default;
+        Vector512<float> b00 = default, b10 = default, b20 = default, b30 = default, b01 = default, b11 = default, b21 = default, b31 = default;
+        int j = 0;
+        for (; j + 32 <= k; j += 32)
+        {
+            Vector512<float> p0 = Vector512.Load(x0 + j), p1 = Vector512.Load(x1 + j);
+            Vector512<float> q0 = Vector512.Load(x0 + j + 16), q1 = Vector512.Load(x1 + j + 16);
+            Vector512<float> v = Vector512.Load(w0 + j);
+            a00 = Vector512.FusedMultiplyAdd(v, p0, a00);
+            a01 = Vector512.FusedMultiplyAdd(v, p1, a01);
+            v = Vector512.Load(w0 + j + 16);
+            b00 = Vector512.FusedMultiplyAdd(v, q0, b00);
+            b01 = Vector512.FusedMultiplyAdd(v, q1, b01);
+            v = Vector512.Load(w1 + j);
+            a10 = Vector512.FusedMultiplyAdd(v, p0, a10);
+            a11 = Vector512.FusedMultiplyAdd(v, p1, a11);
+            v = Vector512.Load(w1 + j + 16);
+            b10 = Vector512.FusedMultiplyAdd(v, q0, b10);
+            b11 = Vector512.FusedMultiplyAdd(v, q1, b11);
+            v = Vector512.Load(w2 + j);
+            a20 = Vector512.FusedMultiplyAdd(v, p0, a20);
+            a21 = Vector512.FusedMultiplyAdd(v, p1, a21);
+            v = Vector512.Load(w2 + j + 16);
+            b20 = Vector512.FusedMultiplyAdd(v, q0, b20);
+            b21 = Vector512.FusedMultiplyAdd(v, q1, b21);
+            v = Vector512.Load(w3 + j);
+            a30 = Vector512.FusedMultiplyAdd(v, p0, a30);
+            a31 = Vector512.FusedMultiplyAdd(v, p1, a31);
+            v = Vector512.Load(w3 + j + 16);
+            b30 = Vector512.FusedMultiplyAdd(v, q0, b30);
+            b31 = Vector512.FusedMultiplyAdd(v, q1, b31);
+        }
+        for (; j + 16 <= k; j += 16)
+        {
+            Vector512<float> p0 = Vector512.Load(x0 + j), p1 = Vector512.Load(x1 + j);
+            Vector512<float> v = Vector512.Load(w0 + j);
+            a00 = Vector512.FusedMultiplyAdd(v, p0, a00);
+            a01 = Vector512.FusedMultiplyAdd(v, p1, a01);
+            v = Vector512.Load(w1 + j);
+            a10 = Vector512.FusedMultiplyAdd(v, p0, a10);
+            a11 = Vector512.FusedMultiplyAdd(v, p1, a11);
+            v = Vector512.Load(w2 + j);
+            a20 = Vector512.FusedMultiplyAdd(v, p0, a20);
+            a21 = Vector512.FusedMultiplyAdd(v, p1, a21);
+            v = Vector512.Load(w3 + j);
+            a30 = Vector512.FusedMultiplyAdd(v, p0, a30);
+            a31 = Vector512.FusedMultiplyAdd(v, p1, a31);
+        }
+        d[0] = Vector512.Sum(a00 + b00);
+        d[1] = Vector512.Sum(a10 + b10);
+        d[2] = Vector512.Sum(a20 + b20);
+        d[3] = Vector512.Sum(a30 + b30);
+        d[4] = Vector512.Sum(a01 + b01);
+        d[5] = Vector512.Sum(a11 + b11);
+        d[6] = Vector512.Sum(a21 + b21);
+        d[7] = Vector512.Sum(a31 + b31);
+        for (; j < k; j++)
+        {
+            d[0] += w0[j] * x0[j];
+            d[1] += w1[j] * x0[j];
+            d[2] += w2[j] * x0[j];
+            d[3] += w3[j] * x0[j];
+            d[4] += w0[j] * x1[j];
+            d[5] += w1[j] * x1[j];
+            d[6] += w2[j] * x1[j];
+            d[7] += w3[j] * x1[j];
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using LLark.Data;
+using LLark.Evaluation;
+
+namespace LLark.Tests.Evaluation;
+
+/// <summary>Scoring from recorded answers and baseline lines, no model: every number here is worked out by hand.</summary>
+public sealed class EvalScoringTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("llark-scoring-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    private static EvalLine Answer(string clip, EvalTask task, int question, string text) => new()
+    {
+        Type = "answer", Clip = clip, Model = "m", Task = EvalRunner.TaskName(task), Question = EvalQuestions.For(task)[question], Text = text,
+        FinishReason = "stop",
+    };
+
+    [Fact]
+    public void AnswersAreParsedAndScoredBesideBaselineAndChance()
+    {
+        string manifestPath = Path.Combine(dir, "manifest.jsonl");
+        File.WriteAllLines(manifestPath,
+        [
+            """{"id":"a","audio":"a.wav","tempo_bpm":120,"key":"F# minor","instruments":["Acoustic Guitar (steel)","Drums"],"genre":"rock"}""",
+            """{"id":"b","audio":"b.wav","tempo_bpm":90,"key":"C major","instruments":["Violin"],"genre":"rock"}""",
+            """{"id":"c","audio":"c.wav","key":"Q lydian","instruments":["Theremin"]}""",
+        ]);
+        Manifest manifest = Manifest.Load(manifestPath);
+        var problems = new List<SkippedClip>();
+        List<LabelledClip> clips = EvalRunner.Select(manifest, problems);
+        Assert.Equal(["a", "b"], clips.Select(c => c.Id));
+        Assert.Equal(2, problems.Count(p => p.Clip == "c"));
+
+        List<EvalLine> lines =
+        [
+            Answer("a", EvalTask.Tempo, 0, "About 240 BPM."),          // octave error: acc1 0, acc2 1
+            Answer("a", EvalTask.Tempo, 1, "It is 121 beats per minute"), // acc1 1, acc2 1
+            Answer("a", EvalTask.Key, 0, "F sharp minor"),              // 1
+            Answer("a", EvalTask.Key, 1, "I think A major"),            // relative: 0.3
+            Answer("a", EvalTask.Instrument, 0, "an acoustic guitar"),  // 1
+            Answer("a", EvalTask.Genre, 0, "It's jazz"),                // 0
+            Answer("b", EvalTask.Tempo, 0, "fast"),                     // unparsed: 0, 0
+            Answer("b", EvalTask.Key, 0, "G major"),                    // fifth: 0.5
+            Answer("b", EvalTask.Instrument, 0, "a cello"),             // 0, family 1
+            Answer("b", EvalTask.Genre, 0, "rock music"),               // 1
+            Answer("b", EvalTask.Genre, 0, "this question was asked of another clip task") with { Task = "tempo" }, // not a tempo question: ignored
+            new() { Type = "baseline", Clip = "a", TempoBpm = 60.5, Key = "A major", KeyCorrelation = 0.8 },  // acc1 0, acc2 1; key 0.3
+            new() { Type = "baseline", Clip = "b", TempoBpm = 91, Key = "C major", KeyCorrelation = 0.9 },    // acc1 1; key 1
+        ];
+        EvalReport report = EvalScoring.Score("m", manifestPath, clips, lines, manifest.Errors, problems, EvalRunner.GenreLabels(manifest));
+        SummaryRow Row(string task, string metric) => report.Summary.Single(r => r.Task == task && r.Metric == metric);
+
+        Assert.Equal(1 / 3.0, Row("tempo", "acc1").Model!.Value, 12);
+        Assert.Equal(2 / 3.0, Row("tempo", "acc2").Model!.Value, 12);
+        Assert.Equal(0.5, Row("tempo", "acc1").Baseline);
+        Assert.Equal(1.0, Row("tempo", "acc2").Baseline);
+        Assert.Equal(2 / 3.0, Row("tempo", "acc1").ParsedRate!.Value, 12);
+        Assert.Equal(2, Row("tempo", "acc1").Clips);
+        Assert.Equal(3, Row("tempo", "acc1").Answers);
+        Assert.Equal(0.5, Row("tempo", "acc1").Chance);  // no constant is within 4% of both 120 and 90
+        Assert.Equal(0.5, Row("tempo", "acc2").Chance);  // 120 x {1/3 .. 3} and 90 x {1/3 .. 3} never come within 4% of each other
+        Assert.Equal((1 + 0.3 + 0.5) / 3, Row("key", "mirex_weighted").Model!.Value, 12);
+        Assert.Equal(1 / 3.0, Row("key", "exact").Model!.Value, 12);
+        Assert.Equal((0.3 + 1) / 2, Row("key", "mirex_weighted").Baseline!.Value, 12);
+        Assert.Equal(2.0 / 24, Row("key", "mirex_weighted").Chance!.Value, 12);
+        Assert.Equal(0.5, Row("instrument", "accuracy").Model);
+        Assert.Equal(1.0, Row("instrument", "family_accuracy").Model);
+        Assert.Null(Row("instrument", "accuracy").Baseline);
+        Assert.Equal(0.5, Row("instrument", "accuracy").Chance);
+        Assert.Equal(0.5, Row("genre", "accuracy").Model);
+        Assert.Equal(1.0, Row("genre", "accuracy").Chance);  // both clips are rock
+
+        ClipResult a = report.Clips.Single(c => c.Clip == "a");
+        Assert.Equal("F# minor", a.Answers.Single(x => x.Text == "F sharp minor").Parsed);
+        Assert.Equal("F sharp minor", a.Answers.Single(x => x.Text == "F sharp minor").Matched);
+        Assert.Equal("relative", a.Baseline!["key_relation"]);
+        Assert.Equal(1.0, report.ModelKeyConfusion[0, 0]);  // F# minor for F# minor: same mode, +0
+        Assert.Equal(1.0, report.ModelKeyConfusion[1, 3]);  // A major for F# minor: other mode, +3
+        Assert.Equal(1.0, report.ModelKeyConfusion[0, 7]);  // G major for C major: same mode, +7
+        Assert.Equal(2, report.ModelTempo.Count);
+
+        QuestionScore plainTempo = report.ByQuestion.Single(q => q.Question == EvalQuestions.Tempo[0]);
+        Assert.Equal(("acc2", 0.5, 2), (plainTempo.Metric, plainTempo.Model, plainTempo.Answers));  // 240 for 120 (x2) scores, "fast" does not
+        Assert.Equal(1.0, report.ByQuestion.Single(q => q.Question == EvalQuestions.Tempo[1]).Model);
+        QuestionScore plainKey = report.ByQuestion.Single(q => q.Question == EvalQuestions.Key[0]);
+        Assert.Equal(("mirex_weighted", 0.75, 2), (plainKey.Metric, plainKey.Model, plainKey.Answers));
+        string table = report.Table();
+        Assert.Contains("task", table, StringComparison.Ordinal);
+        Assert.Contains("DSP baseline", table, StringComparison.Ordinal);
+        Assert.Contains("mirex_weighted", table, StringComparison.Ordinal);
+        Assert.Contains("0.600", table, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,204 @@
+using LLark.Checkpoints;
+using LLark.Language.Engine.Generation;
+using LLark.Language.Engine.Multimodal;
+using LLark.Tests.Checkpoints;
+using LLark.Tests.TestSupport;
+using LLark.Training;
+using static TorchSharp.torch;
+
+namespace LLark.Tests.Training;
+
+public sealed class TrainerTests
+{
+    [Fact]
+    public void PromptTokensAreWhatInferenceBuildsAndOnlyTheAnswerIsLabelled()
+    {
+        using LLarkModel model = LLarkModel.Load(TinyLLark.Directory);
+        const string question = "What is the tempo?", answer = "About 120 BPM.";
+        (int[] ids, int[] labels) = ExampleLayout.Build(model.Tokenizer, question, answer, frames: 5, maxLength: 256, out string? skipped)!.Value;
+        Assert.Null(skipped);
+        using LLarkPromptInput prompt = model.BuildPrompt([new ChatTurn(question)], new AudioFrames(new float[5 * TinyLLark.AudioWidth], 5, TinyLLark.AudioWidth, TinyLLark.Fps));
+        Assert.Equal(prompt.Ids, ids[..prompt.Ids.Length]);
+        Assert.All(labels[..prompt.Ids.Length], l => Assert.Equal(ExampleLayout.IgnoreIndex, l));
+        int[] answerIds = ids[prompt.Ids.Length..];
+        Assert.Equal(answerIds, labels[prompt.Ids.Length..]);
+        Assert.Equal(answer + "\n###", model.Tokenizer.Decode(answerIds));
+
+        // Truncation cuts the answer's end, never the audio span; a prompt that cannot fit is skipped, not cut.
+        (int[] cutIds, int[] cutLabels) = ExampleLayout.Build(model.Tokenizer, question, answer, 5, prompt.Ids.Length + 2, out _)!.Value;
+        Assert.Equal(prompt.Ids.Length + 2, cutIds.Length);
+        Assert.Equal(2, cutLabels.Count(l => l != ExampleLayout.IgnoreIndex));
+        Assert.Null(ExampleLayout.Build(model.Tokenizer, question, answer, 300, 256, out string? why));
+        Assert.Contains("max_length", why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BatchesArePaddedOnTheRightWithPadAndIgnoredLabels()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        TrainingConfig config = TrainingFixtures.Config(dir.Path);
+        var tokenizer = LLark.Language.Engine.Tokenization.LlamaTextTokenizer.Load(Path.Combine(TinyLLark.Directory, "tokenizer.model"));
+        TrainingData data = TrainingData.Load(config, tokenizer);
+        TrainingExample[] two = [data.Train[0], data.Train[^1]];
+        TrainingBatch batch = ExampleLayout.Collate(two, data.ReadFrames, padId: 1024);
+        Assert.Equal(two.Max(e => e.Ids.Length), batch.Length);
+        Assert.Equal(two.Sum(e => e.Embedding.Frames), batch.FrameCount);
+        Assert.Equal(batch.FrameCount * TinyLLark.AudioWidth, batch.Frames.Length);
+        TrainingExample shorter = two.MinBy(e => e.Ids.Length)!;
+        int row = Array.IndexOf(two, shorter);
+        for (int t = shorter.Ids.Length; t < batch.Length; t++)
+        {
+            Assert.Equal(1024, batch.Ids[row * batch.Length + t]);
+            Assert.Equal(ExampleLayout.IgnoreIndex, batch.Labels[row * batch.Length + t]);
+        }
+    }
+
+    [Fact]
+    public void ATinyRunLearnsAndItsCheckpointServes()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        string outDir = Path.Combine(dir.Path, "run");
+        var lines = new List<TrainingProgress>();
+        var trainer = new Trainer(TrainingFixtures.Config(dir.Path, steps: 40, warmup: 0.05), outDir) { Progress = new SyncProgress(lines.Add) };
+        TrainingResult result = trainer.Run(resume: false);
+
+        Assert.Equal(TrainingOutcome.Completed, result.Outcome);
+        LossCurves curves = LossHistory.ReadCurves(Path.Combine(outDir, LossHistory.FileName));
+        Assert.Equal(40, curves.Train.Count);
+        double first = curves.Train.Take(5).Average(p => p.Loss), last = curves.Train.TakeLast(5).Average(p => p.Loss);
+        Console.WriteLine($"loss: first five steps {first:F3}, last five {last:F3}; {result.StepsPerSecond:F1} steps/s, {result.TokensPerSecond:F0} tokens/s");
+        Assert.True(last < first / 4, $"the loss did not fall: {first:F3} -> {last:F3}");
+        Assert.Equal(40, lines.Count(l => l.Loss is not null));
+
+        using LLarkModel model = LLarkModel.Load(result.ModelDirectory!);
+        Assert.Equal(TinyLLark.AudioWidth, model.AudioWidth);
+        Assert.Equal(TinyLLark.Fps, model.AudioFps);
+        Assert.Equal("jukebox-tiny", model.AudioEncoder);
+        Assert.Equal(2, model.AudioLayer);
+        var set = LLark.Data.EmbeddingSet.Load(Path.Combine(dir.Path, "embeddings"));
+        Assert.True(set.TryGet("clip1", out var clip));
+        using LLarkPromptInput prompt = model.BuildPrompt([new ChatTurn("Describe this clip.")],
+            new AudioFrames(set.ReadFrames(clip), clip.Frames, clip.Width, clip.Fps, clip.Encoder));
+        GenerationResult answer = new TextGenerator(model.Llama).Generate(prompt.Embeddings, prompt.Ids, model.Tokenizer.CreateDetokenizer(false),
+            new GenerationOptions { MaxNewTokens = 24, StopStrings = [LLarkPrompt.StopString] }).Last().Result!;
+        Console.WriteLine($"answer for clip1: '{answer.Text}'");
+        Assert.Equal(TrainingFixtures.Answers[1], answer.Text.Trim());
+    }
+
+    [Theory]
+    [InlineData("full")]
+    [InlineData("lora")]
+    public void StepsSplitByAResumeEqualTheStepsRunStraightToTheBit(string mode)
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path, clips: 5);
+        // Batch 3 over 10 examples with accumulation 2: the run crosses an epoch boundary and stops mid-epoch; in lora
+        // mode every step also draws dropout masks.
+        TrainingConfig config = TrainingFixtures.Config(dir.Path, mode: mode, steps: 6, batch: 3, accumulation: 2, warmup: 0.2);
+        string straight = Path.Combine(dir.Path, "straight"), split = Path.Combine(dir.Path, "split");
+        new Trainer(config, straight).Run(resume: false);
+
+        using var cts = new CancellationTokenSource();
+        var stopper = new SyncProgress(p => { if (p.Step == 3) cts.Cancel(); });
+        TrainingResult first = new Trainer(config, split) { Progress = stopper }.Run(resume: false, cts.Token);
+        Assert.Equal(TrainingOutcome.Interrupted, first.Outcome);
+        Assert.Equal(3, first.Step);
+        TrainingResult second = new Trainer(config, split).Run(resume: true);
+        Assert.Equal(TrainingOutcome.Completed, second.Outcome);
+
+        foreach (string file in new[] { "model/model.safetensors", "state/step-00000006/state.safetensors" })
+        {
+            byte[] a = File.ReadAllBytes(Path.Combine(straight, file)), b = File.ReadAllBytes(Path.Combine(split, file));
+            Assert.True(a.AsSpan().SequenceEqual(b), $"{file} differs between the straight and the resumed run");
+        }
+        var straightLoss = LossHistory.ReadCurves(Path.Combine(straight, LossHistory.FileName)).Train;
+        var splitLoss = LossHistory.ReadCurves(Path.Combine(split, LossHistory.FileName)).Train;
+        Assert.Equal(straightLoss, splitLoss);
+    }
+
+    [Fact]
+    public void ValidationRunsEveryNStepsAndAtTheEnd()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path, clips: 12);
+        string outDir = Path.Combine(dir.Path, "run");
+        TrainingConfig config = TrainingFixtures.Config(dir.Path, steps: 5, validation: 0.3) with { EvalEvery = 2 };
+        TrainingResult result = new Trainer(config, outDir).Run(resume: false);
+        Assert.True(result.ValidationExamples > 0 && result.TrainExamples > 0, $"{result.TrainExamples} / {result.ValidationExamples}");
+        Assert.Equal(24, result.TrainExamples + result.ValidationExamples);
+        LossCurves curves = LossHistory.ReadCurves(Path.Combine(outDir, LossHistory.FileName));
+        Assert.Equal([2, 4, 5], curves.Validation.Select(v => v.Step));
+        Assert.All(curves.Validation, v => Assert.True(double.IsFinite(v.Loss) && v.Loss > 0));
+        Assert.Equal(curves.Validation[^1].Loss, result.ValidationLoss);
+    }
+
+    [Fact]
+    public void ProjectorModeChangesOnlyTheProjector()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        string outDir = Path.Combine(dir.Path, "run");
+        new Trainer(TrainingFixtures.Config(dir.Path, mode: "projector", steps: 3), outDir).Run(resume: false);
+        using ITensorSource before = CheckpointOpener.Open(TinyLLark.Directory), after = CheckpointOpener.Open(Path.Combine(outDir, "model"));
+        Assert.Equal(before.Entries.Keys.Order(), after.Entries.Keys.Order());
+        foreach (string name in before.Entries.Keys)
+        {
+            using Tensor a = empty(before.Entries[name].Shape), b = empty(after.Entries[name].Shape);
+            before.ReadInto(name, a);
+            after.ReadInto(name, b);
+            bool same = a.eq(b).all().item<bool>();
+            Assert.True(name.StartsWith("model.mm_projector.", StringComparison.Ordinal) ? !same : same, $"{name}: changed = {!same}");
+        }
+    }
+
+    [Fact]
+    public void DataOrConfigThatDisagreeAreRefusedNamingTheField()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path, width: 40);
+        var narrow = Assert.Throws<TrainingConfigException>(() => new Trainer(TrainingFixtures.Config(dir.Path), Path.Combine(dir.Path, "run")).Run(false));
+        Assert.Equal("model.base", narrow.Field);
+        Assert.Contains("mm_hidden_size", narrow.Message, StringComparison.Ordinal);
+
+        // The bundled checkpoint says 25 fps; a set at 10 fps (and a config that expects 10) is refused by the checkpoint.
+        using var tenFps = new TempDirectory();
+        TrainingFixtures.WriteSet(tenFps.Path, fps: 10);
+        TrainingConfig expectTen = TrainingFixtures.Config(tenFps.Path) with { Audio = new AudioExpectation { Fps = 10 } };
+        var fpsError = Assert.Throws<TrainingConfigException>(() => new Trainer(expectTen, Path.Combine(tenFps.Path, "run")).Run(false));
+        Assert.Equal("model.base", fpsError.Field);
+        Assert.Contains("mm_audio_fps", fpsError.Message, StringComparison.Ordinal);
+
+        using var mixed = new TempDirectory();
+        TrainingFixtures.WriteSet(mixed.Path, fpsOf: c => c == 2 ? 10 : 25);
+        Assert.Equal("data.embeddings", Assert.Throws<TrainingConfigException>(
+            () => new Trainer(TrainingFixtures.Config(mixed.Path), Path.Combine(mixed.Path, "run")).Run(false)).Field);
+
+        using var slow = new TempDirectory();
+        TrainingFixtures.WriteSet(slow.Path, fps: 10);
+        Assert.Equal("audio.fps", Assert.Throws<TrainingConfigException>(
+            () => new Trainer(TrainingFixtures.Config(slow.Path), Path.Combine(slow.Path, "run")).Run(false)).Field);
+
+        Assert.Equal("optimizer.warmup_ratio", Assert.Throws<TrainingConfigException>(() => TrainingConfig.Parse(
+            """{"data": {"pairs": "p", "embeddings": "e"}, "model": {"base": "b"}, "optimizer": {"warmup_ratio": 2}}""", dir.Path)).Field);
+        Assert.Equal("mode", Assert.Throws<TrainingConfigException>(() => TrainingConfig.Parse(
+            """{"data": {"pairs": "p", "embeddings": "e"}, "model": {"base": "b"}, "mode": "everything"}""", dir.Path)).Field);
+        var misspelt = Assert.Throws<TrainingConfigException>(() => TrainingConfig.Load(WriteConfig(dir.Path,
+            """{"data": {"pairs": "p", "embeddings": "e"}, "model": {"base": "b"}, "optimizer": {"warmup": 0.1}}""")));
+        Assert.Contains("warmup", misspelt.Message, StringComparison.Ordinal);
+    }
+
+    private static string WriteConfig(string dir, string json)
+    {
+        string path = Path.Combine(dir, "train.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool, too late for a test to act on).</summary>
+    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}

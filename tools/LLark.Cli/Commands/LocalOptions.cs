@@ -1,0 +1,39 @@
+using System.CommandLine;
+using LLark.Evaluation;
+
+namespace LLark.Cli.Commands;
+
+/// <summary>
+/// <c>--local [--model DIR] [--encoder DIR] [--fps F]</c>: run LLark in this process. Folders not named resolve through
+/// <see cref="LLark.Data.ModelLocator"/> ($LLARK_MODEL, $LLARK_ENCODER, $LLARK_MODELS_DIR, then the repository's models/).
+/// </summary>
+internal sealed class LocalOptions
+{
+    public Option<bool> Local { get; } = new("--local") { Description = "run the encoder and the model here, no services" };
+
+    public Option<string?> Model { get; } = new("--model") { Description = "with --local: LLark checkpoint folder (default: $LLARK_MODEL or models/llark-tiny-untrained)" };
+
+    public Option<string?> Encoder { get; } = new("--encoder") { Description = "with --local: Jukebox encoder folder (default: $LLARK_ENCODER or models/jukebox-tiny)" };
+
+    public Option<double?> Fps { get; } = new("--fps") { Description = "with --local: the encoder's pooling rate; must be the checkpoint's mm_audio_fps (default: that)" };
+
+    public static LocalOptions Create() => new();
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Local);
+        command.Options.Add(Model);
+        command.Options.Add(Encoder);
+        command.Options.Add(Fps);
+    }
+
+    /// <summary>--model, --encoder and --fps mean nothing without --local.</summary>
+    public void RefuseWithoutLocal(ParseResult parse)
+    {
+        if (parse.GetValue(Model) is not null || parse.GetValue(Encoder) is not null || parse.GetValue(Fps) is not null)
+            throw new UsageException("--model, --encoder and --fps go with --local");
+    }
+
+    public LocalLLark Load(ParseResult parse, CancellationToken ct) =>
+        LocalLLark.Load(parse.GetValue(Model), parse.GetValue(Encoder), new LocalLLarkOptions { Fps = parse.GetValue(Fps) }, ct);
+}
