@@ -10,6 +10,7 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
     ClientCommands.Info(),
     ConvertJukeboxCommand.Create(),
     EmbedCommand.Create(),
+    JukeboxCommands.Create(),
     DataCommand.Create(),
     EvalCommand.Create(),
     TrainCommand.Create(),

@@ -150,6 +150,46 @@ public sealed class JukeboxEncoder : IDisposable
         return h[0].narrow(0, 0, tokens).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The top-level encoder's output vectors before quantisation, [T, emb_width], for the audio zero-padded to at least
+    /// one context as the LLark path encodes it (longer audio is kept whole, cut to whole codes).
+    /// </summary>
+    public Tensor EncoderOutputs(ReadOnlySpan<float> audio)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return VqvaeTopEncoder.Rows(Vqvae.EncodeContinuous(PaddedWave(audio))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The codes of the same audio as <see cref="EncoderOutputs"/>: one per hop.</summary>
+    public long[] Codes(ReadOnlySpan<float> audio)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Vqvae.Encode(PaddedWave(audio)).reshape(-1).cpu().data<long>().ToArray();
+    }
+
+    /// <summary>A copy of the top level's codebook [k_bins, emb_width].</summary>
+    public Tensor Codebook() => Vqvae.Codebook.detach().clone();
+
+    /// <summary>Replaces the top level's codebook (same shape); codes and embeddings change with it.</summary>
+    public void SetCodebook(Tensor codebook)
+    {
+        ArgumentNullException.ThrowIfNull(codebook);
+        Vqvae.SetCodebook(codebook.to(Device));
+    }
+
+    private Tensor PaddedWave(ReadOnlySpan<float> audio)
+    {
+        int hop = Config.Vqvae.HopLength;
+        int length = Math.Max(Config.ContextSamples, audio.Length / hop * hop);
+        int used = Math.Min(audio.Length, length);
+        Tensor wave = zeros(1, length, device: Device);
+        using Tensor host = tensor(audio[..used].ToArray(), [1, used]);
+        wave.narrow(1, 0, used).copy_(host);
+        return wave;
+    }
+
     public Device Device { get; }
 
     public void Dispose()

@@ -162,7 +162,7 @@ public static class JukeboxEncoderLoader
         return config with { Vqvae = vqvae, Prior = prior };
     }
 
-    private static int CountBlocks(ITensorSource source)
+    internal static int CountBlocks(ITensorSource source)
     {
         int count = 0;
         while (source.Entries.ContainsKey($"prior.transformer._attn_mods.{count}.attn.c_attn.w"))

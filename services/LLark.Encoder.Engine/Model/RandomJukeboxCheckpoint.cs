@@ -36,31 +36,47 @@ public static class RandomJukeboxCheckpoint
         using var generator = new Generator((ulong)seed);
         using var vq = new VqvaeTopEncoder(config.Vqvae, META);
         using var prior = new PriorPrefix(config, ScalarType.Float32, META);
-        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark bench embed (random weights)" };
-        long bytes = 0;
-        foreach ((string file, IReadOnlyDictionary<string, Tensor> parameters, bool isPrior) in new[]
-        {
-            (JukeboxEncoderLoader.ConvertedVqvaeFileName, vq.CheckpointParameters(), false),
-            (JukeboxEncoderLoader.ConvertedPriorFileName, prior.CheckpointParameters(), true),
-        })
-        {
-            var tensors = new List<KeyValuePair<string, Tensor>>();
-            try
-            {
-                foreach ((string name, Tensor meta) in parameters)
-                {
-                    Tensor value = Draw(name, meta.shape, isPrior, generator);
-                    tensors.Add(new(name, value));
-                    bytes += value.NumberOfElements * value.ElementSize;
-                }
-                SafetensorsWriter.Save(Path.Combine(folder, file), tensors, metadata);
-            }
-            finally
-            {
-                foreach (var t in tensors) t.Value.Dispose();
-            }
-        }
+        long bytes = WriteFile(Path.Combine(folder, JukeboxEncoderLoader.ConvertedVqvaeFileName), vq.CheckpointParameters(), false, generator);
+        bytes += WriteFile(Path.Combine(folder, JukeboxEncoderLoader.ConvertedPriorFileName), prior.CheckpointParameters(), true, generator);
         File.WriteAllText(Path.Combine(folder, JukeboxEncoderLoader.ConfigFileName), config.ToJson());
+        return bytes;
+    }
+
+    /// <summary>
+    /// Writes only a fresh random prior of <paramref name="config"/> (all <see cref="JukeboxEncoderConfig.Layers"/> blocks) and
+    /// the config into <paramref name="folder"/>, for a new prior over an existing VQ-VAE; returns the bytes written.
+    /// </summary>
+    public static long WritePrior(JukeboxEncoderConfig config, string folder, int seed = 1234)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate("random prior");
+        Directory.CreateDirectory(folder);
+        using var generator = new Generator((ulong)seed);
+        using var prior = new PriorPrefix(config, ScalarType.Float32, META);
+        long bytes = WriteFile(Path.Combine(folder, JukeboxEncoderLoader.ConvertedPriorFileName), prior.CheckpointParameters(), true, generator);
+        AtomicFile.WriteText(Path.Combine(folder, JukeboxEncoderLoader.ConfigFileName), config.ToJson());
+        return bytes;
+    }
+
+    private static long WriteFile(string path, IReadOnlyDictionary<string, Tensor> parameters, bool isPrior, Generator generator)
+    {
+        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark bench embed (random weights)" };
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        long bytes = 0;
+        try
+        {
+            foreach ((string name, Tensor meta) in parameters)
+            {
+                Tensor value = Draw(name, meta.shape, isPrior, generator);
+                tensors.Add(new(name, value));
+                bytes += value.NumberOfElements * value.ElementSize;
+            }
+            SafetensorsWriter.Save(path, tensors, metadata);
+        }
+        finally
+        {
+            foreach (var t in tensors) t.Value.Dispose();
+        }
         return bytes;
     }
 

@@ -109,6 +109,18 @@ internal sealed class VqvaeTopEncoder : nn.Module
 
     public VqvaeConfig Config { get; }
 
+    /// <summary>The level's codebook [k_bins, emb_width] (<c>bottleneck.level_blocks.{top}.k</c>).</summary>
+    internal Tensor Codebook => codebook;
+
+    /// <summary>Replaces the codebook's values (same shape), as Jukebox's bottleneck does when it initialises or restarts codes.</summary>
+    internal void SetCodebook(Tensor values)
+    {
+        if (!values.shape.SequenceEqual(codebook.shape))
+            throw new ArgumentException($"a codebook of [{string.Join(", ", values.shape)}] does not replace one of [{string.Join(", ", codebook.shape)}]", nameof(values));
+        using var noGrad = no_grad();
+        codebook.copy_(values);
+    }
+
     /// <summary>Encoder output before quantisation: audio [N, T] to [N, emb_width, T / hop].</summary>
     public Tensor EncodeContinuous(Tensor audio)
     {
@@ -127,10 +139,19 @@ internal sealed class VqvaeTopEncoder : nn.Module
     {
         using var scope = NewDisposeScope();
         long n = encoded.shape[0], t = encoded.shape[2];
-        Tensor x = encoded.permute(0, 2, 1).reshape(-1, encoded.shape[1]);
-        Tensor k = codebook;
+        Tensor x = Rows(encoded);
+        return NearestCodes(x, codebook).view(n, t).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Encoder outputs [N, emb, T] as rows [N·T, emb], the vectors the bottleneck quantises.</summary>
+    internal static Tensor Rows(Tensor encoded) => encoded.permute(0, 2, 1).reshape(-1, encoded.shape[1]);
+
+    /// <summary>argmin over j of |x|² − 2·x·k_j + |k_j|² for rows x [M, emb] and codebook k [bins, emb]: int64 [M].</summary>
+    internal static Tensor NearestCodes(Tensor x, Tensor k)
+    {
+        using var scope = NewDisposeScope();
         Tensor distance = x.pow(2).sum(-1, keepdim: true) - 2 * matmul(x, k.t()) + k.pow(2).sum(-1).unsqueeze(0);
-        return distance.argmin(-1).view(n, t).MoveToOuterDisposeScope();
+        return distance.argmin(-1).MoveToOuterDisposeScope();
     }
 
     public Tensor Encode(Tensor audio)

@@ -1,0 +1,325 @@
+using System.Globalization;
+using LLark.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Encoder.Engine.Model;
+
+/// <summary>How <see cref="PriorTrainer"/> optimises. The defaults are Jukebox's <c>opt</c> hps (Adam, lr 3e-4 after 100 warm-up steps, clip 1.0).</summary>
+public sealed record PriorTrainingOptions
+{
+    /// <summary>Adam's learning rate after warm-up; default 3e-4.</summary>
+    public double LearningRate { get; init; } = 3e-4;
+
+    /// <summary>Steps of linear warm-up from 0; default 100.</summary>
+    public int WarmupSteps { get; init; } = 100;
+
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Gradients are scaled down to this global norm when above it; default 1.0.</summary>
+    public double ClipNorm { get; init; } = 1.0;
+
+    /// <summary>Windows of n_ctx codes per step; default 4.</summary>
+    public int Batch { get; init; } = 4;
+
+    /// <summary>Seeds the windows each step draws: step s always draws the same ones, so a resumed run continues identically.</summary>
+    public int Seed { get; init; }
+
+    public void Validate()
+    {
+        if (!(LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "the learning rate must be positive");
+        if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "warm-up steps cannot be negative");
+        if (Batch < 1) throw new ArgumentOutOfRangeException(nameof(Batch), Batch, "the batch must be at least 1");
+        if (!(ClipNorm > 0)) throw new ArgumentOutOfRangeException(nameof(ClipNorm), ClipNorm, "the clip norm must be positive");
+    }
+}
+
+/// <summary>The training clips' top-level codes; every step draws windows of n_ctx codes from them.</summary>
+public sealed class PriorTrainingData
+{
+    private readonly long[][] clips;
+
+    /// <param name="clipCodes">Codes of each clip, each at least <paramref name="context"/> long (pad the audio to the context first).</param>
+    /// <param name="context">The prior's n_ctx.</param>
+    public PriorTrainingData(IReadOnlyList<long[]> clipCodes, int context)
+    {
+        ArgumentNullException.ThrowIfNull(clipCodes);
+        if (clipCodes.Count == 0) throw new ArgumentException("no clips to train on", nameof(clipCodes));
+        if (clipCodes.FirstOrDefault(c => c.Length < context) is { } shortClip)
+            throw new ArgumentException($"a clip has {shortClip.Length} codes, fewer than the context of {context}", nameof(clipCodes));
+        clips = [.. clipCodes];
+        Context = context;
+    }
+
+    public int Context { get; }
+
+    public int Clips => clips.Length;
+
+    /// <summary>Windows of step <paramref name="step"/>: a random clip and a random start each, from (seed, step) alone. int64 [batch, n_ctx].</summary>
+    public Tensor Batch(int step, int batch, int seed)
+    {
+        var random = new Random(unchecked(seed * 1_000_003 + step));
+        var values = new long[(long)batch * Context];
+        for (int b = 0; b < batch; b++)
+        {
+            long[] clip = clips[random.Next(clips.Length)];
+            int start = random.Next(clip.Length - Context + 1);
+            Array.Copy(clip, start, values, (long)b * Context, Context);
+        }
+        return tensor(values, [batch, Context]);
+    }
+
+    /// <summary>The first window of each clip (what the embedding sees), for a fixed evaluation. int64 [clips, n_ctx].</summary>
+    public Tensor FirstWindows(int maxClips)
+    {
+        int n = Math.Min(maxClips, clips.Length);
+        var values = new long[(long)n * Context];
+        for (int i = 0; i < n; i++)
+            Array.Copy(clips[i], 0, values, (long)i * Context, Context);
+        return tensor(values, [n, Context]);
+    }
+}
+
+/// <summary>
+/// Trains the top prior as Jukebox trained it: next-code prediction on VQ-VAE codes. The engine's own
+/// <see cref="PriorPrefix"/> runs with gradients: codes shifted right behind the start (label) embedding, plus position
+/// embedding and time conditioning, through every block of the checkpoint; the output head <c>prior.x_out</c> (a
+/// Linear without bias, separate from <c>x_emb</c> and with no conditioning added after the transformer, as in the 5b
+/// top prior's <c>merged_decoder=True</c>) gives logits over the codes. The loss is the cross-entropy in bits per code.
+/// Optimiser: Adam with linear warm-up and global-norm clipping, its moments saved beside the weights so a run resumes
+/// exactly where it stopped.
+/// </summary>
+public sealed class PriorTrainer : IDisposable
+{
+    /// <summary>Adam's moments and the step, beside the encoder files of a training folder.</summary>
+    public const string StateFileName = "train_state.safetensors";
+
+    /// <summary>The top prior's output head [bins, width], in the prior checkpoint beside the blocks.</summary>
+    public const string OutputHeadName = "prior.x_out.weight";
+
+    /// <summary>Jukebox draws x_out from N(0, 0.02 · init_scale); the 5b top prior's init_scale is 0.1.</summary>
+    private const double OutputHeadStd = 0.02 * 0.1;
+
+    private readonly JukeboxEncoder encoder;
+    private readonly (string Name, Tensor Value)[] parameters;
+    private readonly Tensor[] firstMoments;
+    private readonly Tensor[] secondMoments;
+    private readonly PriorTrainingOptions options;
+    private readonly ConditioningLabels labels;
+    private readonly Tensor outputHead;
+
+    private PriorTrainer(JukeboxEncoder encoder, Tensor outputHead, int embedLayers, PriorTrainingOptions options)
+    {
+        this.encoder = encoder;
+        this.options = options;
+        EmbedLayers = embedLayers;
+        labels = ConditioningLabels.ForExtraction(encoder.Config);
+        this.outputHead = outputHead;
+        parameters = [.. encoder.Prior.CheckpointParameters().Select(p => (p.Key, p.Value)).Append((OutputHeadName, outputHead))];
+        foreach ((_, Tensor p) in parameters)
+            p.requires_grad = true;
+        firstMoments = [.. parameters.Select(p => zeros_like(p.Value))];
+        secondMoments = [.. parameters.Select(p => zeros_like(p.Value))];
+    }
+
+    /// <summary>Blocks trained (every block the prior file holds) and the config they run with.</summary>
+    public JukeboxEncoderConfig Config => encoder.Config;
+
+    /// <summary>Blocks the embedding of the written folder runs (its <c>jukebox_encoder.json</c> layers).</summary>
+    public int EmbedLayers { get; }
+
+    /// <summary>Optimiser steps taken so far.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>The VQ-VAE the codes come from (frozen).</summary>
+    public JukeboxEncoder Encoder => encoder;
+
+    /// <summary>
+    /// Opens an encoder folder (the <c>convert-jukebox</c> layout) for training every prior block its file holds. With
+    /// <paramref name="loadState"/>, the step and Adam's moments are restored from the folder's <see cref="StateFileName"/>.
+    /// </summary>
+    public static PriorTrainer Open(string folder, PriorTrainingOptions options, int? embedLayers = null, bool loadState = false)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        string configPath = Path.Combine(folder, JukeboxEncoderLoader.ConfigFileName);
+        if (!File.Exists(configPath))
+            throw new CheckpointException($"{folder} holds no {JukeboxEncoderLoader.ConfigFileName}: train-prior needs a convert-jukebox folder");
+        JukeboxEncoderConfig config = JukeboxEncoderConfig.FromJson(File.ReadAllText(configPath), configPath);
+        string priorPath = Path.Combine(folder, JukeboxEncoderLoader.ConvertedPriorFileName);
+        int blocks;
+        using (ITensorSource prior = JukeboxEncoderLoader.Open(priorPath))
+            blocks = JukeboxEncoderLoader.CountBlocks(prior);
+        int embed = embedLayers ?? config.Layers;
+        if (embed < 1 || embed > blocks)
+            throw new EncoderConfigException($"{configPath}: the embedding must run between 1 and the {blocks} blocks of {priorPath}, not {embed}");
+        JukeboxEncoder encoder = JukeboxEncoderLoader.Load(Path.Combine(folder, JukeboxEncoderLoader.ConvertedVqvaeFileName), priorPath,
+            new JukeboxLoadOptions { Config = config with { Layers = blocks } });
+        PriorTrainer trainer;
+        try
+        {
+            trainer = new PriorTrainer(encoder, OutputHead(priorPath, encoder.Config, options.Seed), embed, options);
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+        try
+        {
+            if (loadState)
+                trainer.LoadState(Path.Combine(folder, StateFileName), priorPath);
+            return trainer;
+        }
+        catch
+        {
+            trainer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The checkpoint's <see cref="OutputHeadName"/> when it has one (a trained prior), else drawn as Jukebox initialises it.</summary>
+    private static Tensor OutputHead(string priorPath, JukeboxEncoderConfig config, int seed)
+    {
+        int bins = config.Vqvae.CodebookSize, width = config.Prior.Width;
+        Tensor head = zeros(bins, width);
+        using ITensorSource prior = JukeboxEncoderLoader.Open(priorPath);
+        if (prior.Entries.ContainsKey(OutputHeadName))
+        {
+            StrictLoader.Load(new Dictionary<string, Tensor> { [OutputHeadName] = head }, prior, name => name != OutputHeadName);
+            return head;
+        }
+        using var generator = new Generator((ulong)seed);
+        using Tensor drawn = randn([bins, width], generator: generator);
+        head.copy_(drawn.mul_(OutputHeadStd));
+        return head;
+    }
+
+    /// <summary>Next-code loss in bits per code of codes int64 [N, n_ctx], without gradients.</summary>
+    public double Loss(Tensor codes)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return NextCodeLoss(codes).item<float>();
+    }
+
+    /// <summary>One Adam step on codes int64 [N, n_ctx]; returns the loss (bits per code) before the update and the gradient norm.</summary>
+    public (double Loss, double GradNorm) TrainStep(Tensor codes)
+    {
+        using var scope = NewDisposeScope();
+        Tensor loss;
+        IList<Tensor> grads;
+        using (enable_grad())
+        {
+            loss = NextCodeLoss(codes);
+            grads = autograd.grad([loss], [.. parameters.Select(p => p.Value)]);
+        }
+        using var noGrad = no_grad();
+        double norm = Math.Sqrt(grads.Sum(g => g.pow(2).sum().item<float>()));
+        // torch.nn.utils.clip_grad_norm_'s factor.
+        double clip = norm > options.ClipNorm ? options.ClipNorm / (norm + 1e-6) : 1.0;
+        Step++;
+        double lr = options.LearningRate * (options.WarmupSteps == 0 ? 1.0 : Math.Min(1.0, Step / (double)options.WarmupSteps));
+        double bias1 = 1 - Math.Pow(options.Beta1, Step), bias2 = 1 - Math.Pow(options.Beta2, Step);
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            Tensor g = clip < 1.0 ? grads[i].mul(clip) : grads[i];
+            firstMoments[i].mul_(options.Beta1).add_(g, alpha: 1 - options.Beta1);
+            secondMoments[i].mul_(options.Beta2).addcmul_(g, g, value: 1 - options.Beta2);
+            // torch.optim.Adam: p -= lr / bias1 · m / (√v / √bias2 + eps)
+            Tensor denominator = secondMoments[i].sqrt().div_(Math.Sqrt(bias2)).add_(options.Epsilon);
+            parameters[i].Value.addcdiv_(firstMoments[i], denominator, value: -lr / bias1);
+        }
+        return (loss.item<float>(), norm);
+    }
+
+    /// <summary>
+    /// Writes a complete encoder folder: the trained prior (float32, with <see cref="OutputHeadName"/>), the VQ-VAE of
+    /// <paramref name="vqvaeFrom"/>, the config with <see cref="EmbedLayers"/> layers, and the training state last. Each
+    /// file appears whole (written beside, then renamed); both safetensors files record the step.
+    /// </summary>
+    public void Save(string folder, string vqvaeFrom)
+    {
+        Directory.CreateDirectory(folder);
+        string step = Step.ToString(CultureInfo.InvariantCulture);
+        using (var scope = NewDisposeScope())
+        {
+            var tensors = parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value.detach())).ToList();
+            SafetensorsWriter.Save(Path.Combine(folder, JukeboxEncoderLoader.ConvertedPriorFileName), tensors,
+                new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark jukebox train-prior", ["step"] = step });
+        }
+        string vqvaeTarget = Path.Combine(folder, JukeboxEncoderLoader.ConvertedVqvaeFileName);
+        string vqvaeSource = Path.Combine(vqvaeFrom, JukeboxEncoderLoader.ConvertedVqvaeFileName);
+        if (!string.Equals(Path.GetFullPath(vqvaeSource), Path.GetFullPath(vqvaeTarget), StringComparison.Ordinal))
+            AtomicFile.Copy(vqvaeSource, vqvaeTarget);
+        AtomicFile.WriteText(Path.Combine(folder, JukeboxEncoderLoader.ConfigFileName), (encoder.Config with { Layers = EmbedLayers }).ToJson());
+        using (var scope = NewDisposeScope())
+        {
+            var state = new List<KeyValuePair<string, Tensor>>();
+            for (int i = 0; i < parameters.Length; i++)
+            {
+                state.Add(new("exp_avg/" + parameters[i].Name, firstMoments[i]));
+                state.Add(new("exp_avg_sq/" + parameters[i].Name, secondMoments[i]));
+            }
+            SafetensorsWriter.Save(Path.Combine(folder, StateFileName), state,
+                new Dictionary<string, string> { ["format"] = "pt", ["step"] = step, ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture) });
+        }
+    }
+
+    private Tensor NextCodeLoss(Tensor codes)
+    {
+        using var scope = NewDisposeScope();
+        PriorPrefix prior = encoder.Prior;
+        int bins = encoder.Config.Vqvae.CodebookSize;
+        (Tensor yCond, Tensor xCond) = prior.Conditioning(labels, (int)codes.shape[1]);
+        Tensor h = prior.Forward(prior.Input(codes, yCond, xCond));
+        Tensor logits = matmul(h, outputHead.t());
+        return nn.functional.cross_entropy(logits.reshape(-1, bins), codes.reshape(-1)).div(Math.Log(2)).MoveToOuterDisposeScope();
+    }
+
+    private void LoadState(string statePath, string priorPath)
+    {
+        using var state = new SafetensorsFile(statePath);
+        using var prior = new SafetensorsFile(priorPath);
+        string? stateStep = state.Metadata.GetValueOrDefault("step"), priorStep = prior.Metadata.GetValueOrDefault("step");
+        if (stateStep is null || stateStep != priorStep)
+            throw new CheckpointException($"{statePath} is at step {stateStep ?? "?"} but {priorPath} at step {priorStep ?? "?"}: a save was interrupted; " +
+                "train again from the last complete folder");
+        if (state.Metadata.GetValueOrDefault("seed") is { } seed && seed != options.Seed.ToString(CultureInfo.InvariantCulture))
+            throw new CheckpointException($"{statePath} was trained with seed {seed}; resume it with the same seed (not {options.Seed})");
+        using var noGrad = no_grad();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            state.ReadInto("exp_avg/" + parameters[i].Name, firstMoments[i]);
+            state.ReadInto("exp_avg_sq/" + parameters[i].Name, secondMoments[i]);
+        }
+        Step = int.Parse(stateStep, NumberStyles.None, CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose()
+    {
+        foreach (Tensor t in firstMoments.Concat(secondMoments).Append(outputHead))
+            t.Dispose();
+        encoder.Dispose();
+    }
+}
+
+/// <summary>Files that appear whole or not at all: written beside the target, then renamed over it.</summary>
+internal static class AtomicFile
+{
+    public static void WriteText(string path, string text)
+    {
+        string temporary = path + ".partial";
+        File.WriteAllText(temporary, text);
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    public static void Copy(string source, string path)
+    {
+        string temporary = path + ".partial";
+        File.Copy(source, temporary, overwrite: true);
+        File.Move(temporary, path, overwrite: true);
+    }
+}
