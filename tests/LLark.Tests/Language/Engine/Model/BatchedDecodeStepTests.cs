@@ -149,16 +149,6 @@ public sealed unsafe class BatchedDecodeStepTests
         Assert.Equal(3, cache.Slot(0).Length);
     }
 
-    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        float worst = 0;
-        int at = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            float d = Math.Abs(expected[i] - actual[i]);
-            if (!(d <= worst)) { worst = d; at = i; }
-        }
-        Assert.True(worst <= Tolerance, $"{what}: max |diff| {worst} at {at} (expected {expected[at]}, got {actual[at]})");
-    }
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what) =>
+        LlamaReference.AssertClose(expected, actual, what, Tolerance);
 }

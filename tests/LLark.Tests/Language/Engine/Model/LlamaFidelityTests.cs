@@ -197,16 +197,6 @@ public sealed class LlamaFidelityTests
         }
     }
 
-    private static void AssertClose(ReadOnlySpan<float> expected, float[] actual, string what)
-    {
-        Assert.True(expected.Length == actual.Length, $"{what}: {actual.Length} values, expected {expected.Length}");
-        float worst = 0;
-        int at = 0;
-        for (int i = 0; i < actual.Length; i++)
-        {
-            float d = Math.Abs(expected[i] - actual[i]);
-            if (!(d <= worst)) { worst = d; at = i; }
-        }
-        Assert.True(worst <= Tolerance, $"{what}: max |diff| {worst} at {at} (expected {expected[at]}, got {actual[at]})");
-    }
+    private static void AssertClose(ReadOnlySpan<float> expected, float[] actual, string what) =>
+        LlamaReference.AssertClose(expected, actual, what, Tolerance);
 }

@@ -28,6 +28,20 @@ internal sealed class LlamaReference
 
     public static float[] Floats(JsonElement e) => e.EnumerateArray().Select(x => x.GetSingle()).ToArray();
 
+    /// <summary>Every value of <paramref name="actual"/> within <paramref name="tolerance"/> of <paramref name="expected"/>, naming the worst one.</summary>
+    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what, float tolerance)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: {actual.Length} values, expected {expected.Length}");
+        float worst = 0;
+        int at = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            float d = Math.Abs(expected[i] - actual[i]);
+            if (!(d <= worst)) { worst = d; at = i; }
+        }
+        Assert.True(worst <= tolerance, $"{what}: max |diff| {worst} at {at} (expected {expected[at]}, got {actual[at]})");
+    }
+
     /// <summary>Model folders that hold these reference weights, and the reference set name.</summary>
     public static TheoryData<string, string> Models => new()
     {
