@@ -91,14 +91,8 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         {
             decoders.Release();
         }
-        JukeboxEncoderConfig config = identity.Config;
-        int window = Pooling.Window(config.TokensPerSecond, identity.Fps);
-        int needed = config.Vqvae.HopLength * window;
-        if (prepared.Samples.Length < needed)
-        {
-            throw new InvalidEmbedRequestException("audio", string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"the clip is {prepared.Samples.Length / (double)identity.SampleRate:0.####} s long; one frame at {identity.Fps:0.###} fps needs {needed / (double)identity.SampleRate:0.####} s"));
-        }
+        if (Pooling.TooShortForOneFrame(prepared.Samples.Length, identity.Config, identity.Fps) is { } problem)
+            throw new InvalidEmbedRequestException("audio", problem);
         return prepared;
     }
 

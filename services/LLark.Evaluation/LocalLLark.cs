@@ -101,10 +101,8 @@ public sealed class LocalLLark : IDisposable
     public AudioFrames Embed(byte[] clip, CancellationToken ct = default)
     {
         PreparedAudio audio = AudioFrontEnd.Prepare(clip, Encoder.Config.Prior.SampleRate, Encoder.Config.ContextSamples);
-        int window = Pooling.Window(Encoder.Config.TokensPerSecond, Fps);
-        int needed = window * Encoder.Config.Vqvae.HopLength;
-        if (audio.Samples.Length < needed)
-            throw new UnusableClipException($"the clip is {audio.Samples.Length / (double)audio.SampleRate:0.####} s long; one frame at {Fps} fps needs {needed / (double)audio.SampleRate:0.####} s");
+        if (Pooling.TooShortForOneFrame(audio.Samples.Length, Encoder.Config, Fps) is { } problem)
+            throw new UnusableClipException(problem);
         AudioEmbedding e = Encoder.Embed(audio.Samples, new EmbedOptions { Fps = Fps }, ct);
         return new AudioFrames(e.Values, e.Frames, e.Width, Fps, Model.AudioEncoder);
     }

@@ -17,6 +17,20 @@ public static class Pooling
         return window;
     }
 
+    /// <summary>
+    /// Why <paramref name="samples"/> samples of audio (at the encoder's rate) give no frame at <paramref name="fps"/>,
+    /// or null when they give at least one: a frame needs one pooling window of tokens, hop x window samples.
+    /// </summary>
+    public static string? TooShortForOneFrame(long samples, JukeboxEncoderConfig config, double fps)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        long needed = (long)config.Vqvae.HopLength * Window(config.TokensPerSecond, fps);
+        if (samples >= needed) return null;
+        double rate = config.Prior.SampleRate;
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"the clip is {samples / rate:0.####} s long; one frame at {fps:0.###} fps needs {needed / rate:0.####} s");
+    }
+
     /// <summary>[T, width] to [floor(T / window), width]; the incomplete last window is dropped.</summary>
     public static Tensor WindowedMean(Tensor activations, int window)
     {

@@ -201,14 +201,11 @@ internal sealed class LocalClipEmbedder : IClipEmbedder
                 results[i] = new IClipEmbedder.Result(null, e.Message);
             }
         }
-        int tokensPerFrame = Pooling.Window(identity.Config.TokensPerSecond, identity.Fps);
         var embeddable = new List<(int Index, PreparedAudio Audio)>();
         foreach ((int i, PreparedAudio audio) in ready)
         {
-            long tokens = Math.Min(audio.Samples.Length, identity.ContextSamples) * (long)identity.Config.Prior.NCtx / identity.ContextSamples;
-            if (tokens < tokensPerFrame)
-                results[i] = new IClipEmbedder.Result(null, string.Create(CultureInfo.InvariantCulture,
-                    $"{audio.Samples.Length / (double)identity.SampleRate:0.###} s is too short for one frame at {identity.Fps:0.###} fps"));
+            if (Pooling.TooShortForOneFrame(audio.Samples.Length, identity.Config, identity.Fps) is { } problem)
+                results[i] = new IClipEmbedder.Result(null, problem);
             else embeddable.Add((i, audio));
         }
         if (embeddable.Count > 0)
