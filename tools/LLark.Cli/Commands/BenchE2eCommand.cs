@@ -56,8 +56,7 @@ internal static class BenchE2eCommand
         int width;
         if (encoderShape.Trim().Equals("tiny", StringComparison.OrdinalIgnoreCase))
         {
-            const string bundled = "models/jukebox-tiny";
-            if (!Directory.Exists(bundled)) throw new UsageException($"{bundled} not found: run from the repository root");
+            string bundled = LLark.Data.ModelLocator.Resolve(LLark.Data.ModelLocator.Encoder, null).Directory;
             Directory.CreateDirectory(encoderDir);
             foreach (string file in Directory.GetFiles(bundled)) File.Copy(file, Path.Combine(encoderDir, Path.GetFileName(file)), overwrite: true);
             width = LLark.Encoder.Engine.Model.JukeboxEncoderConfig.FromJson(File.ReadAllText(Path.Combine(encoderDir, "jukebox_encoder.json"))).Prior.Width;
