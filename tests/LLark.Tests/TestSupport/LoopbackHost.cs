@@ -62,6 +62,27 @@ internal sealed class LoopbackHost : IAsyncDisposable
         return stopped.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// Starts <paramref name="app"/>, whose model cannot load, and checks that it stops by itself with
+    /// <paramref name="exitCode"/> and never reports SERVING. The process's exit code is put back afterwards.
+    /// </summary>
+    public static async Task AssertStopsItselfWith(WebApplication app, int exitCode)
+    {
+        int before = Environment.ExitCode;
+        LoopbackHost host = await StartAsync(app).ConfigureAwait(false);
+        try
+        {
+            await host.Stopping().ConfigureAwait(false);
+            Assert.Equal(exitCode, Environment.ExitCode);
+            Assert.False(host.App.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().IsServing);
+        }
+        finally
+        {
+            Environment.ExitCode = before;
+            await host.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Channel.Dispose();

@@ -113,23 +113,11 @@ public sealed class EncoderWorkerTests : IDisposable
     public async Task WeightsThatCannotLoadKeepHealthNotServingAndStopTheHost()
     {
         using var empty = new global::LLark.Tests.Checkpoints.TempDirectory();
-        int exitCode = Environment.ExitCode;
-        LoopbackHost host = await LoopbackHost.StartAsync(EncoderServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        await LoopbackHost.AssertStopsItselfWith(EncoderServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
         {
             ["LLark:Encoder:ModelPath"] = empty.Path,
             ["LLark:Encoder:Cache:Directory"] = cache,
-        })));
-        try
-        {
-            await host.Stopping();
-            Assert.Equal(3, Environment.ExitCode);
-            Assert.False(host.App.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().IsServing);
-        }
-        finally
-        {
-            Environment.ExitCode = exitCode;
-            await host.DisposeAsync();
-        }
+        })), exitCode: 3);
     }
 
     [Theory]

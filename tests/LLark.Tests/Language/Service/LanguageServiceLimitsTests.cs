@@ -96,22 +96,10 @@ public sealed class LanguageServiceLimitsTests
     {
         using var dir = new global::LLark.Tests.Checkpoints.TempDirectory();
         File.WriteAllText(Path.Combine(dir.Path, "config.json"), "{ not json");
-        int exitCode = Environment.ExitCode;
-        LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        await LoopbackHost.AssertStopsItselfWith(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
         {
             ["LLark:Language:ModelPath"] = dir.Path,
-        })));
-        try
-        {
-            await host.Stopping();
-            Assert.Equal(3, Environment.ExitCode);
-            Assert.False(host.App.Services.GetRequiredService<global::LLark.ServiceDefaults.ServingStatus>().IsServing);
-        }
-        finally
-        {
-            Environment.ExitCode = exitCode;
-            await host.DisposeAsync();
-        }
+        })), exitCode: 3);
     }
 
     [Fact]
