@@ -28,7 +28,7 @@ public sealed class TrainableLLark : IDisposable
     private readonly LoraAdapters? lora;
 
     private TrainableLLark(LlamaForCausalLM llama, AudioProjector projector, LlamaTextTokenizer tokenizer, string tokenizerPath,
-        JsonObject configJson, string mode, LoraAdapters? lora)
+        JsonObject configJson, string mode, LoraAdapters? lora, bool trainEmbeddings)
     {
         this.lora = lora;
         Llama = llama;
@@ -52,7 +52,7 @@ public sealed class TrainableLLark : IDisposable
         if (mode == "full")
         {
             trained.AddRange(llama.ForwardTensors()
-                .Where(t => t.Name is not ("model.embed_tokens.weight" or "lm_head.weight"))
+                .Where(t => trainEmbeddings || t.Name is not ("model.embed_tokens.weight" or "lm_head.weight"))
                 .Select(t => new TrainedTensor(t.Name, t.Tensor)));
             trained.Add(new TrainedTensor(AudioRowsName, audioRows));
         }
@@ -145,7 +145,7 @@ public sealed class TrainableLLark : IDisposable
                 if (!projectorLoaded) InitProjector(proj, generator);
             }
             LoraAdapters? adapters = config.Mode == "lora" ? new LoraAdapters(llama, config.Lora!, config.Seed, generator) : null;
-            return new TrainableLLark(llama, proj, tokenizer, tokenizerPath, json, config.Mode, adapters);
+            return new TrainableLLark(llama, proj, tokenizer, tokenizerPath, json, config.Mode, adapters, config.TrainEmbeddings);
         }
         catch
         {

@@ -20,6 +20,13 @@ public sealed record TrainingConfig
     /// </summary>
     [JsonPropertyName("mode")] public string Mode { get; init; } = "full";
 
+    /// <summary>
+    /// Mode "full" only: also train <c>model.embed_tokens</c> (every row) and <c>lm_head</c>, which LLark's recipe keeps
+    /// frozen. For a Llama trained from scratch (<c>model.llama_config</c>, the demo model), whose random rows would
+    /// otherwise stay random. Default false.
+    /// </summary>
+    [JsonPropertyName("train_embeddings")] public bool TrainEmbeddings { get; init; }
+
     [JsonPropertyName("optimizer")] public OptimizerConfig Optimizer { get; init; } = new();
 
     /// <summary>The adapters of mode "lora" (required there, ignored otherwise).</summary>
@@ -124,6 +131,7 @@ public sealed record TrainingConfig
             "give exactly one of model.base (a Hugging Face Llama or LLark folder) and model.llama_config (a fresh model)");
         Require(Model.Base is not null || Model.Tokenizer is not null, "model.tokenizer", "a fresh model (model.llama_config) needs model.tokenizer");
         Require(Mode is "full" or "projector" or "lora", "mode", $"'{Mode}' is not one of full, projector, lora");
+        Require(!TrainEmbeddings || Mode == "full", "train_embeddings", $"is for mode full; mode {Mode} keeps the embeddings and lm_head frozen");
         Require(Mode != "lora" || Lora is not null, "lora", "mode lora needs a lora section ({\"r\": 8, \"alpha\": 16, \"dropout\": 0.05})");
         if (Lora is { } l)
         {
@@ -162,6 +170,7 @@ public sealed record TrainingConfig
     {
         ["mode"] = Mode,
         ["lora"] = Mode == "lora" ? JsonSerializer.SerializeToNode(Lora) : null,
+        ["train_embeddings"] = TrainEmbeddings,
         ["model"] = JsonSerializer.SerializeToNode(Model),
         ["optimizer"] = JsonSerializer.SerializeToNode(Optimizer),
         ["batch_size"] = BatchSize,

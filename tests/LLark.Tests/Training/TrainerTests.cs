@@ -158,6 +158,45 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void TrainEmbeddingsAlsoTrainsTheRowsUsedAndTheHeadAndOnlyInFullMode()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        string frozenDir = Path.Combine(dir.Path, "frozen"), trainedDir = Path.Combine(dir.Path, "trained");
+        new Trainer(TrainingFixtures.Config(dir.Path, steps: 3), frozenDir).Run(resume: false);
+        new Trainer(TrainingFixtures.Config(dir.Path, steps: 3) with { TrainEmbeddings = true }, trainedDir).Run(resume: false);
+        using ITensorSource before = CheckpointOpener.Open(TinyLLark.Directory),
+            frozen = CheckpointOpener.Open(Path.Combine(frozenDir, "model")), trained = CheckpointOpener.Open(Path.Combine(trainedDir, "model"));
+        Tensor Read(ITensorSource source, string name)
+        {
+            Tensor t = empty(source.Entries[name].Shape);
+            source.ReadInto(name, t);
+            return t;
+        }
+        foreach (string name in new[] { "model.embed_tokens.weight", "lm_head.weight" })
+        {
+            using Tensor a = Read(before, name), f = Read(frozen, name), t = Read(trained, name);
+            using Tensor rowChanged = t.ne(a).any(1);
+            long changedRows = rowChanged.sum().item<long>();
+            if (name == "model.embed_tokens.weight")
+            {
+                // Rows of tokens that never appear in a batch get no gradient, so AdamW leaves them as they were.
+                Assert.True(changedRows >= 5 && changedRows <= a.shape[0] - 5, $"{name}: {changedRows} of {a.shape[0]} rows changed");
+            }
+            else
+            {
+                // The softmax gives every head row a gradient.
+                Assert.Equal(a.shape[0], changedRows);
+            }
+            if (name == "lm_head.weight") Assert.True(f.eq(a).all().item<bool>(), "the default run must leave lm_head frozen");
+        }
+
+        var refused = Assert.Throws<TrainingConfigException>(
+            () => (TrainingFixtures.Config(dir.Path, mode: "projector", steps: 1) with { TrainEmbeddings = true }).Validate());
+        Assert.Equal("train_embeddings", refused.Field);
+    }
+
+    [Fact]
     public void DataOrConfigThatDisagreeAreRefusedNamingTheField()
     {
         using var dir = new TempDirectory();
