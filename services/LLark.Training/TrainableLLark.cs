@@ -87,7 +87,11 @@ public sealed class TrainableLLark : IDisposable
     /// Builds the model a config asks for, with a projector for <paramref name="audio"/>'s frames. A base LLark
     /// checkpoint whose mm_* keys disagree with the embeddings (width, fps, encoder, layer) is refused.
     /// </summary>
-    public static TrainableLLark Create(TrainingConfig config, AudioFormat audio)
+    /// <param name="config">The training config (model, mode, projector init).</param>
+    /// <param name="audio">The embeddings' format, which the projector takes.</param>
+    /// <param name="frameStatistics">Per-dimension mean and standard deviation of the training frames, for
+    /// <c>projector_init</c> "standardize" (asked for only then, and only when the projector is fresh).</param>
+    public static TrainableLLark Create(TrainingConfig config, AudioFormat audio, Func<(float[] Mean, float[] Std)>? frameStatistics = null)
     {
         int audioWidth = audio.Width;
         Device device = config.Device == "cpu" ? CPU : new Device(config.Device);
@@ -142,7 +146,15 @@ public sealed class TrainableLLark : IDisposable
                 bool projectorLoaded = false;
                 if (baseDir is not null) projectorLoaded = LoadBase(baseDir, llama, proj, resize);
                 else InitFresh(llama, json["initializer_range"]?.GetValue<double>() ?? 0.02, generator);
-                if (!projectorLoaded) InitProjector(proj, generator);
+                if (!projectorLoaded)
+                {
+                    InitProjector(proj, generator);
+                    if (config.ProjectorInit == "standardize")
+                    {
+                        (float[] mean, float[] std) = (frameStatistics ?? throw new InvalidOperationException("projector_init standardize needs the frame statistics"))();
+                        StandardizeProjector(proj, mean, std);
+                    }
+                }
             }
             LoraAdapters? adapters = config.Mode == "lora" ? new LoraAdapters(llama, config.Lora!, config.Seed, generator) : null;
             return new TrainableLLark(llama, proj, tokenizer, tokenizerPath, json, config.Mode, adapters, config.TrainEmbeddings);
@@ -200,6 +212,20 @@ public sealed class TrainableLLark : IDisposable
     }
 
     /// <summary>nn.Linear's default: weight and bias uniform in ±1/sqrt(in_features).</summary>
+    /// <summary>W' = W·diag(1/σ), b' = b − W'·μ: the projector of standardised frames, as one Linear of the raw ones.</summary>
+    internal static void StandardizeProjector(AudioProjector proj, float[] mean, float[] std)
+    {
+        Dictionary<string, Tensor> p = proj.CheckpointParameters();
+        Tensor weight = p["model.mm_projector.weight"], bias = p["model.mm_projector.bias"];
+        if (mean.Length != weight.shape[1] || std.Length != weight.shape[1])
+            throw new ArgumentException($"frame statistics of width {mean.Length}/{std.Length} for a projector of width {weight.shape[1]}");
+        using Tensor mu = tensor(mean, dtype: ScalarType.Float32, device: weight.device);
+        using Tensor inv = tensor(std.Select(s => s > 1e-6f ? 1f / s : 1f).ToArray(), dtype: ScalarType.Float32, device: weight.device);
+        weight.mul_(inv.unsqueeze(0));
+        using Tensor shift = weight.matmul(mu);
+        bias.sub_(shift);
+    }
+
     private static void InitProjector(AudioProjector proj, Generator generator)
     {
         Dictionary<string, Tensor> p = proj.CheckpointParameters();
@@ -271,6 +297,12 @@ public sealed class TrainableLLark : IDisposable
         }
         Tensor logits = Llama.ForwardTraining(x.view(b, t, hidden), Index(scored));
         return (logits, Index(targets));
+    }
+
+    /// <summary>The projector on frames [n, width], without gradients (tests).</summary>
+    internal Tensor ProjectForTest(Tensor frames)
+    {
+        using (no_grad()) return projector.Forward(frames);
     }
 
     /// <summary>Called before each optimizer step's micro-batches: fixes the step's LoRA dropout masks.</summary>

@@ -44,7 +44,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
         LlamaTextTokenizer tokenizer = LlamaTextTokenizer.Load(tokenizerPath, LlamaTextTokenizer.LLarkAddedTokens);
         TrainingData data = TrainingData.Load(config, tokenizer);
         var audio = new AudioFormat(data.AudioWidth, data.AudioFps, data.AudioEncoder, data.AudioLayer);
-        using TrainableLLark model = TrainableLLark.Create(config, audio);
+        using TrainableLLark model = TrainableLLark.Create(config, audio, data.FrameStatistics);
         if (config.MaxLength > model.Llama.Config.MaxPositionEmbeddings)
             throw new TrainingConfigException("max_length", $"{config.MaxLength} is over the model's max_position_embeddings {model.Llama.Config.MaxPositionEmbeddings}");
 

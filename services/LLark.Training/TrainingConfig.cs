@@ -27,6 +27,14 @@ public sealed record TrainingConfig
     /// </summary>
     [JsonPropertyName("train_embeddings")] public bool TrainEmbeddings { get; init; }
 
+    /// <summary>
+    /// How a fresh projector starts: "default" (nn.Linear's uniform init, as LLark) or "standardize": the same draw
+    /// applied to the frames standardised by the training set's per-dimension mean and standard deviation (W/σ, and the
+    /// bias less W·μ/σ), folded into the one Linear. For encoders whose frames share a large constant offset, which
+    /// would otherwise make every clip's audio tokens look alike to a Llama trained from scratch. Default "default".
+    /// </summary>
+    [JsonPropertyName("projector_init")] public string ProjectorInit { get; init; } = "default";
+
     [JsonPropertyName("optimizer")] public OptimizerConfig Optimizer { get; init; } = new();
 
     /// <summary>The adapters of mode "lora" (required there, ignored otherwise).</summary>
@@ -132,6 +140,7 @@ public sealed record TrainingConfig
         Require(Model.Base is not null || Model.Tokenizer is not null, "model.tokenizer", "a fresh model (model.llama_config) needs model.tokenizer");
         Require(Mode is "full" or "projector" or "lora", "mode", $"'{Mode}' is not one of full, projector, lora");
         Require(!TrainEmbeddings || Mode == "full", "train_embeddings", $"is for mode full; mode {Mode} keeps the embeddings and lm_head frozen");
+        Require(ProjectorInit is "default" or "standardize", "projector_init", $"'{ProjectorInit}' is not default or standardize");
         Require(Mode != "lora" || Lora is not null, "lora", "mode lora needs a lora section ({\"r\": 8, \"alpha\": 16, \"dropout\": 0.05})");
         if (Lora is { } l)
         {
@@ -171,6 +180,7 @@ public sealed record TrainingConfig
         ["mode"] = Mode,
         ["lora"] = Mode == "lora" ? JsonSerializer.SerializeToNode(Lora) : null,
         ["train_embeddings"] = TrainEmbeddings,
+        ["projector_init"] = ProjectorInit,
         ["model"] = JsonSerializer.SerializeToNode(Model),
         ["optimizer"] = JsonSerializer.SerializeToNode(Optimizer),
         ["batch_size"] = BatchSize,

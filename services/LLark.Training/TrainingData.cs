@@ -130,6 +130,35 @@ public sealed class TrainingData
 
     public float[] ReadFrames(EmbeddingEntry entry) => Embeddings.ReadFrames(entry);
 
+    /// <summary>Per-dimension mean and (population) standard deviation over every frame of the training clips, each clip once.</summary>
+    public (float[] Mean, float[] Std) FrameStatistics()
+    {
+        var sum = new double[AudioWidth];
+        var squares = new double[AudioWidth];
+        long count = 0;
+        foreach (EmbeddingEntry entry in Train.Select(e => e.Embedding).DistinctBy(e => e.ClipId))
+        {
+            float[] frames = ReadFrames(entry);
+            for (int i = 0; i < frames.Length; i++)
+            {
+                double v = frames[i];
+                sum[i % AudioWidth] += v;
+                squares[i % AudioWidth] += v * v;
+            }
+            count += frames.Length / AudioWidth;
+        }
+        if (count == 0) throw new InvalidOperationException("no training frames");
+        var mean = new float[AudioWidth];
+        var std = new float[AudioWidth];
+        for (int d = 0; d < AudioWidth; d++)
+        {
+            double m = sum[d] / count;
+            mean[d] = (float)m;
+            std[d] = (float)Math.Sqrt(Math.Max(0, squares[d] / count - m * m));
+        }
+        return (mean, std);
+    }
+
     public static TrainingData Load(TrainingConfig config, LlamaTextTokenizer tokenizer)
     {
         string setDir = config.Resolve(config.Data.Embeddings);

@@ -158,6 +158,29 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void AStandardizedProjectorIsTheDefaultDrawAppliedToStandardizedFrames()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        TrainingConfig plain = TrainingFixtures.Config(dir.Path, steps: 1) with { Model = new ModelConfig { Base = null, LlamaConfig = TinyFreshLlama(), Tokenizer = Path.Combine(TinyLLark.Directory, "tokenizer.model") } };
+        var audio = new AudioFormat(TinyLLark.AudioWidth, TinyLLark.Fps, "jukebox-tiny", 2);
+        var rng = new Random(3);
+        float[] mean = Enumerable.Range(0, TinyLLark.AudioWidth).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        float[] std = Enumerable.Range(0, TinyLLark.AudioWidth).Select(_ => (float)(0.2 + rng.NextDouble())).ToArray();
+        using TrainableLLark a = TrainableLLark.Create(plain, audio);
+        using TrainableLLark b = TrainableLLark.Create(plain with { ProjectorInit = "standardize" }, audio, () => (mean, std));
+        using Tensor frames = randn(7, TinyLLark.AudioWidth);
+        using Tensor mu = tensor(mean), sigma = tensor(std);
+        using Tensor standardized = (frames - mu) / sigma;
+        using Tensor expected = a.ProjectForTest(standardized), actual = b.ProjectForTest(frames);
+        Assert.True(expected.allclose(actual, rtol: 1e-4, atol: 1e-5), "W/σ and b − Wμ/σ must equal the default projector on standardised frames");
+        Assert.Equal("projector_init", Assert.Throws<TrainingConfigException>(() => (plain with { ProjectorInit = "zeros" }).Validate()).Field);
+    }
+
+    private static System.Text.Json.Nodes.JsonObject TinyFreshLlama() =>
+        System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TinyLLark.Directory, "config.json")))!.AsObject();
+
+    [Fact]
     public void TrainEmbeddingsAlsoTrainsTheRowsUsedAndTheHeadAndOnlyInFullMode()
     {
         using var dir = new TempDirectory();

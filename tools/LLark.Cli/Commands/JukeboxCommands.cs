@@ -34,9 +34,12 @@ internal static class JukeboxCommands
         var blocks = new Option<int?>("--blocks") { Description = "attention blocks the context is cut into: block length n_ctx/blocks (default: --like's)" };
         var layers = new Option<int?>("--layers") { Description = "blocks the embedding runs (default: half of --depth, as LLark runs 36 of 72)" };
         var seed = new Option<int>("--seed") { Description = "seeds the random weights", DefaultValueFactory = _ => 1234 };
-        var command = new Command("new-prior", "A fresh random top prior (Jukebox's init scales) of a chosen size over an encoder folder's VQ-VAE")
+        var vqWidth = new Option<int?>("--vqvae-width") { Description = "with any --vqvae-* or --codes: a fresh random VQ-VAE of this width instead of --like's (default: --like's)" };
+        var vqEmbWidth = new Option<int?>("--vqvae-emb-width") { Description = "code vector width of the fresh VQ-VAE (default: --like's emb_width)" };
+        var codes = new Option<int?>("--codes") { Description = "codebook size (l_bins) of the fresh VQ-VAE, and so of the prior's code embedding (default: --like's)" };
+        var command = new Command("new-prior", "A fresh random top prior (Jukebox's init scales) of a chosen size over an encoder folder's VQ-VAE, or over a fresh random VQ-VAE")
         {
-            like, output, width, depth, heads, nCtx, blocks, layers, seed,
+            like, output, width, depth, heads, nCtx, blocks, layers, seed, vqWidth, vqEmbWidth, codes,
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
@@ -53,7 +56,16 @@ internal static class JukeboxCommands
                 Blocks = parse.GetValue(blocks) ?? config.Prior.Blocks,
             };
             int embed = parse.GetValue(layers) ?? Math.Max(1, prior.Depth / 2);
-            var created = config with { Prior = prior, Layers = prior.Depth };
+            bool freshVqvae = parse.GetValue(vqWidth) is not null || parse.GetValue(vqEmbWidth) is not null || parse.GetValue(codes) is not null;
+            VqvaeConfig vqvae = config.Vqvae with
+            {
+                Width = parse.GetValue(vqWidth) ?? config.Vqvae.Width,
+                EmbWidth = parse.GetValue(vqEmbWidth) ?? config.Vqvae.EmbWidth,
+                CodebookSize = parse.GetValue(codes) ?? config.Vqvae.CodebookSize,
+            };
+            if (vqvae.Width < 1 || vqvae.EmbWidth < 1 || vqvae.CodebookSize < 2)
+                throw new UsageException("--vqvae-width and --vqvae-emb-width must be at least 1, --codes at least 2");
+            var created = config with { Vqvae = vqvae, Prior = prior, Layers = prior.Depth };
             try
             {
                 created.Validate("new prior");
@@ -65,11 +77,20 @@ internal static class JukeboxCommands
             }
             if (string.Equals(Path.GetFullPath(from), Path.GetFullPath(to), StringComparison.Ordinal))
                 throw new UsageException("--out must differ from --like");
-            long bytes = RandomJukeboxCheckpoint.WritePrior(created, to, parse.GetValue(seed));
-            File.Copy(Path.Combine(from, JukeboxEncoderLoader.ConvertedVqvaeFileName), Path.Combine(to, JukeboxEncoderLoader.ConvertedVqvaeFileName), overwrite: true);
+            long bytes;
+            if (freshVqvae)
+            {
+                // Random conv weights N(0, 1/fan_in), zero biases, an N(0, 1) codebook: run init-codebook next.
+                bytes = RandomJukeboxCheckpoint.Write(created, to, parse.GetValue(seed));
+            }
+            else
+            {
+                bytes = RandomJukeboxCheckpoint.WritePrior(created, to, parse.GetValue(seed));
+                File.Copy(Path.Combine(from, JukeboxEncoderLoader.ConvertedVqvaeFileName), Path.Combine(to, JukeboxEncoderLoader.ConvertedVqvaeFileName), overwrite: true);
+            }
             File.WriteAllText(Path.Combine(to, JukeboxEncoderLoader.ConfigFileName), (created with { Layers = embed }).ToJson());
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {to}: random prior of {prior.Depth} blocks, width {prior.Width}, {prior.Heads} heads, n_ctx {prior.NCtx} " +
+                $"wrote {to}: {(freshVqvae ? $"random VQ-VAE (width {vqvae.Width}, {vqvae.CodebookSize} codes of {vqvae.EmbWidth}) and " : "")}random prior of {prior.Depth} blocks, width {prior.Width}, {prior.Heads} heads, n_ctx {prior.NCtx} " +
                 $"({prior.NCtx / (double)config.TokensPerSecond:F2} s), blocks of {prior.BlockCtx} codes ({prior.BlockCtx / config.TokensPerSecond:F3} s); " +
                 $"embedding after block {embed}; {bytes / 1048576.0:F2} MiB"));
             return ExitCodes.Ok;
