@@ -6,13 +6,14 @@
 #
 #   bash tools/make-demo.sh [WORK_DIR]      # default .llark/demo; the result is WORK_DIR/llark-demo, WORK_DIR/jukebox-demo
 #
-# The recipe's files are in models/llark-demo/recipe/ (train.json, prior-clips.txt). Measured on this 2-core machine:
-# see models/llark-demo/README.md for the time of each stage and the scores.
+# The recipe's files are in tools/demo/: train.json (the llark train config) and prior-clips.txt (the training clips,
+# in order, that the codebook and the prior were fitted on). Time of each stage and the scores measured on this 2-core
+# machine: tools/demo/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 work=$(realpath -m "${1:-$root/.llark/demo}")
-recipe="$root/models/llark-demo/recipe"
+recipe="$root/tools/demo"
 [ -x tools/LLark.Cli/bin/Release/net10.0/llark ] || bash tools/setup.sh
 llark="$root/tools/LLark.Cli/bin/Release/net10.0/llark"
 sf2=/usr/share/sounds/sf2
@@ -28,14 +29,13 @@ export OMP_NUM_THREADS=1
 stage "1/7 training clips: 1500 x 8 s, seed 1001, FluidR3_GM and sf_GMbank"
 "$llark" data synth --out train --clips 1500 --seconds 8 --seed 1001 --soundfont "$sf2/FluidR3_GM.sf2" --soundfont "$sf2/sf_GMbank.sf2"
 # The manifest is written in the order clips finish; sort it by id so that everything after is independent of timing.
-python3 -c 'import sys,json; ls=open(sys.argv[1]).read().splitlines(); ls.sort(key=lambda l: json.loads(l)["id"]); open(sys.argv[1],"w").write("\n".join(ls)+"\n")' train/manifest.jsonl
+# Every line starts {"id":"synth_NNNNNN", so a byte-order sort of the lines is a sort by id.
+LC_ALL=C sort -o train/manifest.jsonl train/manifest.jsonl
 stage "2/7 held-out clips: 200 x 8 s, seed 2002, TimGM6mb (a soundfont training never hears)"
 "$llark" data synth --out heldout --clips 200 --seconds 8 --seed 2002 --soundfont "$sf2/TimGM6mb.sf2"
 
 stage "3/7 tiny Jukebox: fresh prior, codebook from the clips' encoder outputs, prior trained 3000 steps"
-python3 -c 'import sys,json
-want=open(sys.argv[1]).read().split(); by={json.loads(l)["id"]: l for l in open(sys.argv[2])}
-open(sys.argv[3],"w").write("".join(by[i]+"\n" for i in want))' "$recipe/prior-clips.txt" train/manifest.jsonl prior-subset.jsonl
+awk 'NR == FNR { line[substr($0, 8, 12)] = $0; next } { print line[$1] }' train/manifest.jsonl "$recipe/prior-clips.txt" > prior-subset.jsonl
 [ -f enc0/jukebox_encoder.json ] || "$llark" jukebox new-prior --like "$root/models/jukebox-tiny" --out enc0 --seed 1
 [ -f enc1/jukebox_encoder.json ] || "$llark" jukebox init-codebook --encoder enc0 --audio prior-subset.jsonl --out enc1 --clips 300
 if [ ! -f jukebox-demo/jukebox_encoder.json ]; then
@@ -64,5 +64,5 @@ fi
 rm -rf llark-demo && cp -r run/model llark-demo
 
 stage "7/7 llark eval on the held-out clips"
-"$llark" eval --manifest heldout/manifest.jsonl --local --model llark-demo --encoder jukebox-demo --out eval --questions 1
+"$llark" eval --manifest heldout/manifest.jsonl --local --model llark-demo --encoder jukebox-demo --out eval --questions 2
 echo "make-demo: done: $work/llark-demo and $work/jukebox-demo; scores in $work/eval/eval.json"
