@@ -64,7 +64,7 @@ internal sealed class JukeboxConv1D : nn.Module
         Tensor flat = x.reshape(-1, x.shape[^1]);
         Tensor y = w.dtype == ScalarType.Float32
             ? addmm(b, flat, w, beta: 1, alpha: 1)
-            : matmul(flat.to(w.dtype), w).to(ScalarType.Float32).add_(b);
+            : matmul(flat.to(w.dtype), w).to(ScalarType.Float32).add_(b, LLark.Checkpoints.KeptScalars.One);
         return y.view([.. x.shape[..^1], w.shape[1]]).MoveToOuterDisposeScope();
     }
 }

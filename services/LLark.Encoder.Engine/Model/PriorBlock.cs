@@ -43,7 +43,7 @@ internal sealed class PriorBlock : nn.Module
         using var scope = NewDisposeScope();
         Tensor a = Attention(ln_0.Forward(h));
         Tensor m = Mlp(ln_1.Forward(h + a));
-        return h.add(a).add_(m).MoveToOuterDisposeScope();
+        return h.add(a, LLark.Checkpoints.KeptScalars.One).add_(m, LLark.Checkpoints.KeptScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>c_attn gives [q | k | v], each attention-width wide; heads are contiguous slices of each.</summary>
@@ -57,12 +57,14 @@ internal sealed class PriorBlock : nn.Module
         return attnProj.Forward(a).MoveToOuterDisposeScope();
     }
 
+    private static readonly Scalar QuickGeluScale = 1.702.ToScalar(); // kept for the process (see KeptScalars)
+
     /// <summary>c_fc, quick GELU x·σ(1.702x), c_proj.</summary>
     private Tensor Mlp(Tensor x)
     {
         using var scope = NewDisposeScope();
         Tensor hidden = c_fc.Forward(x);
-        hidden = hidden.mul(hidden.mul(1.702).sigmoid_());
+        hidden = hidden.mul(hidden.mul(QuickGeluScale).sigmoid_());
         return mlpProj.Forward(hidden).MoveToOuterDisposeScope();
     }
 }

@@ -34,7 +34,7 @@ internal static class SparseAttention
         Tensor qb = Blocked(q), kb = Blocked(k), vb = Blocked(v);
         // Jukebox scales by (1/⁴√hd)², which is not always the double nearest 1/√hd.
         double root = 1.0 / Math.Sqrt(Math.Sqrt(headDim));
-        double scale = root * root;
+        using Scalar scale = (root * root).ToScalar(); // disposed after the calls, so alive through them (see KeptScalars)
         Tensor output = kind switch
         {
             AttentionKind.Block => BlockAttention(qb, kb, vb, scale, blockCtx),
@@ -57,7 +57,7 @@ internal static class SparseAttention
     }
 
     /// <summary>Query i sees keys j ≤ i of its own block.</summary>
-    private static Tensor BlockAttention(Tensor q, Tensor k, Tensor v, double scale, int blockCtx)
+    private static Tensor BlockAttention(Tensor q, Tensor k, Tensor v, Scalar scale, int blockCtx)
     {
         using var scope = NewDisposeScope();
         Tensor scores = matmul(q, k.transpose(-1, -2)).mul_(scale);
@@ -66,7 +66,7 @@ internal static class SparseAttention
     }
 
     /// <summary>Query (block b, offset r) sees keys (b' ≤ b, r): a causal attention down each column of blocks.</summary>
-    private static Tensor TransposeBlockAttention(Tensor q, Tensor k, Tensor v, double scale)
+    private static Tensor TransposeBlockAttention(Tensor q, Tensor k, Tensor v, Scalar scale)
     {
         using var scope = NewDisposeScope();
         long blocks = q.shape[1];
@@ -88,7 +88,7 @@ internal static class SparseAttention
     }
 
     /// <summary>Queries of block b see all keys of block b − 1, unmasked; block 0 sees zeros, so its output is zero.</summary>
-    private static Tensor PreviousBlockAttention(Tensor q, Tensor k, Tensor v, double scale)
+    private static Tensor PreviousBlockAttention(Tensor q, Tensor k, Tensor v, Scalar scale)
     {
         using var scope = NewDisposeScope();
         long blocks = q.shape[1];

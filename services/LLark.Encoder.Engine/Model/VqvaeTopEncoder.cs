@@ -23,7 +23,7 @@ internal sealed class ResConv1dBlock : nn.Module
         using var scope = NewDisposeScope();
         Tensor h = dilated.Forward(nn.functional.relu(x));
         h = pointwise.Forward(h.relu_());
-        return x.add(h).MoveToOuterDisposeScope();
+        return x.add(h, LLark.Checkpoints.KeptScalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -150,7 +150,10 @@ internal sealed class VqvaeTopEncoder : nn.Module
     internal static Tensor NearestCodes(Tensor x, Tensor k)
     {
         using var scope = NewDisposeScope();
-        Tensor distance = x.pow(2).sum(-1, keepdim: true) - 2 * matmul(x, k.t()) + k.pow(2).sum(-1).unsqueeze(0);
+        // −2·x·k + |x|² + |k|², the same IEEE sums as |x|² − 2·x·k + |k|², with no temporary Scalars (see KeptScalars).
+        Tensor distance = matmul(x, k.t()).mul_(LLark.Checkpoints.KeptScalars.MinusTwo)
+            .add_(x.square().sum(-1, keepdim: true), LLark.Checkpoints.KeptScalars.One)
+            .add_(k.square().sum(-1).unsqueeze(0), LLark.Checkpoints.KeptScalars.One);
         return distance.argmin(-1).MoveToOuterDisposeScope();
     }
 

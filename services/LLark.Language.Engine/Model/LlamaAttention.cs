@@ -48,7 +48,7 @@ internal sealed class LlamaAttention : nn.Module
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         Tensor projected = Linear.Apply(x, qkvWeight);
-        if (Adapters?.Qkv is { } qkvDelta) projected = projected.add(qkvDelta(x));
+        if (Adapters?.Qkv is { } qkvDelta) projected = projected.add(qkvDelta(x), LLark.Checkpoints.KeptScalars.One);
         Tensor qkv = projected.view(b, t, heads + 2 * kvHeads, headDim).transpose(1, 2);
         Tensor qk = rope.Apply(qkv.narrow(1, 0, heads + kvHeads), plan.Cos, plan.SignedSin);
         Tensor query = qk.narrow(1, 0, heads);
@@ -62,7 +62,7 @@ internal sealed class LlamaAttention : nn.Module
 
         Tensor merged = attn.view(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim);
         Tensor output = o_proj.Forward(merged);
-        if (Adapters?.O is { } oDelta) output = output.add(oDelta(merged));
+        if (Adapters?.O is { } oDelta) output = output.add(oDelta(merged), LLark.Checkpoints.KeptScalars.One);
         return output.MoveToOuterDisposeScope();
     }
 
@@ -76,7 +76,8 @@ internal sealed class LlamaAttention : nn.Module
     /// <summary>Query row r (step r % t, at position start + r % t) may see keys at positions up to its own.</summary>
     internal static Tensor CausalMask(long t, int group, int start, Device device)
     {
-        Tensor queryPos = arange(t, dtype: ScalarType.Int64, device: device).repeat(group).add_(start);
+        using Scalar offset = start.ToScalar(); // disposed after the call, so alive through it (see KeptScalars)
+        Tensor queryPos = arange(t, dtype: ScalarType.Int64, device: device).repeat(group).add_(offset);
         Tensor keyPos = arange(start + t, dtype: ScalarType.Int64, device: device);
         return keyPos.unsqueeze(0).le(queryPos.unsqueeze(1));
     }

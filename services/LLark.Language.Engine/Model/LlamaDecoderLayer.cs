@@ -30,9 +30,9 @@ internal sealed class LlamaDecoderLayer : nn.Module
     public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan)
     {
         using var scope = NewDisposeScope();
-        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, plan, index));
+        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, plan, index), LLark.Checkpoints.KeptScalars.One);
         Tensor m = mlp.Forward(post_attention_layernorm.Forward(h));
         // The norm keeps h for its backward, so training must not overwrite it.
-        return (h.requires_grad ? h.add(m) : h.add_(m)).MoveToOuterDisposeScope();
+        return (h.requires_grad ? h.add(m, LLark.Checkpoints.KeptScalars.One) : h.add_(m, LLark.Checkpoints.KeptScalars.One)).MoveToOuterDisposeScope();
     }
 }

@@ -24,11 +24,16 @@ internal sealed class RmsNorm : nn.Module
 
     internal double Eps => eps;
 
+    // Kept by the module (see KeptScalars): a temporary Scalar could be finalized during the native call.
+    private Scalar EpsScalar => epsScalar ??= eps.ToScalar();
+
+    private Scalar? epsScalar;
+
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         Tensor h = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        Tensor inv = h.square().mean([-1], keepdim: true).add_(eps).rsqrt_();
+        Tensor inv = h.square().mean([-1], keepdim: true).add_(EpsScalar).rsqrt_();
         Tensor normed = h.mul(inv);
         if (normed.dtype != x.dtype) normed = normed.to(x.dtype);
         return normed.mul_(weight).MoveToOuterDisposeScope();

@@ -54,7 +54,7 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         using var scope = NewDisposeScope();
         Tensor rolled = x.roll(headDim / 2, -1);
-        return x.mul(cosSlice).addcmul_(rolled, signedSinSlice, 1).MoveToOuterDisposeScope();
+        return x.mul(cosSlice).addcmul_(rolled, signedSinSlice, LLark.Checkpoints.KeptScalars.One).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
