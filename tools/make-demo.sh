@@ -17,6 +17,10 @@ recipe="$root/tools/demo"
 [ -x tools/LLark.Cli/bin/Release/net10.0/llark ] || bash tools/setup.sh
 llark="$root/tools/LLark.Cli/bin/Release/net10.0/llark"
 sf2=/usr/share/sounds/sf2
+# A third General MIDI soundfont for training (setup.sh installs the other two): csound's sf_GMbank.
+if ! dpkg -s csound-soundfont >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq csound-soundfont || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq csound-soundfont; }
+fi
 for f in FluidR3_GM.sf2 sf_GMbank.sf2 TimGM6mb.sf2; do
   [ -f "$sf2/$f" ] || { echo "make-demo: $sf2/$f is missing (apt-get install fluid-soundfont-gm csound-soundfont timgm6mb-soundfont)" >&2; exit 1; }
 done
