@@ -221,7 +221,8 @@ public sealed class TrainableLLark : IDisposable
             throw new ArgumentException($"frame statistics of width {mean.Length}/{std.Length} for a projector of width {weight.shape[1]}");
         using Tensor mu = tensor(mean, dtype: ScalarType.Float32, device: weight.device);
         using Tensor inv = tensor(std.Select(s => s > 1e-6f ? 1f / s : 1f).ToArray(), dtype: ScalarType.Float32, device: weight.device);
-        weight.mul_(inv.unsqueeze(0));
+        using Tensor perColumn = inv.unsqueeze(0);
+        weight.mul_(perColumn);
         using Tensor shift = weight.matmul(mu);
         bias.sub_(shift);
     }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -64,7 +65,7 @@ internal sealed class JukeboxConv1D : nn.Module
         Tensor flat = x.reshape(-1, x.shape[^1]);
         Tensor y = w.dtype == ScalarType.Float32
             ? addmm(b, flat, w, beta: 1, alpha: 1)
-            : matmul(flat.to(w.dtype), w).to(ScalarType.Float32).add_(b, LLark.Checkpoints.KeptScalars.One);
+            : matmul(flat.to(w.dtype), w).to(ScalarType.Float32).add_(b, One);
         return y.view([.. x.shape[..^1], w.shape[1]]).MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -43,7 +44,7 @@ internal sealed class PriorBlock : nn.Module
         using var scope = NewDisposeScope();
         Tensor a = Attention(ln_0.Forward(h));
         Tensor m = Mlp(ln_1.Forward(h + a));
-        return h.add(a, LLark.Checkpoints.KeptScalars.One).add_(m, LLark.Checkpoints.KeptScalars.One).MoveToOuterDisposeScope();
+        return h.add(a, One).add_(m, One).MoveToOuterDisposeScope();
     }
 
     /// <summary>c_attn gives [q | k | v], each attention-width wide; heads are contiguous slices of each.</summary>

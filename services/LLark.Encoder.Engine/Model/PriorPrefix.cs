@@ -1,6 +1,7 @@
 using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -67,12 +68,12 @@ internal sealed class PriorPrefix : nn.Module
 
         Tensor mask = tensor(bins.GenreMask.Select(m => m ? 1f : 0f).ToArray(), device: device).unsqueeze(-1);
         Tensor genre = genreEmb.Lookup(Ids(bins.GenreIds)).mul(mask).sum(0, keepdim: true);
-        Tensor yCond = genre.add(artistEmb.Lookup(Ids([bins.ArtistId])), LLark.Checkpoints.KeptScalars.One).view(1, 1, prior.Width);
+        Tensor yCond = genre.add(artistEmb.Lookup(Ids([bins.ArtistId])), One).view(1, 1, prior.Width);
 
         Tensor total = totalLengthEmb.Lookup(Ids([bins.TotalLength]));
         Tensor absolute = absolutePosEmb.Lookup(Ids(bins.AbsolutePosition[..length]));
         Tensor relative = relativePosEmb.Lookup(Ids(bins.RelativePosition[..length]));
-        Tensor xCond = total.add(absolute, LLark.Checkpoints.KeptScalars.One).add_(relative, LLark.Checkpoints.KeptScalars.One).unsqueeze(0);
+        Tensor xCond = total.add(absolute, One).add_(relative, One).unsqueeze(0);
         return (yCond.MoveToOuterDisposeScope(), xCond.MoveToOuterDisposeScope());
     }
 
@@ -88,7 +89,7 @@ internal sealed class PriorPrefix : nn.Module
             throw new ArgumentException($"{t} codes exceed the prior's context of {Config.Prior.NCtx}", nameof(codes));
         Tensor shifted = xEmb.Lookup(codes.narrow(1, 0, t - 1));
         Tensor h = cat([yCond.expand(n, 1, -1), shifted], 1);
-        h = h.add(posEmb.Weight.narrow(0, 0, t).unsqueeze(0), LLark.Checkpoints.KeptScalars.One).add_(xCond.narrow(1, 0, t), LLark.Checkpoints.KeptScalars.One);
+        h = h.add(posEmb.Weight.narrow(0, 0, t).unsqueeze(0), One).add_(xCond.narrow(1, 0, t), One);
         return h.MoveToOuterDisposeScope();
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -23,7 +24,7 @@ internal sealed class ResConv1dBlock : nn.Module
         using var scope = NewDisposeScope();
         Tensor h = dilated.Forward(nn.functional.relu(x));
         h = pointwise.Forward(h.relu_());
-        return x.add(h, LLark.Checkpoints.KeptScalars.One).MoveToOuterDisposeScope();
+        return x.add(h, One).MoveToOuterDisposeScope();
     }
 }
 
@@ -151,9 +152,9 @@ internal sealed class VqvaeTopEncoder : nn.Module
     {
         using var scope = NewDisposeScope();
         // −2·x·k + |x|² + |k|², the same IEEE sums as |x|² − 2·x·k + |k|², with no temporary Scalars (see KeptScalars).
-        Tensor distance = matmul(x, k.t()).mul_(LLark.Checkpoints.KeptScalars.MinusTwo)
-            .add_(x.square().sum(-1, keepdim: true), LLark.Checkpoints.KeptScalars.One)
-            .add_(k.square().sum(-1).unsqueeze(0), LLark.Checkpoints.KeptScalars.One);
+        Tensor distance = matmul(x, k.t()).mul_(MinusTwo)
+            .add_(x.square().sum(-1, keepdim: true), One)
+            .add_(k.square().sum(-1).unsqueeze(0), One);
         return distance.argmin(-1).MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Language.Engine.Model;
 
@@ -48,7 +49,7 @@ internal sealed class LlamaAttention : nn.Module
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         Tensor projected = Linear.Apply(x, qkvWeight);
-        if (Adapters?.Qkv is { } qkvDelta) projected = projected.add(qkvDelta(x), LLark.Checkpoints.KeptScalars.One);
+        if (Adapters?.Qkv is { } qkvDelta) projected = projected.add(qkvDelta(x), One);
         Tensor qkv = projected.view(b, t, heads + 2 * kvHeads, headDim).transpose(1, 2);
         Tensor qk = rope.Apply(qkv.narrow(1, 0, heads + kvHeads), plan.Cos, plan.SignedSin);
         Tensor query = qk.narrow(1, 0, heads);
@@ -62,7 +63,7 @@ internal sealed class LlamaAttention : nn.Module
 
         Tensor merged = attn.view(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim);
         Tensor output = o_proj.Forward(merged);
-        if (Adapters?.O is { } oDelta) output = output.add(oDelta(merged), LLark.Checkpoints.KeptScalars.One);
+        if (Adapters?.O is { } oDelta) output = output.add(oDelta(merged), One);
         return output.MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Language.Engine.Model;
 
@@ -30,9 +31,9 @@ internal sealed class LlamaDecoderLayer : nn.Module
     public Tensor Forward(Tensor x, RotaryEmbedding rope, AttentionPlan plan)
     {
         using var scope = NewDisposeScope();
-        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, plan, index), LLark.Checkpoints.KeptScalars.One);
+        Tensor h = x.add(self_attn.Forward(input_layernorm.Forward(x), rope, plan, index), One);
         Tensor m = mlp.Forward(post_attention_layernorm.Forward(h));
         // The norm keeps h for its backward, so training must not overwrite it.
-        return (h.requires_grad ? h.add(m, LLark.Checkpoints.KeptScalars.One) : h.add_(m, LLark.Checkpoints.KeptScalars.One)).MoveToOuterDisposeScope();
+        return (h.requires_grad ? h.add(m, One) : h.add_(m, One)).MoveToOuterDisposeScope();
     }
 }

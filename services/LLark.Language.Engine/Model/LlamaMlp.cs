@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Language.Engine.Model;
 
@@ -35,12 +36,12 @@ internal sealed class LlamaMlp : nn.Module
     {
         using var scope = NewDisposeScope();
         Tensor gateUp = Linear.Apply(x, gateUpWeight);
-        if (Adapters?.GateUp is { } gateUpDelta) gateUp = gateUp.add(gateUpDelta(x), LLark.Checkpoints.KeptScalars.One);
+        if (Adapters?.GateUp is { } gateUpDelta) gateUp = gateUp.add(gateUpDelta(x), One);
         Tensor gate = gateUp.narrow(-1, 0, intermediate), up = gateUp.narrow(-1, intermediate, intermediate);
         // Training needs the linear output intact for backward; inference saves the two temporaries.
         Tensor hidden = gateUp.requires_grad ? nn.functional.silu(gate).mul(up) : gate.silu_().mul_(up);
         Tensor output = down_proj.Forward(hidden);
-        if (Adapters?.Down is { } downDelta) output = output.add(downDelta(hidden), LLark.Checkpoints.KeptScalars.One);
+        if (Adapters?.Down is { } downDelta) output = output.add(downDelta(hidden), One);
         return output.MoveToOuterDisposeScope();
     }
 }

@@ -12,11 +12,13 @@ internal sealed class RmsNorm : nn.Module
 {
     private readonly Parameter weight;
     private readonly double eps;
+    private readonly Scalar epsScalar;
 
     public RmsNorm(string name, long size, double eps, ScalarType dtype, Device device) : base(name)
     {
         weight = new Parameter(empty(size, dtype: dtype, device: device), requires_grad: false);
         this.eps = eps;
+        epsScalar = eps.ToScalar(); // kept by the module, not a temporary (see LLark.Checkpoints.KeptScalars)
         RegisterComponents();
     }
 
@@ -24,16 +26,11 @@ internal sealed class RmsNorm : nn.Module
 
     internal double Eps => eps;
 
-    // Kept by the module (see KeptScalars): a temporary Scalar could be finalized during the native call.
-    private Scalar EpsScalar => epsScalar ??= eps.ToScalar();
-
-    private Scalar? epsScalar;
-
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         Tensor h = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        Tensor inv = h.square().mean([-1], keepdim: true).add_(EpsScalar).rsqrt_();
+        Tensor inv = h.square().mean([-1], keepdim: true).add_(epsScalar).rsqrt_();
         Tensor normed = h.mul(inv);
         if (normed.dtype != x.dtype) normed = normed.to(x.dtype);
         return normed.mul_(weight).MoveToOuterDisposeScope();

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Language.Engine.Model;
 
@@ -54,7 +55,7 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         using var scope = NewDisposeScope();
         Tensor rolled = x.roll(headDim / 2, -1);
-        return x.mul(cosSlice).addcmul_(rolled, signedSinSlice, LLark.Checkpoints.KeptScalars.One).MoveToOuterDisposeScope();
+        return x.mul(cosSlice).addcmul_(rolled, signedSinSlice, One).MoveToOuterDisposeScope();
     }
 
     public void Dispose()
