@@ -28,8 +28,9 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
                 GenerateRequest.AudioOneofCase.Frames => (RequestMapping.ToAudio(request.Frames), TimeSpan.Zero),
                 _ => ((AudioFrames?)null, TimeSpan.Zero),
             };
-            LLarkPromptInput prompt = model.Model.BuildPrompt(turns, audio);
-            IAsyncEnumerable<GenerationUpdate> updates = model.Scheduler.Submit(prompt.Embeddings, prompt.Ids,
+            LLarkPromptInput prompt;
+            using (TorchThreadScope.Use(options.Value.TorchThreads)) prompt = model.Model.BuildPrompt(turns, audio);
+            GenerationFeed updates = model.Scheduler.Submit(prompt.Embeddings, prompt.Ids,
                 model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, context.CancellationToken);
             await Stream(updates, request.ReturnOptions, prompt.AudioFrames, encoderTime, responseStream, context).ConfigureAwait(false);
         }
@@ -49,19 +50,20 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
         }
     }
 
-    private async Task Stream(IAsyncEnumerable<GenerationUpdate> updates, ReturnOptions? extras, int audioFrames, TimeSpan encoderTime,
+    /// <summary>
+    /// Sends the updates as they come. A delta covers every token made since the last write: one token while the client
+    /// keeps up, several when writes fall behind the decode steps (a slow network, a busy machine), so a lagging stream
+    /// costs fewer messages instead of a growing backlog.
+    /// </summary>
+    private async Task Stream(GenerationFeed updates, ReturnOptions? extras, int audioFrames, TimeSpan encoderTime,
         IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
         bool ids = extras?.TokenIds == true, logProbs = extras?.Logprobs == true;
-        await foreach (GenerationUpdate update in updates.ConfigureAwait(false))
+        var text = new System.Text.StringBuilder();
+        await foreach (GenerationUpdate first in updates.ConfigureAwait(false))
         {
-            if (update.TextDelta.Length > 0 || (update.TokenId is not null && (ids || logProbs)))
-            {
-                var delta = new TokenDelta { Text = update.TextDelta };
-                if (ids && update.TokenId is { } id) delta.TokenIds.Add((uint)id);
-                if (logProbs && update.LogProb is { } lp) delta.Logprobs.Add(lp);
-                await responseStream.WriteAsync(new GenerateResponse { Delta = delta }, context.CancellationToken).ConfigureAwait(false);
-            }
+            TokenDelta? delta = Merge(first, updates, ids, logProbs, text, out GenerationUpdate update);
+            if (delta is not null) await responseStream.WriteAsync(new GenerateResponse { Delta = delta }, context.CancellationToken).ConfigureAwait(false);
             if (update.Result is not { } result) continue;
             await responseStream.WriteAsync(new GenerateResponse { Final = RequestMapping.ToFinal(result, audioFrames, encoderTime) },
                 context.CancellationToken).ConfigureAwait(false);
@@ -69,6 +71,34 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
             double queueMs = result.QueueWait.TotalMilliseconds, ttftMs = result.TimeToFirstToken.TotalMilliseconds, decodeMs = result.DecodeTime.TotalMilliseconds;
             Log.GenerateFinished(logger, result.FinishReason, result.PromptTokens, audioFrames, generated, queueMs, ttftMs, decodeMs);
         }
+    }
+
+    /// <summary>
+    /// One delta for <paramref name="first"/> and every update already waiting after it, up to and including the one that
+    /// ends the generation (returned in <paramref name="last"/>); null when they carry nothing to send.
+    /// </summary>
+    internal static TokenDelta? Merge(GenerationUpdate first, GenerationFeed waiting, bool ids, bool logProbs, System.Text.StringBuilder text,
+        out GenerationUpdate last)
+    {
+        var delta = new TokenDelta();
+        bool any = false;
+        text.Clear();
+        last = first;
+        while (true)
+        {
+            text.Append(last.TextDelta);
+            if (last.TokenId is { } id && (ids || logProbs))
+            {
+                any = true;
+                if (ids) delta.TokenIds.Add((uint)id);
+                if (logProbs && last.LogProb is { } lp) delta.Logprobs.Add(lp);
+            }
+            if (last.Result is not null || !waiting.TryRead(out GenerationUpdate? next)) break;
+            last = next;
+        }
+        if (text.Length == 0 && !any) return null;
+        delta.Text = text.ToString();
+        return delta;
     }
 
     public override Task<ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context)

@@ -37,6 +37,12 @@ public sealed class LanguageServiceOptions : IValidatableObject
     /// <summary>Encoder service address (http://host:port, HTTP/2) for embedding ids and raw audio; unset: only inline frames.</summary>
     public string? EncoderAddress { get; set; }
 
+    /// <summary>
+    /// libtorch threads for prompt building and prefill; default 1, so that these small ops do not oversubscribe the cores
+    /// the decode loop runs on. 0: libtorch's default (all cores), for long CPU prefills on a machine with many cores.
+    /// </summary>
+    [Range(0, 1024)] public int TorchThreads { get; set; } = 1;
+
     /// <summary>Largest request message (raw audio travels in one); default 64 MiB.</summary>
     [Range(1024, int.MaxValue)] public int MaxRequestBytes { get; set; } = 64 << 20;
 

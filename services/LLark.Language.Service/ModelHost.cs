@@ -36,6 +36,7 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
                 MaxBatchSize = o.MaxBatchSize,
                 MaxQueuedRequests = o.MaxQueuedRequests,
                 ContextLength = o.ContextLength,
+                PrefillThreads = o.TorchThreads,
             });
             string id = o.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.ModelPath)));
             loaded = new Loaded(model, scheduler, id);

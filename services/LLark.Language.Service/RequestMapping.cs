@@ -28,7 +28,8 @@ internal static class RequestMapping
         var options = new GenerationOptions
         {
             MaxNewTokens = maxNew,
-            StopStrings = [LLarkPrompt.StopString, .. stopping.Stop],
+            // ignore_eos runs to max_new_tokens: past EOS and past LLark's turn marker, the two ways an answer ends.
+            StopStrings = stopping.IgnoreEos ? [.. stopping.Stop] : [LLarkPrompt.StopString, .. stopping.Stop],
             StopOnEos = !stopping.IgnoreEos,
             LogProbs = request.ReturnOptions?.Logprobs == true,
             Sampling = new SamplingOptions

@@ -21,6 +21,38 @@ public sealed record SchedulerOptions
 
     /// <summary>Positions per sequence (prompt + answer); 0 (default) means the model's max_position_embeddings.</summary>
     public int ContextLength { get; init; }
+
+    /// <summary>libtorch threads for a prefill (see <see cref="TorchThreadScope"/>); 0 means libtorch's default. Default 1.</summary>
+    public int PrefillThreads { get; init; } = 1;
+}
+
+/// <summary>
+/// The updates of one submitted generation, in order. Enumerate it to wait for each; <see cref="TryRead"/> takes those
+/// already made without waiting, so a reader that fell behind can send several tokens in one message.
+/// </summary>
+public sealed class GenerationFeed : IAsyncEnumerable<GenerationUpdate>
+{
+    private readonly ChannelReader<GenerationUpdate> reader;
+    private readonly CancellationToken cancellation;
+
+    internal GenerationFeed(ChannelReader<GenerationUpdate> reader, CancellationToken cancellation)
+    {
+        this.reader = reader;
+        this.cancellation = cancellation;
+    }
+
+    /// <summary>Waits for each update in turn; cancelled by the submission's token or <paramref name="cancellationToken"/>.</summary>
+    public async IAsyncEnumerator<GenerationUpdate> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, cancellationToken);
+        while (await reader.WaitToReadAsync(linked.Token).ConfigureAwait(false))
+        {
+            while (reader.TryRead(out GenerationUpdate? update)) yield return update;
+        }
+    }
+
+    /// <summary>The next update if it is already made; false (at once) if it is not, or the stream has ended.</summary>
+    public bool TryRead([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out GenerationUpdate? update) => reader.TryRead(out update);
 }
 
 /// <summary>The queue is full; try again after <see cref="RetryAfter"/>.</summary>
@@ -59,6 +91,7 @@ public sealed class BatchScheduler : IDisposable
         this.options = options ??= new SchedulerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueuedRequests, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.PrefillThreads);
         ContextLength = options.ContextLength > 0 ? Math.Min(options.ContextLength, model.Config.MaxPositionEmbeddings)
             : model.Config.MaxPositionEmbeddings;
         queue = new BlockingCollection<Job>(options.MaxQueuedRequests);
@@ -93,7 +126,7 @@ public sealed class BatchScheduler : IDisposable
     /// too long for the context, or a full queue. Cancelling <paramref name="cancellationToken"/> ends the sequence
     /// within one decode step; its final update then says <see cref="FinishReason.Cancelled"/> if still read.
     /// </summary>
-    public IAsyncEnumerable<GenerationUpdate> Submit(Tensor promptEmbeds, IReadOnlyList<int> promptIds, ITokenTextDecoder text,
+    public GenerationFeed Submit(Tensor promptEmbeds, IReadOnlyList<int> promptIds, ITokenTextDecoder text,
         GenerationOptions generation, CancellationToken cancellationToken = default)
     {
         try
@@ -110,7 +143,7 @@ public sealed class BatchScheduler : IDisposable
                 var retry = TimeSpan.FromSeconds(Math.Clamp(averageStepSeconds * 32, 0.05, 30));
                 throw new QueueFullException(queue.Count, retry);
             }
-            return job.Output.Reader.ReadAllAsync(cancellationToken);
+            return new GenerationFeed(job.Output.Reader, cancellationToken);
         }
         catch
         {
@@ -232,6 +265,7 @@ public sealed class BatchScheduler : IDisposable
             try
             {
                 job.Sequence.Start();
+                using var threads = TorchThreadScope.Use(options.PrefillThreads);
                 using var scope = NewDisposeScope();
                 NativeTensor.CopyTo(model.Forward(job.Embeds, slotCache, lastOnly: true), row);
             }

@@ -41,7 +41,8 @@ internal static class BenchServeCommand
         return command;
     }
 
-    private sealed record Row(int Streams, double AggregateTokensPerSecond, double PerStreamTokensPerSecond, double TtftP50Ms, double TtftP99Ms, double Speedup);
+    private sealed record Row(int Streams, int Requests, double AggregateTokensPerSecond, double PerStreamTokensPerSecond, double TtftP50Ms, double TtftP99Ms,
+        int StoppedEarly, double Speedup);
 
     private static async Task<int> Run(string shapeName, string streamList, int newTokens, int audioFrames, string tokenizer, bool json, CancellationToken ct)
     {
@@ -74,12 +75,17 @@ internal static class BenchServeCommand
                 // JIT compiling them (tiered compilation starts every method unoptimised).
                 await Measure(client, 1, newTokens, audioFrames, ct).ConfigureAwait(false);
                 await Measure(client, counts.Max(), newTokens, audioFrames, ct).ConfigureAwait(false);
+                // One stream runs the same requests (the same seeds) as the widest row, one after another, so that every row
+                // does the same work per request: a request that stops early (a stop string drawn at random) shortens
+                // both its sequential run and its concurrent one.
+                int baselineRequests = counts.Max();
                 var rows = new List<Row>();
                 foreach (int n in counts)
                 {
-                    (double aggregate, double perStream, double p50, double p99) = await Measure(client, n, newTokens, audioFrames, ct).ConfigureAwait(false);
-                    double baseline = rows.FirstOrDefault(r => r.Streams == 1)?.AggregateTokensPerSecond ?? (n == 1 ? aggregate : double.NaN);
-                    rows.Add(new Row(n, aggregate, perStream, p50, p99, aggregate / baseline));
+                    Result r = n == 1 ? await MeasureInTurn(client, baselineRequests, newTokens, audioFrames, ct).ConfigureAwait(false)
+                        : await Measure(client, n, newTokens, audioFrames, ct).ConfigureAwait(false);
+                    double baseline = rows.FirstOrDefault(x => x.Streams == 1)?.AggregateTokensPerSecond ?? (n == 1 ? r.Aggregate : double.NaN);
+                    rows.Add(new Row(n, r.Requests, r.Aggregate, r.PerStream, r.P50, r.P99, r.StoppedEarly, r.Aggregate / baseline));
                 }
                 Print(rows, shapeName, newTokens, audioFrames, json);
                 await app.StopAsync(ct).ConfigureAwait(false);
@@ -92,16 +98,30 @@ internal static class BenchServeCommand
         return ExitCodes.Ok;
     }
 
-    private static async Task<(double Aggregate, double PerStream, double P50, double P99)> Measure(LanguageService.LanguageServiceClient client,
-        int streams, int newTokens, int audioFrames, CancellationToken ct)
+    private sealed record Result(int Requests, double Aggregate, double PerStream, double P50, double P99, int StoppedEarly);
+
+    /// <summary><paramref name="streams"/> requests at once (seeds 0 to streams - 1): tokens over the wall time until the last ends.</summary>
+    private static async Task<Result> Measure(LanguageService.LanguageServiceClient client, int streams, int newTokens, int audioFrames, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var results = await Task.WhenAll(Enumerable.Range(0, streams).Select(i => OneStream(client, i, newTokens, audioFrames, ct))).ConfigureAwait(false);
-        double wall = clock.Elapsed.TotalSeconds;
-        double tokens = results.Sum(r => r.Tokens);
+        return Summarise(results, clock.Elapsed.TotalSeconds, newTokens);
+    }
+
+    /// <summary>The same requests one at a time: their tokens over the sum of their times.</summary>
+    private static async Task<Result> MeasureInTurn(LanguageService.LanguageServiceClient client, int requests, int newTokens, int audioFrames, CancellationToken ct)
+    {
+        var results = new List<(int Tokens, double Seconds, double TtftMs)>();
+        for (int i = 0; i < requests; i++) results.Add(await OneStream(client, i, newTokens, audioFrames, ct).ConfigureAwait(false));
+        return Summarise([.. results], results.Sum(r => r.Seconds), newTokens);
+    }
+
+    private static Result Summarise((int Tokens, double Seconds, double TtftMs)[] results, double wall, int newTokens)
+    {
         double[] ttft = [.. results.Select(r => r.TtftMs).Order()];
         double Percentile(double p) => ttft[Math.Min(ttft.Length - 1, (int)Math.Ceiling(p * ttft.Length) - 1)];
-        return (tokens / wall, results.Average(r => r.Tokens / r.Seconds), Percentile(0.5), Percentile(0.99));
+        return new Result(results.Length, results.Sum(r => r.Tokens) / wall, results.Average(r => r.Tokens / r.Seconds), Percentile(0.5), Percentile(0.99),
+            results.Count(r => r.Tokens < newTokens));
     }
 
     private static async Task<(int Tokens, double Seconds, double TtftMs)> OneStream(LanguageService.LanguageServiceClient client, int seed,
@@ -144,9 +164,11 @@ internal static class BenchServeCommand
         }
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(inv, $"language service on loopback, {shape} (random weights, fp32), {newTokens} new tokens a stream, {audioFrames} audio frames"));
-        Console.WriteLine("streams  aggregate tok/s  per-stream tok/s  TTFT p50 ms  TTFT p99 ms  vs 1 stream");
+        Console.WriteLine("streams  requests  aggregate tok/s  per-stream tok/s  TTFT p50 ms  TTFT p99 ms  stopped early  vs 1 stream");
         foreach (Row r in rows)
-            Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {r.AggregateTokensPerSecond,15:F1}  {r.PerStreamTokensPerSecond,16:F1}  {r.TtftP50Ms,11:F1}  {r.TtftP99Ms,11:F1}  {r.Speedup,10:F2}x"));
+            Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {r.Requests,8}  {r.AggregateTokensPerSecond,15:F1}  {r.PerStreamTokensPerSecond,16:F1}  {r.TtftP50Ms,11:F1}  {r.TtftP99Ms,11:F1}  {r.StoppedEarly,13}  {r.Speedup,10:F2}x"));
+        if (rows.Any(r => r.Streams == 1))
+            Console.WriteLine(string.Create(inv, $"1 stream: the {rows.First(r => r.Streams == 1).Requests} requests of the widest row (same seeds), one at a time; stopped early: a stop string drawn before the token budget"));
     }
 
     /// <summary>A random LLark checkpoint of the given Llama shape with a projector from <paramref name="audioWidth"/> (4800: Jukebox-5B) at 25 fps.</summary>

@@ -23,7 +23,7 @@ public sealed class BatchSchedulerTests : IDisposable
         return model.Embed(tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0)).clone().MoveToOuterDisposeScope();
     }
 
-    private IAsyncEnumerable<GenerationUpdate> Submit(BatchScheduler scheduler, int[] ids, int tokens, CancellationToken ct = default) =>
+    private GenerationFeed Submit(BatchScheduler scheduler, int[] ids, int tokens, CancellationToken ct = default) =>
         scheduler.Submit(Embed(ids), ids, tokenizer.CreateDetokenizer(false), new GenerationOptions { MaxNewTokens = tokens, StopOnEos = false }, ct);
 
     private static async Task<List<GenerationUpdate>> Collect(IAsyncEnumerable<GenerationUpdate> updates)
