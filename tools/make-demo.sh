@@ -17,17 +17,12 @@ recipe="$root/tools/demo"
 [ -x tools/LLark.Cli/bin/Release/net10.0/llark ] || bash tools/setup.sh
 llark="$root/tools/LLark.Cli/bin/Release/net10.0/llark"
 sf2=/usr/share/sounds/sf2
-# Two more General MIDI soundfonts for training (setup.sh installs FluidR3_GM and TimGM6mb): csound's sf_GMbank and
-# MuseScore General in its uncompressed SoundFont 2 form (a 330 MB download; the .sf3 forms render about 8x slower).
-# Training on three soundfonts is what lets timbre carry over to the held-out one (tools/demo/README.md).
-extra=()
-for p in csound-soundfont musescore-general-soundfont-lossless; do dpkg -s "$p" >/dev/null 2>&1 || extra+=("$p"); done
-if [ ${#extra[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "${extra[@]}" || { apt-get update -qq && apt-get install -y -qq "${extra[@]}"; }
+# A third General MIDI soundfont for training (setup.sh installs the other two): csound's sf_GMbank.
+if ! dpkg -s csound-soundfont >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq csound-soundfont || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq csound-soundfont; }
 fi
-for f in FluidR3_GM.sf2 sf_GMbank.sf2 MuseScore_General_Full.sf2 TimGM6mb.sf2; do
-  [ -f "$sf2/$f" ] || { echo "make-demo: $sf2/$f is missing (apt-get install fluid-soundfont-gm csound-soundfont musescore-general-soundfont-lossless timgm6mb-soundfont)" >&2; exit 1; }
+for f in FluidR3_GM.sf2 sf_GMbank.sf2 TimGM6mb.sf2; do
+  [ -f "$sf2/$f" ] || { echo "make-demo: $sf2/$f is missing (apt-get install fluid-soundfont-gm csound-soundfont timgm6mb-soundfont)" >&2; exit 1; }
 done
 mkdir -p "$work"
 cd "$work"
@@ -35,16 +30,11 @@ stage() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
 # The Jukebox verbs run one libtorch thread: on 2 cores that was faster than libtorch's default.
 export OMP_NUM_THREADS=1
 
-stage "1/7 training clips: 1500 x 8 s, seed 1001, FluidR3_GM and sf_GMbank; 1500 x 8 s, seed 1003, MuseScore General"
+stage "1/7 training clips: 1500 x 8 s, seed 1001, FluidR3_GM and sf_GMbank"
 "$llark" data synth --out train --clips 1500 --seconds 8 --seed 1001 --soundfont "$sf2/FluidR3_GM.sf2" --soundfont "$sf2/sf_GMbank.sf2"
-"$llark" data synth --out train-ms --clips 1500 --seconds 8 --seed 1003 --soundfont "$sf2/MuseScore_General_Full.sf2"
-# Manifests are written in the order clips finish; sort them by id so that everything after is independent of timing.
+# The manifest is written in the order clips finish; sort it by id so that everything after is independent of timing.
 # Every line starts {"id":"synth_NNNNNN", so a byte-order sort of the lines is a sort by id.
 LC_ALL=C sort -o train/manifest.jsonl train/manifest.jsonl
-LC_ALL=C sort -o train-ms/manifest.jsonl train-ms/manifest.jsonl
-# One manifest over both folders, in the work folder (audio paths are relative to it); the second set's ids become ms_NNNNNN.
-{ sed 's#"audio":"audio/#"audio":"train/audio/#' train/manifest.jsonl
-  sed -e 's#^{"id":"synth_#{"id":"ms_#' -e 's#"audio":"audio/#"audio":"train-ms/audio/#' train-ms/manifest.jsonl; } > train-all.jsonl
 stage "2/7 held-out clips: 200 x 8 s, seed 2002, TimGM6mb (a soundfont training never hears)"
 "$llark" data synth --out heldout --clips 200 --seconds 8 --seed 2002 --soundfont "$sf2/TimGM6mb.sf2"
 
@@ -62,11 +52,11 @@ fi
 unset OMP_NUM_THREADS
 
 stage "4/7 embeddings at 5 fps (train and held-out)"
-"$llark" data embed --manifest train-all.jsonl --out data/embeddings --encoder jukebox-demo --fps 5
+"$llark" data embed --manifest train/manifest.jsonl --out data/embeddings --encoder jukebox-demo --fps 5
 "$llark" data embed --manifest heldout/manifest.jsonl --out heldout-embeddings --encoder jukebox-demo --fps 5
 
 stage "5/7 instruction pairs, seed 1"
-[ -f data/pairs.jsonl ] || "$llark" data instruct --manifest train-all.jsonl --out data/pairs.jsonl --seed 1
+[ -f data/pairs.jsonl ] || "$llark" data instruct --manifest train/manifest.jsonl --out data/pairs.jsonl --seed 1
 
 stage "6/7 llark train (resumable)"
 mkdir -p tokenizer && cp "$root/tests/fixtures/llama2-tokenizer-model/tokenizer.model" tokenizer/

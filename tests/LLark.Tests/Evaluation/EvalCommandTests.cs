@@ -112,9 +112,10 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Equal(JsonValueKind.String, root.GetProperty("text").ValueKind);
         Assert.True(root.GetProperty("finish_reason").GetString() is "length" or "stop" or "eos", root.GetProperty("finish_reason").GetString());
         Assert.InRange(root.GetProperty("generated_tokens").GetInt32(), 1, 5);
-        Assert.Equal(106, root.GetProperty("audio_frames").GetInt32());  // 4 s at 25 fps, LLark's padded path
-        Assert.True(root.GetProperty("prompt_tokens").GetInt32() > 106);
-        Assert.EndsWith("llark-tiny-untrained", root.GetProperty("model").GetString(), StringComparison.Ordinal);
+        // The bundled demo LLark reads 5 fps frames: 4 s of audio is 20.
+        Assert.Equal(20, root.GetProperty("audio_frames").GetInt32());
+        Assert.True(root.GetProperty("prompt_tokens").GetInt32() > 20);
+        Assert.EndsWith("llark-demo", root.GetProperty("model").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -133,7 +134,7 @@ public sealed class EvalCommandTests : IDisposable
     {
         var run = LlarkProcess.Run("ask", "--local", "--fps", "10", Clip, "Which key is this piece in?");
         Assert.Equal(3, run.ExitCode);
-        Assert.Contains("25 fps", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("5 fps", run.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

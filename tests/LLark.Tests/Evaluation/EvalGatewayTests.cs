@@ -38,10 +38,12 @@ public sealed class EvalGatewayTests(SystemFixture system) : IClassFixture<Syste
         Assert.Equal(4, viaGateway.Count);
         Assert.All(viaGateway, a => Assert.StartsWith("gateway:", a.GetProperty("model").GetString(), StringComparison.Ordinal));
 
-        var local = LlarkProcess.Run([.. common, "--out", Path.Combine(dir, "local"), "--local"]);
+        // The system under the gateway serves the tiny models; the local run names them (its default is the demo LLark).
+        var local = LlarkProcess.Run([.. common, "--out", Path.Combine(dir, "local"), "--local", "--model", TinyLLark.Directory,
+            "--encoder", Path.Combine(RepoPaths.Root, "models", "jukebox-tiny")]);
         Assert.True(local.ExitCode == 0, local.Stderr);
         List<JsonElement> inProcess = Answers(Path.Combine(dir, "local", "eval.jsonl"));
-        // The same bundled encoder and checkpoint, greedy decoding, the same prompt template: the same answers.
+        // The same encoder and checkpoint, greedy decoding, the same prompt template: the same answers.
         Assert.Equal(inProcess.Select(a => a.GetProperty("text").GetString()), viaGateway.Select(a => a.GetProperty("text").GetString()));
     }
 
