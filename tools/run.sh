@@ -69,9 +69,10 @@ echo "run: encoder, language and gateway are SERVING (logs in $state/logs; stop 
 if [ "$language_model" = "$root/models/llark-demo" ]; then
   echo "run: models/llark-demo is a small demonstration LLark (14 M parameters) trained on this machine by tools/make-demo.sh on"
   echo "     synthetic General MIDI music, with a tiny Jukebox encoder; the clip is a held-out one, rendered with a soundfont it never"
-  echo "     heard. On 200 such clips it names the melody instrument 31 % of the time and the key 29 % (tools/demo/README.md); this"
-  echo "     clip was picked as one where the lead instrument, key and tempo come out right. Its accompaniment and style often do not."
-  echo "     A real LLark: the same services on Jukebox-5B and Llama-2-7B-chat weights (README: Make a real LLark)."
+  echo "     heard. On 200 such clips it names the melody instrument 31 % of the time and the key 29 % (tools/demo/README.md)."
+  [ "$clip" = models/clips/demo-heldout-flute-f-major.wav ] &&
+    echo "     This clip (flute lead, F major, 117 BPM, folk in 3/4) was picked as one whose lead instrument, key and tempo it gets right."
+  echo "     A real LLark: the same services on Jukebox-5B and Llama-2-7B-chat weights (README: \"Making your own LLark\")."
 fi
 echo "Q: $question"
 printf 'A: '

@@ -1,3 +1,5 @@
+using LLark.Checkpoints;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLark.Training;
@@ -44,17 +46,22 @@ public sealed class AdamW : IDisposable
         double bias2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         double stepSize = lr / bias1;
         using var noGrad = no_grad();
+        // Every Scalar the native calls read stays alive until the loop ends (see LLark.Checkpoints.KeptScalars: a
+        // temporary one can be finalized by a collection on another thread mid-call).
+        using Scalar decay = (1 - lr * WeightDecay).ToScalar(), beta1 = Beta1.ToScalar(), rest1 = (1 - Beta1).ToScalar(),
+            beta2 = Beta2.ToScalar(), rest2 = (1 - Beta2).ToScalar(), bias2 = bias2Sqrt.ToScalar(), eps = Eps.ToScalar(),
+            step = (-stepSize).ToScalar();
         for (int i = 0; i < parameters.Count; i++)
         {
             Tensor p = parameters[i].Tensor;
             using Tensor? grad = p.grad;
             if (grad is null) continue;
             using var scope = NewDisposeScope();
-            if (WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
-            expAvg[i].mul_(Beta1).add_(grad, alpha: 1 - Beta1);
-            expAvgSq[i].mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
-            Tensor denom = expAvgSq[i].sqrt().div_(bias2Sqrt).add_(Eps);
-            p.addcdiv_(expAvg[i], denom, value: -stepSize);
+            if (WeightDecay != 0) p.mul_(decay);
+            expAvg[i].mul_(beta1).add_(grad, alpha: rest1);
+            expAvgSq[i].mul_(beta2).addcmul_(grad, grad, value: rest2);
+            Tensor denom = expAvgSq[i].sqrt().div_(bias2).add_(eps, KeptScalars.One);
+            p.addcdiv_(expAvg[i], denom, value: step);
         }
     }
 
@@ -81,7 +88,8 @@ public static class Gradients
         Tensor total = stack(grads.Select(g => g.norm()).ToArray()).norm();
         if (maxNorm is { } max)
         {
-            Tensor coef = total.add(1e-6).reciprocal_().mul_(max).clamp_max_(1.0);
+            using Scalar tiny = 1e-6.ToScalar(), limit = max.ToScalar(), one = 1.0.ToScalar();
+            Tensor coef = total.add(tiny, KeptScalars.One).reciprocal_().mul_(limit).clamp_max_(one);
             foreach (Tensor g in grads) g.mul_(coef);
         }
         return total.item<float>();

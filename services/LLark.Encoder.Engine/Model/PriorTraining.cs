@@ -217,20 +217,24 @@ public sealed class PriorTrainer : IDisposable
             grads = autograd.grad([loss], [.. parameters.Select(p => p.Value)]);
         }
         using var noGrad = no_grad();
-        double norm = Math.Sqrt(grads.Sum(g => g.pow(2).sum().item<float>()));
+        double norm = Math.Sqrt(grads.Sum(g => g.square().sum().item<float>()));
         // torch.nn.utils.clip_grad_norm_'s factor.
         double clip = norm > options.ClipNorm ? options.ClipNorm / (norm + 1e-6) : 1.0;
         Step++;
         double lr = options.LearningRate * (options.WarmupSteps == 0 ? 1.0 : Math.Min(1.0, Step / (double)options.WarmupSteps));
         double bias1 = 1 - Math.Pow(options.Beta1, Step), bias2 = 1 - Math.Pow(options.Beta2, Step);
+        // Scalars that outlive the native calls reading them (see LLark.Checkpoints.KeptScalars).
+        using Scalar clipBy = clip.ToScalar(), beta1 = options.Beta1.ToScalar(), rest1 = (1 - options.Beta1).ToScalar(),
+            beta2 = options.Beta2.ToScalar(), rest2 = (1 - options.Beta2).ToScalar(), bias2Sqrt = Math.Sqrt(bias2).ToScalar(),
+            eps = options.Epsilon.ToScalar(), step = (-lr / bias1).ToScalar();
         for (int i = 0; i < parameters.Length; i++)
         {
-            Tensor g = clip < 1.0 ? grads[i].mul(clip) : grads[i];
-            firstMoments[i].mul_(options.Beta1).add_(g, alpha: 1 - options.Beta1);
-            secondMoments[i].mul_(options.Beta2).addcmul_(g, g, value: 1 - options.Beta2);
+            Tensor g = clip < 1.0 ? grads[i].mul(clipBy) : grads[i];
+            firstMoments[i].mul_(beta1).add_(g, alpha: rest1);
+            secondMoments[i].mul_(beta2).addcmul_(g, g, value: rest2);
             // torch.optim.Adam: p -= lr / bias1 · m / (√v / √bias2 + eps)
-            Tensor denominator = secondMoments[i].sqrt().div_(Math.Sqrt(bias2)).add_(options.Epsilon);
-            parameters[i].Value.addcdiv_(firstMoments[i], denominator, value: -lr / bias1);
+            Tensor denominator = secondMoments[i].sqrt().div_(bias2Sqrt).add_(eps, KeptScalars.One);
+            parameters[i].Value.addcdiv_(firstMoments[i], denominator, value: step);
         }
         return (loss.item<float>(), norm);
     }
