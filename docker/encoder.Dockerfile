@@ -44,13 +44,15 @@ ENV DOTNET_ROOT=/usr/share/dotnet \
 FROM runtime-${TORCH_BACKEND} AS final
 WORKDIR /app
 COPY --from=build /app ./
-# The bundled tiny random-weight Jukebox (0.6 MB), so that the image answers (with noise) before any volume is mounted.
-COPY models/jukebox-tiny/ /opt/llark/models/jukebox-tiny/
+# The bundled demo Jukebox (0.75 MB), the demo LLark's encoder, so that the image answers before any volume is mounted.
+# It pools at the 5 fps the demo LLark was trained on; a real Jukebox-5B deployment sets LLark__Encoder__Fps=25.
+COPY models/jukebox-demo/ /opt/llark/models/jukebox-demo/
 # ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults).
 ENV ASPNETCORE_HTTP_PORTS= \
     LLark__Listen__GrpcPort=5002 \
     LLark__Listen__HttpPort=9464 \
-    LLark__Encoder__ModelPath=/opt/llark/models/jukebox-tiny \
+    LLark__Encoder__ModelPath=/opt/llark/models/jukebox-demo \
+    LLark__Encoder__Fps=5 \
     LLark__Encoder__Cache__Directory=/var/cache/llark-encoder
 # The disk tier of the embedding cache: the app's own folder is not writable by its user; Kubernetes mounts a volume here.
 RUN mkdir -p /var/cache/llark-encoder && chown 1654:1654 /var/cache/llark-encoder

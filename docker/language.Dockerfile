@@ -44,13 +44,13 @@ ENV DOTNET_ROOT=/usr/share/dotnet \
 FROM runtime-${TORCH_BACKEND} AS final
 WORKDIR /app
 COPY --from=build /app ./
-# The bundled tiny untrained model (6 MB), so that the image answers (with noise) before any volume is mounted.
-COPY models/llark-tiny-untrained/ /opt/llark/models/llark-tiny-untrained/
+# The bundled demo LLark (57 MB; models/README.md), so that the image answers before any volume is mounted.
+COPY models/llark-demo/ /opt/llark/models/llark-demo/
 # ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults).
 ENV ASPNETCORE_HTTP_PORTS= \
     LLark__Listen__GrpcPort=5001 \
     LLark__Listen__HttpPort=9464 \
-    LLark__Language__ModelPath=/opt/llark/models/llark-tiny-untrained
+    LLark__Language__ModelPath=/opt/llark/models/llark-demo
 EXPOSE 5001 9464
 USER 1654
 ENTRYPOINT ["dotnet", "LLark.Language.Service.dll"]

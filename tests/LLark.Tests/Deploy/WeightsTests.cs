@@ -14,8 +14,8 @@ public sealed class WeightsTests
 {
     private static readonly Dictionary<string, string> BundledModels = new(StringComparer.Ordinal)
     {
-        ["language"] = "llark-tiny-untrained",
-        ["encoder"] = "jukebox-tiny",
+        ["language"] = "llark-demo",
+        ["encoder"] = "jukebox-demo",
     };
 
     private static readonly string[] ReadOnlyMany = ["ReadOnlyMany"];
@@ -29,6 +29,17 @@ public sealed class WeightsTests
 
     private static ProcessRun.Output Verify(string folder, string manifest) =>
         ProcessRun.Run("sh", [Script, folder, manifest], "a POSIX shell with coreutils runs verify-weights.sh");
+
+    [Fact]
+    public void TheDevEncoderAndTheEncoderImagePoolAtTheFrameRateTheBundledLLarkWasTrainedOn()
+    {
+        // A language service refuses embeddings at another rate, so a mismatch here would fail every request.
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(RepoPaths.Root, "models", BundledModels["language"], "config.json")))!;
+        string fps = ((double)config["mm_audio_fps"]!).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Container encoder = Kustomize.Overlay("dev-cpu").Workload("encoder").Container("encoder");
+        Assert.Equal(fps, encoder.Env["LLark__Encoder__Fps"]);
+        Assert.Equal(fps, Dockerfile.Load("encoder").FinalEnv()["LLark__Encoder__Fps"]);
+    }
 
     [Theory]
     [MemberData(nameof(Services))]
