@@ -68,10 +68,10 @@ echo "run: encoder, language and gateway are SERVING (logs in $state/logs; stop 
 [ "${LLARK_NO_ASK:-0}" = 1 ] && exit 0
 if [ "$language_model" = "$root/models/llark-demo" ]; then
   echo "run: models/llark-demo is a small demonstration LLark (14 M parameters) trained on this machine by tools/make-demo.sh on"
-  echo "     synthetic General MIDI music, with a tiny Jukebox encoder; the clip is a held-out one, rendered with a soundfont it never"
-  echo "     heard. On 200 such clips it names the melody instrument 31 % of the time and the key 29 % (tools/demo/README.md)."
+  echo "     synthetic General MIDI music, with a tiny Jukebox encoder. On 200 held-out clips, rendered with a soundfont it never"
+  echo "     heard, it names the melody instrument 31 % of the time and the key 29 % (tools/demo/README.md)."
   [ "$clip" = models/clips/demo-heldout-flute-f-major.wav ] &&
-    echo "     This clip (flute lead, F major, 117 BPM, folk in 3/4) was picked as one whose lead instrument, key and tempo it gets right."
+    echo "     The bundled clip is one of them (flute lead, F major, 117 BPM, folk in 3/4), picked as one whose lead instrument, key and tempo it gets right."
   echo "     A real LLark: the same services on Jukebox-5B and Llama-2-7B-chat weights (README: \"Making your own LLark\")."
 fi
 echo "Q: $question"

@@ -18,9 +18,10 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LLark.Tests.EndToEnd;
 
 /// <summary>
-/// The whole system on loopback as tools/run.sh starts it: the real encoder service (the bundled tiny Jukebox, a
-/// durable disk cache), the real language service (the bundled untrained tiny LLark) and the real gateway with keys.
-/// Every call below goes through the gateway.
+/// The whole system on loopback as tools/run.sh starts it, on the tiny models whose numbers the tests pin: the real
+/// encoder service (the tiny Jukebox, a durable disk cache), the real language service (the untrained tiny LLark) and
+/// the real gateway with keys. Every call below goes through the gateway. DemoSystemTests runs the main job itself on
+/// the bundled demo models.
 /// </summary>
 public sealed class SystemFixture : IAsyncLifetime, IDisposable
 {
