@@ -88,8 +88,8 @@ public static class Gradients
         Tensor total = stack(grads.Select(g => g.norm()).ToArray()).norm();
         if (maxNorm is { } max)
         {
-            using Scalar tiny = 1e-6.ToScalar(), limit = max.ToScalar(), one = 1.0.ToScalar();
-            Tensor coef = total.add(tiny, KeptScalars.One).reciprocal_().mul_(limit).clamp_max_(one);
+            using Scalar tiny = 1e-6.ToScalar(), limit = max.ToScalar();
+            Tensor coef = total.add(tiny, KeptScalars.One).reciprocal_().mul_(limit).clamp_max_(KeptScalars.One);
             foreach (Tensor g in grads) g.mul_(coef);
         }
         return total.item<float>();

@@ -211,7 +211,6 @@ public sealed class TrainableLLark : IDisposable
         }
     }
 
-    /// <summary>nn.Linear's default: weight and bias uniform in ±1/sqrt(in_features).</summary>
     /// <summary>W' = W·diag(1/σ), b' = b − W'·μ: the projector of standardised frames, as one Linear of the raw ones.</summary>
     internal static void StandardizeProjector(AudioProjector proj, float[] mean, float[] std)
     {
@@ -227,6 +226,7 @@ public sealed class TrainableLLark : IDisposable
         bias.sub_(shift);
     }
 
+    /// <summary>nn.Linear's default: weight and bias uniform in ±1/sqrt(in_features).</summary>
     private static void InitProjector(AudioProjector proj, Generator generator)
     {
         Dictionary<string, Tensor> p = proj.CheckpointParameters();
@@ -358,7 +358,7 @@ public sealed class TrainableLLark : IDisposable
         using Tensor? delta = lora?.Merged(name);
         if (delta is null) return value.detach().cpu().contiguous();
         using var noGrad = no_grad();
-        return value.detach().add(delta).to(value.dtype).cpu().contiguous();
+        return value.detach().add(delta, KeptScalars.One).to(value.dtype).cpu().contiguous();
     }
 
     private int AddedId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id

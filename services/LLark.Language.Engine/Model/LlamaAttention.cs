@@ -77,8 +77,7 @@ internal sealed class LlamaAttention : nn.Module
     /// <summary>Query row r (step r % t, at position start + r % t) may see keys at positions up to its own.</summary>
     internal static Tensor CausalMask(long t, int group, int start, Device device)
     {
-        using Scalar offset = start.ToScalar(); // disposed after the call, so alive through it (see KeptScalars)
-        Tensor queryPos = arange(t, dtype: ScalarType.Int64, device: device).repeat(group).add_(offset);
+        Tensor queryPos = arange(start, start + t, dtype: ScalarType.Int64, device: device).repeat(group);
         Tensor keyPos = arange(start + t, dtype: ScalarType.Int64, device: device);
         return keyPos.unsqueeze(0).le(queryPos.unsqueeze(1));
     }

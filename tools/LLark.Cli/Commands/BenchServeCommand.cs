@@ -76,8 +76,8 @@ internal static class BenchServeCommand
                 await Measure(client, 1, newTokens, audioFrames, ct).ConfigureAwait(false);
                 await Measure(client, counts.Max(), newTokens, audioFrames, ct).ConfigureAwait(false);
                 // One stream runs the same requests (the same seeds) as the widest row, one after another, so that every row
-                // does the same work per request: a request that stops early (a stop string drawn at random) shortens
-                // both its sequential run and its concurrent one.
+                // does the same work per request. With ignore_eos no stop string applies, so every request should run to
+                // --new-tokens; the "stopped early" column shows any that did not.
                 int baselineRequests = counts.Max();
                 var rows = new List<Row>();
                 foreach (int n in counts)
@@ -168,7 +168,7 @@ internal static class BenchServeCommand
         foreach (Row r in rows)
             Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {r.Requests,8}  {r.AggregateTokensPerSecond,15:F1}  {r.PerStreamTokensPerSecond,16:F1}  {r.TtftP50Ms,11:F1}  {r.TtftP99Ms,11:F1}  {r.StoppedEarly,13}  {r.Speedup,10:F2}x"));
         if (rows.Any(r => r.Streams == 1))
-            Console.WriteLine(string.Create(inv, $"1 stream: the {rows.First(r => r.Streams == 1).Requests} requests of the widest row (same seeds), one at a time; stopped early: a stop string drawn before the token budget"));
+            Console.WriteLine(string.Create(inv, $"1 stream: the {rows.First(r => r.Streams == 1).Requests} requests of the widest row (same seeds), one at a time; stopped early: requests that ended before --new-tokens"));
     }
 
     /// <summary>A random LLark checkpoint of the given Llama shape with a projector from <paramref name="audioWidth"/> (4800: Jukebox-5B) at 25 fps.</summary>
