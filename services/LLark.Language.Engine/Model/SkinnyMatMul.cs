@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -63,12 +64,31 @@ internal static unsafe class SkinnyMatMul
         }
     }
 
+    /// <summary>Whether the 16-lane paths run (AVX-512 on x64); elsewhere the products take 8-lane vectors.</summary>
+    internal static bool Wide => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    /// <summary>
+    /// The lane sum every 16-lane dot product here ends with, in one fixed order: adjacent lanes in pairs, the two pairs
+    /// of each 128-bit quarter, quarters 0 + 1 and 2 + 3, then those two. The batched products reduce many vectors at
+    /// once in this same order (<see cref="DecodeStep"/>'s transposed sum), which is what keeps their results bit for
+    /// bit those of <see cref="Dot"/>; the order is spelled out here rather than left to <c>Vector512.Sum</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Sum(Vector512<float> v)
+    {
+        v += Avx512F.Permute4x32(v, 0b10_11_00_01);
+        v += Avx512F.Permute4x32(v, 0b01_00_11_10);
+        v += Avx512F.Shuffle4x128(v, v, 0b10_11_00_01);
+        v += Avx512F.Shuffle4x128(v, v, 0b01_00_11_10);
+        return v.ToScalar();
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Dot(float* a, float* b, int k)
     {
         int j = 0;
         float sum = 0;
-        if (Vector512.IsHardwareAccelerated && k >= 16)
+        if (Wide && k >= 16)
         {
             Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
             for (; j + 32 <= k; j += 32)
@@ -78,7 +98,7 @@ internal static unsafe class SkinnyMatMul
             }
             for (; j + 16 <= k; j += 16)
                 acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + j), Vector512.Load(b + j), acc0);
-            sum = Vector512.Sum(acc0 + acc1);
+            sum = Sum(acc0 + acc1);
         }
         else if (Vector256.IsHardwareAccelerated && k >= 8)
         {

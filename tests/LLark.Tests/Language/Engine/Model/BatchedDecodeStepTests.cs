@@ -134,6 +134,29 @@ public sealed unsafe class BatchedDecodeStepTests
     }
 
     [Fact]
+    public void TheLaneSumAddsInItsDocumentedOrder()
+    {
+        // Without AVX-512 the products take 8-lane vectors and this sum is never used.
+        if (!SkinnyMatMul.Wide) return;
+        // Lanes of very different sizes, so that another order of the same additions rounds differently.
+        var random = new Random(11);
+        int differs = 0;
+        for (int trial = 0; trial < 200; trial++)
+        {
+            float[] l = [.. Enumerable.Range(0, 16).Select(_ => (float)((random.NextDouble() - 0.5) * Math.Pow(2, random.Next(-20, 20))))];
+            float Quarter(int q) => (l[4 * q] + l[4 * q + 1]) + (l[4 * q + 2] + l[4 * q + 3]);
+            float expected = (Quarter(0) + Quarter(1)) + (Quarter(2) + Quarter(3));
+            float actual = SkinnyMatMul.Sum(System.Runtime.Intrinsics.Vector512.Create(l));
+            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual), $"trial {trial}: {actual}, expected {expected}");
+            float leftToRight = 0;
+            foreach (float v in l) leftToRight += v;
+            if (leftToRight != expected) differs++;
+        }
+        // The data does tell orders apart.
+        Assert.True(differs > 50, $"only {differs} of 200 sums depend on the order");
+    }
+
+    [Fact]
     public void ARowWhoseContextIsFullIsRefusedBeforeAnyRowAdvances()
     {
         using LlamaForCausalLM model = LlamaFidelityTests.Load("llama-tiny/llama-gqa-fp32-sharded");
