@@ -143,11 +143,17 @@ internal sealed unsafe partial class DecodeStep
                 int i = 0;
                 for (; i + 2 <= m; i += 2)
                 {
-                    Dot4x2(w0, w0 + k, w0 + 2 * k, w0 + 3 * k, x + (long)i * k, x + (long)(i + 1) * k, k, d);
-                    for (int c = 0; c < 4; c++)
+                    Vector256<float> dots = Dot4x2(w0, w0 + k, w0 + 2 * k, w0 + 3 * k, x + (long)i * k, x + (long)(i + 1) * k, k, d);
+                    float* y0 = y + (long)i * n + r, y1 = y0 + n;
+                    if (accumulate)
                     {
-                        Put(y, (long)i * n + r + c, d[c], accumulate);
-                        Put(y, (long)(i + 1) * n + r + c, d[4 + c], accumulate);
+                        (Vector128.Load(y0) + dots.GetLower()).Store(y0);
+                        (Vector128.Load(y1) + dots.GetUpper()).Store(y1);
+                    }
+                    else
+                    {
+                        dots.GetLower().Store(y0);
+                        dots.GetUpper().Store(y1);
                     }
                 }
                 for (; i < m; i++)
@@ -170,7 +176,8 @@ internal sealed unsafe partial class DecodeStep
         void Rows(int start, int end)
         {
             float* gateLimit = gateUp + (long)end * k, upLimit = gateUp + (long)(n + end) * k;
-            float* d = stackalloc float[8];
+            // Tiles put [g0·x0, g1·x0, u0·x0, u1·x0, g0·x1, g1·x1, u0·x1, u1·x1] in d; silu runs over all eight lanes.
+            float* d = stackalloc float[8], sd = stackalloc float[8];
             int r = start;
             if (Blocked(k))
             {
@@ -182,17 +189,22 @@ internal sealed unsafe partial class DecodeStep
                     int i = 0;
                     for (; i + 2 <= m; i += 2)
                     {
-                        Dot4x2(g0, g0 + k, u0, u0 + k, x + (long)i * k, x + (long)(i + 1) * k, k, d);
-                        hb[(long)i * n + r] = Silu(d[0]) * d[2];
-                        hb[(long)i * n + r + 1] = Silu(d[1]) * d[3];
-                        hb[(long)(i + 1) * n + r] = Silu(d[4]) * d[6];
-                        hb[(long)(i + 1) * n + r + 1] = Silu(d[5]) * d[7];
+                        Vector256<float> dots = Dot4x2(g0, g0 + k, u0, u0 + k, x + (long)i * k, x + (long)(i + 1) * k, k, d);
+                        dots.Store(d);
+                        Silu(dots).Store(sd);
+                        hb[(long)i * n + r] = sd[0] * d[2];
+                        hb[(long)i * n + r + 1] = sd[1] * d[3];
+                        hb[(long)(i + 1) * n + r] = sd[4] * d[6];
+                        hb[(long)(i + 1) * n + r + 1] = sd[5] * d[7];
                     }
                     for (; i < m; i++)
                     {
                         float* xi = x + (long)i * k;
-                        hb[(long)i * n + r] = Silu(SkinnyMatMul.Dot(g0, xi, k)) * SkinnyMatMul.Dot(u0, xi, k);
-                        hb[(long)i * n + r + 1] = Silu(SkinnyMatMul.Dot(g0 + k, xi, k)) * SkinnyMatMul.Dot(u0 + k, xi, k);
+                        d[0] = SkinnyMatMul.Dot(g0, xi, k);
+                        d[1] = SkinnyMatMul.Dot(g0 + k, xi, k);
+                        Silu(Vector256.Load(d)).Store(sd);
+                        hb[(long)i * n + r] = sd[0] * SkinnyMatMul.Dot(u0, xi, k);
+                        hb[(long)i * n + r + 1] = sd[1] * SkinnyMatMul.Dot(u0 + k, xi, k);
                     }
                 }
             }
@@ -204,7 +216,9 @@ internal sealed unsafe partial class DecodeStep
                 for (int i = 0; i < m; i++)
                 {
                     float* xi = x + (long)i * k;
-                    hb[(long)i * n + r] = Silu(SkinnyMatMul.Dot(gate, xi, k)) * SkinnyMatMul.Dot(up, xi, k);
+                    d[0] = SkinnyMatMul.Dot(gate, xi, k);
+                    Silu(Vector256.Load(d)).Store(sd);
+                    hb[(long)i * n + r] = sd[0] * SkinnyMatMul.Dot(up, xi, k);
                 }
             }
         }
@@ -215,10 +229,6 @@ internal sealed unsafe partial class DecodeStep
             Rows(start, end);
         });
     }
-
-    /// <summary>silu(g) as the batch-1 step computes it.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Silu(float g) => g / (1f + MathF.Exp(-g));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Put(float* y, long at, float v, bool accumulate) => y[at] = accumulate ? y[at] + v : v;
@@ -250,10 +260,12 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>
-    /// d[4 * j + c] = w_c · x_j for four weight rows and two activation rows of length k, each summed exactly as
-    /// <see cref="SkinnyMatMul.Dot"/>(w_c, x_j, k) sums it (its 16-lane path; see <see cref="Blocked"/>).
+    /// Lane 4 * j + c = w_c · x_j for four weight rows and two activation rows of length k, each summed exactly as
+    /// <see cref="SkinnyMatMul.Dot"/>(w_c, x_j, k) sums it (its 16-lane path; see <see cref="Blocked"/>); d is eight
+    /// floats of scratch for a scalar tail.
     /// </summary>
-    private static void Dot4x2(float* w0, float* w1, float* w2, float* w3, float* x0, float* x1, int k, float* d)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Dot4x2(float* w0, float* w1, float* w2, float* w3, float* x0, float* x1, int k, float* d)
     {
         Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default, a01 = default, a11 = default, a21 = default, a31 = default;
         Vector512<float> b00 = default, b10 = default, b20 = default, b30 = default, b01 = default, b11 = default, b21 = default, b31 = default;
@@ -303,7 +315,9 @@ internal sealed unsafe partial class DecodeStep
             a30 = Vector512.FusedMultiplyAdd(v, p0, a30);
             a31 = Vector512.FusedMultiplyAdd(v, p1, a31);
         }
-        Sum8(a00 + b00, a10 + b10, a20 + b20, a30 + b30, a01 + b01, a11 + b11, a21 + b21, a31 + b31).Store(d);
+        Vector256<float> sums = Sum8(a00 + b00, a10 + b10, a20 + b20, a30 + b30, a01 + b01, a11 + b11, a21 + b21, a31 + b31);
+        if (j == k) return sums;
+        sums.Store(d);
         for (; j < k; j++)
         {
             d[0] += w0[j] * x0[j];
@@ -315,5 +329,6 @@ internal sealed unsafe partial class DecodeStep
             d[6] += w2[j] * x1[j];
             d[7] += w3[j] * x1[j];
         }
+        return Vector256.Load(d);
     }
 }

@@ -159,20 +159,34 @@ internal sealed unsafe partial class DecodeStep
         }
     }
 
+    /// <summary>
+    /// silu(g) = g / (1 + exp(-g)) in every lane, with <c>Vector256.Exp</c>: lane by lane, so a lane's result depends on
+    /// its own input only, and the batch-1 step (eight rows at a time) and the batched tiles (four outputs at a time)
+    /// get the same bits. One vector exp for eight outputs: scalar <c>MathF.Exp</c> calls were a fifth of a prefill's time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Silu(Vector256<float> g) => g / (Vector256<float>.One + Vector256.Exp(-g));
+
     /// <summary>hb[r] = silu(gate[r] · x) * (up[r] · x); gateUp is [2n, k], gate rows first.</summary>
     private static void SwiGlu(float* gateUp, float* x, float* hb, int n, int k)
     {
         void Rows(int start, int end)
         {
             float* gateLimit = gateUp + (long)end * k, upLimit = gateUp + (long)(n + end) * k;
-            for (int r = start; r < end; r++)
+            float* g = stackalloc float[8], u = stackalloc float[8], h = stackalloc float[8];
+            for (int r0 = start; r0 < end; r0 += 8)
             {
-                float* gate = gateUp + (long)r * k, up = gateUp + (long)(n + r) * k;
-                Prefetch(gate + PrefetchAhead, k, gateLimit);
-                Prefetch(up + PrefetchAhead, k, upLimit);
-                float g = SkinnyMatMul.Dot(gate, x, k);
-                float u = SkinnyMatMul.Dot(up, x, k);
-                hb[r] = g / (1f + MathF.Exp(-g)) * u;
+                int count = Math.Min(8, end - r0);
+                for (int c = 0; c < count; c++)
+                {
+                    float* gate = gateUp + (long)(r0 + c) * k, up = gateUp + (long)(n + r0 + c) * k;
+                    Prefetch(gate + PrefetchAhead, k, gateLimit);
+                    Prefetch(up + PrefetchAhead, k, upLimit);
+                    g[c] = SkinnyMatMul.Dot(gate, x, k);
+                    u[c] = SkinnyMatMul.Dot(up, x, k);
+                }
+                (Silu(Vector256.Load(g)) * Vector256.Load(u)).Store(h);
+                for (int c = 0; c < count; c++) hb[r0 + c] = h[c];
             }
         }
         if (2L * n * k < MinParallelElements) Rows(0, n);

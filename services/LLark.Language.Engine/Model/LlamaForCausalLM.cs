@@ -59,14 +59,23 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         int t = (int)inputsEmbeds.shape[1];
         if (t == 0) throw new ArgumentException("inputs_embeds holds no tokens");
         cache.EnsureRoom(t);
-        if (t == 1 && hiddenStates is null && cache.BatchSize == 1 && decodeStep.Value is { } step)
+        if (hiddenStates is null && cache.BatchSize == 1 && !HasAdapters && decodeStep.Value is { } step)
         {
-            using Tensor row = inputsEmbeds.to(ScalarType.Float32).contiguous();
-            Tensor output = empty([1, 1, Config.VocabSize], dtype: ScalarType.Float32);
-            step.Run((float*)NativeTensor.DataPointer(row), cache, (float*)NativeTensor.DataPointer(output));
+            using Tensor rows = inputsEmbeds.to(ScalarType.Float32).contiguous();
+            Tensor output = empty([1, lastOnly ? 1 : t, Config.VocabSize], dtype: ScalarType.Float32);
+            float* input = (float*)NativeTensor.DataPointer(rows), logits = (float*)NativeTensor.DataPointer(output);
+            if (t == 1) step.Run(input, cache, logits);
+            else step.Prefill(input, t, cache, logits, lastOnly);
             return output;
         }
+        return ForwardLibTorch(inputsEmbeds, cache, lastOnly, hiddenStates);
+    }
 
+    /// <summary><see cref="Forward"/> through libtorch's ops, whatever the model's dtype and device (the reference the managed steps are held to).</summary>
+    internal Tensor ForwardLibTorch(Tensor inputsEmbeds, KvCache cache, bool lastOnly = true, List<Tensor>? hiddenStates = null)
+    {
+        int t = (int)inputsEmbeds.shape[1];
+        cache.EnsureRoom(t);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Tensor x = inputsEmbeds.dtype == DType ? inputsEmbeds : inputsEmbeds.to(DType);
@@ -106,6 +115,9 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
         return logits.MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether any layer has training-time adapters, which only the libtorch path applies.</summary>
+    private bool HasAdapters => model.Blocks.Any(b => b.Attention.Adapters is not null || b.Mlp.Adapters is not null);
 
     /// <summary>Sets (or, with null, removes) the training-time projection adapters of decoder layer <paramref name="layer"/>.</summary>
     internal void SetAdapters(int layer, ProjectionAdapters? adapters)

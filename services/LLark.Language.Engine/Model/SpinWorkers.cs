@@ -17,7 +17,7 @@ internal sealed class SpinWorkers
     private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 2000;
 
     /// <summary>Parts a job is cut into per thread.</summary>
-    private const int PartsPerThread = 4;
+    internal const int PartsPerThread = 4;
 
     public static readonly SpinWorkers Shared = new(Math.Max(0, Math.Min(Environment.ProcessorCount, 16) - 1));
 

@@ -9,8 +9,9 @@ using static TorchSharp.torch;
 namespace LLark.Cli.Commands;
 
 /// <summary>
-/// <c>llark bench batch</c>: the batched decode step alone (<see cref="LlamaForCausalLM.DecodeBatch"/>: no service, no
-/// sampling) at several batch sizes; prints milliseconds a step and aggregate tokens/s.
+/// <c>llark bench batch</c>: the batched decode step alone (<see cref="LlamaForCausalLM.DecodeBatch(IReadOnlyList{int}, BatchKvCache)"/>: no service, no
+/// sampling) at several batch sizes; prints milliseconds a step and aggregate tokens/s, and the prefill of one
+/// <c>--context</c>-row prompt by the managed kernels and by libtorch on one thread (the service's default).
 /// </summary>
 internal static class BenchBatchCommand
 {
@@ -28,6 +29,8 @@ internal static class BenchBatchCommand
     }
 
     private sealed record Row(int Batch, double StepMs, double TokensPerSecond, double Speedup);
+
+    private sealed record Prefill(int Rows, double ManagedMs, double LibTorchOneThreadMs);
 
     private static int Run(string shapeName, string batchList, int context, int steps, bool json)
     {
@@ -47,9 +50,10 @@ internal static class BenchBatchCommand
             double baseline = rows.FirstOrDefault(r => r.Batch == 1)?.TokensPerSecond ?? (n == 1 ? rate : double.NaN);
             rows.Add(new Row(n, ms, rate, rate / baseline));
         }
+        var prefill = new Prefill(context, TimePrefill(model, context, managed: true), TimePrefill(model, context, managed: false));
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new { shape = shapeName, context, steps, rows }));
+            Console.WriteLine(JsonSerializer.Serialize(new { shape = shapeName, context, steps, rows, prefill }));
             return ExitCodes.Ok;
         }
         var inv = CultureInfo.InvariantCulture;
@@ -57,7 +61,29 @@ internal static class BenchBatchCommand
         Console.WriteLine("batch  ms/step  aggregate tok/s  vs batch 1");
         foreach (Row r in rows)
             Console.WriteLine(string.Create(inv, $"{r.Batch,5}  {r.StepMs,7:F2}  {r.TokensPerSecond,15:F1}  {r.Speedup,9:F2}x"));
+        Console.WriteLine(string.Create(inv,
+            $"prefill of {prefill.Rows} rows (last position's logits), median of 16: managed {prefill.ManagedMs:F2} ms, libtorch on one thread {prefill.LibTorchOneThreadMs:F2} ms"));
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Median milliseconds of a prefill of <paramref name="rows"/> random embeddings into an empty cache, after 8 warm-up runs.</summary>
+    private static double TimePrefill(LlamaForCausalLM model, int rows, bool managed)
+    {
+        using KvCache cache = model.NewCache(rows);
+        using Tensor embeds = randn(1, rows, model.Config.HiddenSize) * 0.02;
+        using var threads = TorchThreadScope.Use(1);
+        var times = new List<double>();
+        for (int s = 0; s < 24; s++)
+        {
+            cache.Reset();
+            using var scope = NewDisposeScope();
+            long start = Stopwatch.GetTimestamp();
+            if (managed) model.Forward(embeds, cache, lastOnly: true);
+            else model.ForwardLibTorch(embeds, cache, lastOnly: true);
+            if (s >= 8) times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+        times.Sort();
+        return times[times.Count / 2];
     }
 
     /// <summary>Median milliseconds of one step for n sequences, each with <paramref name="context"/> tokens cached.</summary>

@@ -133,6 +133,43 @@ public sealed unsafe class BatchedDecodeStepTests
         }
     }
 
+    [Theory]
+    [InlineData("llama-tiny/llama-mha-fp16", "mha")]
+    [InlineData("llama-tiny/llama-gqa-fp32-sharded", "gqa")]
+    public void TheManagedPrefillIsLibTorchsPrefillAcrossChunksAndOnAFilledCache(string folder, string reference)
+    {
+        var golden = new LlamaReference(reference);
+        // Every prompt back to back: longer than one prefill chunk, so rows meet keys from an earlier chunk.
+        int[] ids = [.. PromptNames.SelectMany(n => LlamaReference.Ints(golden.Prompt(n).GetProperty("ids")))];
+        Assert.True(ids.Length > DecodeStep.PrefillChunk + 10, $"{ids.Length} ids");
+        using LlamaForCausalLM model = LlamaFidelityTests.Load(folder);
+        Assert.True(model.DecodesInManagedCode);
+        int vocab = model.Config.VocabSize, split = DecodeStep.PrefillChunk + 5;
+        using KvCache managed = model.NewCache(256), viaTorch = model.NewCache(256);
+        using var scope = NewDisposeScope();
+        Tensor Embeds(int from, int count) => model.Embed(tensor(ids[from..(from + count)].Select(i => (long)i).ToArray()).unsqueeze(0));
+
+        // Every position of a first piece, then the last position of the rest on top of it.
+        float[] all = model.Forward(Embeds(0, split), managed, lastOnly: false).data<float>().ToArray();
+        float[] allTorch = model.ForwardLibTorch(Embeds(0, split), viaTorch, lastOnly: false).data<float>().ToArray();
+        Assert.Equal(split * vocab, all.Length);
+        AssertClose(allTorch, all, $"{folder}: every position of {split} rows");
+        int rest = ids.Length - split;
+        float[] last = model.Forward(Embeds(split, rest), managed, lastOnly: true).data<float>().ToArray();
+        float[] lastTorch = model.ForwardLibTorch(Embeds(split, rest), viaTorch, lastOnly: true).data<float>().ToArray();
+        Assert.Equal(vocab, last.Length);
+        AssertClose(lastTorch, last, $"{folder}: last of {rest} rows after {split}");
+        Assert.Equal(ids.Length, managed.Length);
+
+        // The keys and values the prefill wrote are the ones the next decode step reads.
+        var next = new float[vocab];
+        var nextTorch = new float[vocab];
+        int token = TokenSampler.ArgMax(last);
+        model.DecodeToken(token, managed, next);
+        model.DecodeToken(token, viaTorch, nextTorch);
+        AssertClose(nextTorch, next, $"{folder}: the decode step after the prefill");
+    }
+
     [Fact]
     public void TheLaneSumAddsInItsDocumentedOrder()
     {

@@ -1,0 +1,112 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>
+/// The prefill of one sequence (a prompt of t rows after the cache's current positions) with the decode step's own
+/// kernels: the rows go through the layers together, <see cref="PrefillChunk"/> at a time, so every weight row is read
+/// once per chunk and multiplied with all of its rows in the 4 x 2 tiles the batched step uses.
+/// </summary>
+/// <remarks>
+/// libtorch on one thread (the scheduler prefills with one, see <c>SchedulerOptions.PrefillThreads</c>) took about 30 ms
+/// for a 70-row stories15M-shaped prompt, mostly in per-op overhead: a forward is some 40 tensor calls a layer. Row i
+/// attends causally over the cache and rows 0..i, each head as <see cref="AttendHead"/> does it for a decode step; the
+/// arithmetic is the libtorch prefill's in another summation order (float32 throughout).
+/// </remarks>
+internal sealed unsafe partial class DecodeStep
+{
+    /// <summary>Prompt rows per pass through the layers (bounds the scratch: rows × the widest activation).</summary>
+    internal const int PrefillChunk = 64;
+
+    [ThreadStatic] private static float[]? prefillScratch;
+
+    /// <summary>
+    /// Runs the embedding rows <paramref name="rows"/> [t, hidden] at the cache's next positions, appends their keys and
+    /// values, advances the cache by t and writes float32 logits: [t, vocab], or [1, vocab] for the last row only when
+    /// <paramref name="lastOnly"/>.
+    /// </summary>
+    public void Prefill(float* rows, int t, KvCache cache, float* logits, bool lastOnly)
+    {
+        if (cache.BatchSize != 1) throw new ArgumentException("the prefill runs one sequence");
+        ArgumentOutOfRangeException.ThrowIfLessThan(t, 1);
+        (Tensor k0, _) = cache.Layer(0);
+        if (k0.dtype != ScalarType.Float32 || k0.device_type != DeviceType.CPU || k0.shape[1] != kvHeads || k0.shape[3] != headDim || !k0.is_contiguous())
+            throw new ArgumentException("the cache does not belong to this model");
+        cache.EnsureRoom(t);
+        for (int done = 0; done < t; done += PrefillChunk)
+        {
+            int m = Math.Min(PrefillChunk, t - done);
+            float* output = lastOnly ? (done + m == t ? logits : null) : logits + (long)done * vocab;
+            PrefillChunkRows(rows + (long)done * dim, m, cache, output, lastOnly);
+        }
+    }
+
+    private void PrefillChunkRows(float* rows, int m, KvCache cache, float* logits, bool lastOnly)
+    {
+        int start = cache.Length, capacity = cache.Capacity, steps = start + m;
+        int qDim = heads * headDim, kvDim = kvHeads * headDim, qkvDim = qDim + 2 * kvDim;
+        int parts = SpinWorkers.Shared.Parallelism * SpinWorkers.PartsPerThread;
+        int xAt = 0, xbAt = Align(xAt + m * dim), qkvAt = Align(xbAt + m * dim), attnAt = Align(qkvAt + m * qkvDim);
+        int hbAt = Align(attnAt + m * qDim), scoresAt = Align(hbAt + m * ffn);
+        long total = scoresAt + (long)parts * steps;
+        if (total > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(cache), "the prefill's scratch would not fit in one array");
+        if (prefillScratch is null || prefillScratch.Length < total)
+            prefillScratch = GC.AllocateUninitializedArray<float>((int)Math.Min(int.MaxValue, Math.Max(total, 2L * (prefillScratch?.Length ?? 0))), pinned: true);
+        float* s = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(prefillScratch));
+        float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
+
+        new Span<float>(rows, m * dim).CopyTo(new Span<float>(x, m * dim));
+        for (int l = 0; l < layers.Length; l++)
+        {
+            Layer w = layers[l];
+            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
+            MatMul(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
+
+            (Tensor keys, Tensor values) = cache.Layer(l);
+            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
+            for (int i = 0; i < m; i++)
+            {
+                int pos = start + i;
+                float* row = qkv + (long)i * qkvDim, cosRow = cos + (long)pos * headDim, sinRow = signedSin + (long)pos * headDim;
+                for (int h = 0; h < heads + kvHeads; h++) Rope(row + h * headDim, cosRow, sinRow, headDim);
+                for (int j = 0; j < kvHeads; j++)
+                {
+                    long at = ((long)j * capacity + pos) * headDim;
+                    new Span<float>(row + qDim + j * headDim, headDim).CopyTo(new Span<float>(kc + at, headDim));
+                    new Span<float>(row + qDim + kvDim + j * headDim, headDim).CopyTo(new Span<float>(vc + at, headDim));
+                }
+            }
+            PrefillAttention(qkv, kc, vc, attn, scores, m, start, steps, capacity);
+
+            MatMul(w.O, attn, x, m, dim, qDim, accumulate: true);
+            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
+            SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
+            MatMul(w.Down, hb, x, m, dim, ffn, accumulate: true);
+        }
+        cache.Advance(m);
+        if (logits is null) return;
+        int first = lastOnly ? m - 1 : 0, count = m - first;
+        for (int i = first; i < m; i++) RmsNorm(x + (long)i * dim, finalNorm, xb + (long)(i - first) * dim, dim, eps);
+        MatMul(head, xb, logits, count, vocab, dim, accumulate: false);
+    }
+
+    /// <summary>Row i (position start + i) attends over positions 0..start + i; one score row per part in flight.</summary>
+    private void PrefillAttention(float* qkv, float* keys, float* values, float* attn, float* scores, int m, int start, int steps, int capacity)
+    {
+        int d = headDim, group = heads / kvHeads, qkvDim = (heads + 2 * kvHeads) * d, qDim = heads * d;
+        SpinWorkers.Shared.Run((part, parts) =>
+        {
+            (int first, int last) = Split(m * heads, part, parts);
+            float* sc = scores + (long)part * steps;
+            for (int item = first; item < last; item++)
+            {
+                int i = item / heads, h = item % heads;
+                long kv = (long)(h / group) * capacity * d;
+                AttendHead(qkv + (long)i * qkvDim + h * d, keys + kv, values + kv, attn + (long)i * qDim + h * d, sc, start + i + 1, d);
+            }
+        });
+    }
+}
