@@ -25,6 +25,8 @@ public static class EvalScoring
         var byQuestion = new Dictionary<(EvalTask Task, string Question), List<double>>();
         var modelTempo = new List<(double, double)>();
         var baselineTempo = new List<(double, double)>();
+        // Per task, per clip: (question index, parsed value or null) of each answer, for the consistency rows.
+        var parsedByClip = new Dictionary<EvalTask, List<List<(int Question, object? Value)>>>();
         var modelConfusion = new double[2, 12];
         var baselineConfusion = new double[2, 12];
         int unparsedKeys = 0;
@@ -39,12 +41,14 @@ public static class EvalScoring
         {
             var scored = new List<ScoredAnswer>();
             var tasks = clip.Tasks.ToHashSet();
+            var parsedHere = new Dictionary<EvalTask, List<(int, object?)>>();
             foreach (EvalLine line in answersByClip.GetValueOrDefault(clip.Id) ?? [])
             {
                 if (!Enum.TryParse(line.Task, ignoreCase: true, out EvalTask task) || !tasks.Contains(task) || !EvalQuestions.For(task).Contains(line.Question ?? "")) continue;
                 string text = line.Text ?? "";
                 var scores = new Dictionary<string, double>(StringComparer.Ordinal);
                 string? parsed = null, matched = null;
+                object? value;
                 bool ok;
                 switch (task)
                 {
@@ -52,6 +56,7 @@ public static class EvalScoring
                     {
                         Parsed<double>? p = TempoAnswerParser.Parse(text);
                         ok = p is not null;
+                        value = p?.Value;
                         parsed = p?.Value.ToString("0.###", CultureInfo.InvariantCulture);
                         matched = p?.Matched;
                         scores["acc1"] = Metrics.TempoAcc1(clip.Tempo!.Value, p?.Value) ? 1 : 0;
@@ -63,6 +68,7 @@ public static class EvalScoring
                     {
                         Parsed<MusicKey>? p = KeyAnswerParser.Parse(text);
                         ok = p is not null;
+                        value = p?.Value;
                         parsed = p?.Value.ToString();
                         matched = p?.Matched;
                         scores["mirex_weighted"] = Metrics.KeyWeightedScore(clip.Key!.Value, p?.Value);
@@ -75,6 +81,7 @@ public static class EvalScoring
                     {
                         InstrumentMatcher.Mention? m = InstrumentMatcher.Find(text);
                         ok = m is not null;
+                        value = m;
                         parsed = m?.Display;
                         matched = m?.Matched;
                         scores["accuracy"] = InstrumentMatcher.SameInstrument(clip.Instrument!, m) ? 1 : 0;
@@ -85,13 +92,16 @@ public static class EvalScoring
                     {
                         Parsed<string>? p = genres.Parse(text);
                         ok = p is not null;
+                        value = p is null ? null : GenreAnswerParser.Squash(p.Value);
                         parsed = p?.Value;
                         matched = p?.Matched;
                         scores["accuracy"] = p is not null && GenreAnswerParser.Squash(p.Value) == GenreAnswerParser.Squash(clip.Genre!) ? 1 : 0;
                         break;
                     }
                 }
-                foreach ((string metric, double value) in scores) Add(perMetric, task, metric, value);
+                foreach ((string metric, double score) in scores) Add(perMetric, task, metric, score);
+                if (!parsedHere.TryGetValue(task, out List<(int, object?)>? here)) parsedHere[task] = here = [];
+                here.Add((EvalQuestions.For(task).ToList().IndexOf(line.Question!), value));
                 string primary = PrimaryMetric(task);
                 if (!byQuestion.TryGetValue((task, line.Question!), out List<double>? forQuestion)) byQuestion[(task, line.Question!)] = forQuestion = [];
                 forQuestion.Add(scores[primary]);
@@ -102,6 +112,12 @@ public static class EvalScoring
                     Task = EvalRunner.TaskName(task), Question = line.Question!, Text = text, FinishReason = line.FinishReason, Parsed = parsed, Matched = matched,
                     Scores = scores,
                 });
+            }
+
+            foreach ((EvalTask task, List<(int, object?)> here) in parsedHere)
+            {
+                if (!parsedByClip.TryGetValue(task, out List<List<(int, object?)>>? perClip)) parsedByClip[task] = perClip = [];
+                perClip.Add(here);
             }
 
             Dictionary<string, object?>? baseline = null;
@@ -177,6 +193,18 @@ public static class EvalScoring
             Row(EvalTask.Genre, "accuracy", Chance.Majority(genreRefs, GenreAnswerParser.Squash, (r, g) => GenreAnswerParser.Squash(r) == GenreAnswerParser.Squash(g)),
                 genreRefs.Count);
 
+        foreach (EvalTask task in Enum.GetValues<EvalTask>())
+        {
+            if (parsedByClip.GetValueOrDefault(task) is not { } perClip || Consistency(task, perClip) is not { } c) continue;
+            summary.Add(new SummaryRow
+            {
+                Task = EvalRunner.TaskName(task), Metric = "consistency", Model = c.Within, Chance = c.Across,
+                ChanceHow = c.Across is null ? null
+                    : "the same two questions about two different clips (each clip paired with the next): how often answers that ignore the audio agree",
+                Clips = c.Clips, Answers = c.Pairs,
+            });
+        }
+
         return new EvalReport
         {
             Model = model, Manifest = Path.GetFullPath(manifest), Summary = summary, Clips = results, Skipped = skipped,
@@ -186,6 +214,50 @@ public static class EvalScoring
                 .Select(kv => new QuestionScore(EvalRunner.TaskName(kv.Key.Task), kv.Key.Question, PrimaryMetric(kv.Key.Task), kv.Value.Average(), kv.Value.Count))],
         };
     }
+
+    /// <summary>
+    /// How often two answers about the same clip (separate questions on one embedding) state the same value: over every
+    /// pair of a clip's answers, the fraction that agree (an unreadable answer agrees with nothing), beside the same
+    /// fraction for the same question pairs asked about different clips. Null when no clip has two answers.
+    /// </summary>
+    internal static (double Within, double? Across, int Clips, int Pairs)? Consistency(EvalTask task, List<List<(int Question, object? Value)>> perClip)
+    {
+        ArgumentNullException.ThrowIfNull(perClip);
+        int pairs = 0, agree = 0, acrossPairs = 0, acrossAgree = 0, clipsWithPairs = 0;
+        for (int c = 0; c < perClip.Count; c++)
+        {
+            List<(int Question, object? Value)> here = perClip[c], next = perClip[(c + 1) % perClip.Count];
+            if (here.Count < 2) continue;
+            clipsWithPairs++;
+            for (int i = 0; i < here.Count; i++)
+            for (int j = i + 1; j < here.Count; j++)
+            {
+                pairs++;
+                if (SameAnswer(task, here[i].Value, here[j].Value)) agree++;
+                if (perClip.Count < 2) continue;
+                // Question i of this clip against question j of the next clip, when the next clip was asked it.
+                foreach ((int q, object? v) in next)
+                {
+                    if (q != here[j].Question) continue;
+                    acrossPairs++;
+                    if (SameAnswer(task, here[i].Value, v)) acrossAgree++;
+                }
+            }
+        }
+        if (pairs == 0) return null;
+        return (agree / (double)pairs, acrossPairs > 0 ? acrossAgree / (double)acrossPairs : null, clipsWithPairs, pairs);
+    }
+
+    /// <summary>Two parsed answers state the same value: tempos within 4 % of the larger, the same key, a shared GM program, the same genre.</summary>
+    internal static bool SameAnswer(EvalTask task, object? a, object? b) => (task, a, b) switch
+    {
+        (_, null, _) or (_, _, null) => false,
+        (EvalTask.Tempo, double x, double y) => Math.Abs(x - y) <= 0.04 * Math.Max(x, y),
+        (EvalTask.Key, MusicKey x, MusicKey y) => x == y,
+        (EvalTask.Instrument, InstrumentMatcher.Mention x, InstrumentMatcher.Mention y) => InstrumentMatcher.SameInstrument(x, y),
+        (EvalTask.Genre, string x, string y) => x == y,
+        _ => false,
+    };
 
     /// <summary>The paper's metric for a task: ACC2 for tempo, the MIREX weighted score for key, accuracy otherwise.</summary>
     public static string PrimaryMetric(EvalTask task) => task switch

@@ -17,6 +17,41 @@ public sealed class EvalScoringTests : IDisposable
     };
 
     [Fact]
+    public void ConsistencyIsTheAgreementOfAClipsAnswersBesideThatOfDifferentClips()
+    {
+        string manifestPath = Path.Combine(dir, "manifest.jsonl");
+        File.WriteAllLines(manifestPath,
+        [
+            """{"id":"x","audio":"x.wav","tempo_bpm":120,"instruments":["Flute"]}""",
+            """{"id":"y","audio":"y.wav","tempo_bpm":90,"instruments":["Violin"]}""",
+            """{"id":"z","audio":"z.wav","tempo_bpm":60,"instruments":["Flute"]}""",
+        ]);
+        Manifest manifest = Manifest.Load(manifestPath);
+        var problems = new List<SkippedClip>();
+        List<LabelledClip> clips = EvalRunner.Select(manifest, problems);
+        List<EvalLine> lines =
+        [
+            Answer("x", EvalTask.Instrument, 0, "a flute"), Answer("x", EvalTask.Instrument, 1, "The flute carries it."),  // agree
+            Answer("y", EvalTask.Instrument, 0, "a violin"), Answer("y", EvalTask.Instrument, 1, "a cello"),              // differ
+            Answer("z", EvalTask.Instrument, 0, "flute"), Answer("z", EvalTask.Instrument, 1, "A flute."),                // agree
+            Answer("x", EvalTask.Tempo, 0, "120 BPM"), Answer("x", EvalTask.Tempo, 1, "about 124 BPM"),  // 4 of 124 is 3.2 %: agree
+            Answer("y", EvalTask.Tempo, 0, "90 BPM"), Answer("y", EvalTask.Tempo, 1, "fast"),            // unreadable: agrees with nothing
+            Answer("z", EvalTask.Tempo, 0, "60 BPM"), Answer("z", EvalTask.Tempo, 1, "63 BPM"),          // 3 of 63 is 4.8 %: differ
+        ];
+        EvalReport report = EvalScoring.Score("m", manifestPath, clips, lines, manifest.Errors, problems, EvalRunner.GenreLabels(manifest));
+        SummaryRow Row(string task) => report.Summary.Single(r => r.Task == task && r.Metric == "consistency");
+
+        Assert.Equal(2 / 3.0, Row("instrument").Model!.Value, 12);
+        // Question 0 of each clip against question 1 of the next: flute/cello, violin/flute, flute/flute.
+        Assert.Equal(1 / 3.0, Row("instrument").Chance!.Value, 12);
+        Assert.Equal(3, Row("instrument").Clips);
+        Assert.Equal(3, Row("instrument").Answers);
+        Assert.Equal(1 / 3.0, Row("tempo").Model!.Value, 12);
+        Assert.Equal(0.0, Row("tempo").Chance);  // 120/fast, 90/63, 60/124
+        Assert.DoesNotContain(report.Summary, r => r.Metric == "consistency" && r.Task is "key" or "genre");
+    }
+
+    [Fact]
     public void AnswersAreParsedAndScoredBesideBaselineAndChance()
     {
         string manifestPath = Path.Combine(dir, "manifest.jsonl");

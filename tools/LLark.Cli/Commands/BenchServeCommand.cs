@@ -20,7 +20,8 @@ namespace LLark.Cli.Commands;
 
 /// <summary>
 /// <c>llark bench serve</c>: the language service on loopback with a random-weight LLark of a known shape, driven by
-/// 1, 4, 8 and 16 concurrent gRPC streams; prints aggregate decode tokens/s and client-side time to first token.
+/// 1, 4, 8 and 16 concurrent gRPC streams; prints aggregate decode tokens/s and client-side time to first token, each
+/// row the median of --rounds rounds measured in turn with the other rows.
 /// </summary>
 internal static class BenchServeCommand
 {
@@ -31,21 +32,24 @@ internal static class BenchServeCommand
         var newTokens = new Option<int>("--new-tokens") { Description = "tokens per stream (EOS ignored)", DefaultValueFactory = _ => 128 };
         var frames = new Option<int>("--audio-frames") { Description = "audio frames per request (width 4800)", DefaultValueFactory = _ => 25 };
         var tokenizer = new Option<string>("--tokenizer") { Description = "Llama-2 tokenizer.model", DefaultValueFactory = _ => "tests/fixtures/llama2-tokenizer-model/tokenizer.model" };
+        var rounds = new Option<int>("--rounds") { Description = "rounds of every row, interleaved; each row reports its median round", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("serve", "Aggregate throughput and time to first token of the language service under concurrent streams")
         {
-            shape, streams, newTokens, frames, tokenizer, json,
+            shape, streams, newTokens, frames, tokenizer, rounds, json,
         };
         command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(shape)!, parse.GetValue(streams)!, parse.GetValue(newTokens),
-            parse.GetValue(frames), parse.GetValue(tokenizer)!, parse.GetValue(json), ct)));
+            parse.GetValue(frames), parse.GetValue(tokenizer)!, parse.GetValue(rounds), parse.GetValue(json), ct)));
         return command;
     }
 
     private sealed record Row(int Streams, int Requests, double AggregateTokensPerSecond, double PerStreamTokensPerSecond, double TtftP50Ms, double TtftP99Ms,
-        int StoppedEarly, double Speedup);
+        int StoppedEarly, double Speedup, double[] RoundsTokensPerSecond);
 
-    private static async Task<int> Run(string shapeName, string streamList, int newTokens, int audioFrames, string tokenizer, bool json, CancellationToken ct)
+    private static async Task<int> Run(string shapeName, string streamList, int newTokens, int audioFrames, string tokenizer, int rounds, bool json,
+        CancellationToken ct)
     {
+        if (rounds < 1) throw new UsageException("--rounds must be >= 1");
         if (!BenchCommand.Shapes.TryGetValue(shapeName.ToLowerInvariant(), out LlamaConfig? shape)) throw new UsageException($"unknown shape '{shapeName}'");
         int[] counts = [.. streamList.Split(',').Select(s => int.TryParse(s, CultureInfo.InvariantCulture, out int n) && n > 0 ? n
             : throw new UsageException($"--streams: '{s}' is not a positive count"))];
@@ -79,13 +83,25 @@ internal static class BenchServeCommand
                 // does the same work per request. With ignore_eos no stop string applies, so every request should run to
                 // --new-tokens; the "stopped early" column shows any that did not.
                 int baselineRequests = counts.Max();
+                // Rows are measured in turn, round after round, so that a slow spell of a shared machine falls on every row
+                // alike rather than on whichever row it happened to meet; each row reports its median round.
+                var measured = counts.ToDictionary(n => n, _ => new List<Result>());
+                for (int round = 0; round < rounds; round++)
+                {
+                    foreach (int n in counts)
+                    {
+                        measured[n].Add(n == 1 ? await MeasureInTurn(client, baselineRequests, newTokens, audioFrames, ct).ConfigureAwait(false)
+                            : await Measure(client, n, newTokens, audioFrames, ct).ConfigureAwait(false));
+                    }
+                }
                 var rows = new List<Row>();
                 foreach (int n in counts)
                 {
-                    Result r = n == 1 ? await MeasureInTurn(client, baselineRequests, newTokens, audioFrames, ct).ConfigureAwait(false)
-                        : await Measure(client, n, newTokens, audioFrames, ct).ConfigureAwait(false);
+                    List<Result> all = measured[n];
+                    Result r = all.OrderBy(x => x.Aggregate).ElementAt(all.Count / 2);
                     double baseline = rows.FirstOrDefault(x => x.Streams == 1)?.AggregateTokensPerSecond ?? (n == 1 ? r.Aggregate : double.NaN);
-                    rows.Add(new Row(n, r.Requests, r.Aggregate, r.PerStream, r.P50, r.P99, r.StoppedEarly, r.Aggregate / baseline));
+                    rows.Add(new Row(n, r.Requests, r.Aggregate, r.PerStream, r.P50, r.P99, r.StoppedEarly, r.Aggregate / baseline,
+                        [.. all.Select(x => Math.Round(x.Aggregate, 1))]));
                 }
                 Print(rows, shapeName, newTokens, audioFrames, json);
                 await app.StopAsync(ct).ConfigureAwait(false);
@@ -103,8 +119,9 @@ internal static class BenchServeCommand
     /// <summary><paramref name="streams"/> requests at once (seeds 0 to streams - 1): tokens over the wall time until the last ends.</summary>
     private static async Task<Result> Measure(LanguageService.LanguageServiceClient client, int streams, int newTokens, int audioFrames, CancellationToken ct)
     {
+        GenerateRequest[] requests = [.. Enumerable.Range(0, streams).Select(i => NewRequest(i, newTokens, audioFrames))];
         var clock = Stopwatch.StartNew();
-        var results = await Task.WhenAll(Enumerable.Range(0, streams).Select(i => OneStream(client, i, newTokens, audioFrames, ct))).ConfigureAwait(false);
+        var results = await Task.WhenAll(requests.Select(r => OneStream(client, r, ct))).ConfigureAwait(false);
         return Summarise(results, clock.Elapsed.TotalSeconds, newTokens);
     }
 
@@ -112,7 +129,7 @@ internal static class BenchServeCommand
     private static async Task<Result> MeasureInTurn(LanguageService.LanguageServiceClient client, int requests, int newTokens, int audioFrames, CancellationToken ct)
     {
         var results = new List<(int Tokens, double Seconds, double TtftMs)>();
-        for (int i = 0; i < requests; i++) results.Add(await OneStream(client, i, newTokens, audioFrames, ct).ConfigureAwait(false));
+        for (int i = 0; i < requests; i++) results.Add(await OneStream(client, NewRequest(i, newTokens, audioFrames), ct).ConfigureAwait(false));
         return Summarise([.. results], results.Sum(r => r.Seconds), newTokens);
     }
 
@@ -124,8 +141,8 @@ internal static class BenchServeCommand
             results.Count(r => r.Tokens < newTokens));
     }
 
-    private static async Task<(int Tokens, double Seconds, double TtftMs)> OneStream(LanguageService.LanguageServiceClient client, int seed,
-        int newTokens, int audioFrames, CancellationToken ct)
+    /// <summary>Request <paramref name="seed"/>: random frames and sampling seeded by it, built before any clock starts.</summary>
+    private static GenerateRequest NewRequest(int seed, int newTokens, int audioFrames)
     {
         var random = new Random(seed);
         float[] values = [.. Enumerable.Range(0, audioFrames * 4800).Select(_ => (float)random.NextDouble())];
@@ -136,6 +153,12 @@ internal static class BenchServeCommand
             Sampling = new SamplingParameters { Temperature = 0.8f, Seed = (ulong)seed },
         };
         request.Turns.Add(new LLark.Language.V1.ChatTurn { Human = "Describe this clip in detail." });
+        return request;
+    }
+
+    private static async Task<(int Tokens, double Seconds, double TtftMs)> OneStream(LanguageService.LanguageServiceClient client, GenerateRequest request,
+        CancellationToken ct)
+    {
         var clock = Stopwatch.StartNew();
         double ttft = 0;
         int tokens = 0;
@@ -169,6 +192,9 @@ internal static class BenchServeCommand
             Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {r.Requests,8}  {r.AggregateTokensPerSecond,15:F1}  {r.PerStreamTokensPerSecond,16:F1}  {r.TtftP50Ms,11:F1}  {r.TtftP99Ms,11:F1}  {r.StoppedEarly,13}  {r.Speedup,10:F2}x"));
         if (rows.Any(r => r.Streams == 1))
             Console.WriteLine(string.Create(inv, $"1 stream: the {rows.First(r => r.Streams == 1).Requests} requests of the widest row (same seeds), one at a time; stopped early: requests that ended before --new-tokens"));
+        Console.WriteLine(string.Create(inv, $"each row: the median of {rows[0].RoundsTokensPerSecond.Length} rounds, rows interleaved; aggregate tok/s of every round:"));
+        foreach (Row r in rows)
+            Console.WriteLine(string.Create(inv, $"{r.Streams,7}  {string.Join("  ", r.RoundsTokensPerSecond.Select(v => v.ToString("F1", inv)))}"));
     }
 
     /// <summary>A random LLark checkpoint of the given Llama shape with a projector from <paramref name="audioWidth"/> (4800: Jukebox-5B) at 25 fps.</summary>
