@@ -48,6 +48,19 @@ public static class EvalQuestions
         "If this song were in a record store, which genre section would it be filed under?",
     ];
 
+    /// <summary>
+    /// Open questions (none of them an instruction template), asked of every clip; the tempo, key, instrument and genre
+    /// a description states are scored against the labels and against the same clip's answers to the direct questions.
+    /// </summary>
+    public static IReadOnlyList<string> Describe { get; } =
+    [
+        "Describe this music for me.",
+        "What do you hear in this recording? Describe it.",
+    ];
+
+    /// <summary>The task name of <see cref="Describe"/>'s answers in <c>eval.jsonl</c>.</summary>
+    public const string DescribeTask = "describe";
+
     public static IReadOnlyList<string> For(EvalTask task) => task switch
     {
         EvalTask.Tempo => Tempo,
@@ -59,4 +72,7 @@ public static class EvalQuestions
 
     public static IEnumerable<(EvalTask Task, string Question)> All =>
         Enum.GetValues<EvalTask>().SelectMany(t => For(t).Select(q => (t, q)));
+
+    /// <summary>Every held-out question, the open ones included: what must stay out of the instruction templates.</summary>
+    public static IEnumerable<string> AllQuestions => All.Select(x => x.Question).Concat(Describe);
 }

@@ -42,7 +42,7 @@ public sealed record LabelledClip(ClipRecord Record, string AudioPath, double? T
 
 /// <summary>
 /// <c>llark eval</c>'s work: for each labelled clip of a manifest, embed it once, ask every held-out question of each
-/// task it has a label for, append each answer to <c>eval.jsonl</c> as it comes (a rerun skips what is there), run the
+/// task it has a label for and the open questions (<see cref="EvalQuestions.Describe"/>), append each answer to <c>eval.jsonl</c> as it comes (a rerun skips what is there), run the
 /// DSP baseline, then score everything and write <c>eval.json</c> and the plots.
 /// </summary>
 public sealed class EvalRunner(IAnswerSource source, EvalOptions options, TextWriter log)
@@ -76,7 +76,8 @@ public sealed class EvalRunner(IAnswerSource source, EvalOptions options, TextWr
             {
                 index++;
                 ct.ThrowIfCancellationRequested();
-                var todo = clip.Tasks.SelectMany(t => Questions(t).Select(q => (Task: t, Question: q)))
+                var todo = clip.Tasks.SelectMany(t => Questions(t).Select(q => (Task: EvalRunner.TaskName(t), Question: q)))
+                    .Concat(Take(EvalQuestions.Describe).Select(q => (Task: EvalQuestions.DescribeTask, Question: q)))
                     .Where(x => !answered.Contains((clip.Id, x.Question))).ToList();
                 if (todo.Count > 0)
                 {
@@ -92,12 +93,12 @@ public sealed class EvalRunner(IAnswerSource source, EvalOptions options, TextWr
                         await log.WriteLineAsync($"[{index}/{clips.Count}] {clip.Id}: skipped: {e.Message}");
                         continue;
                     }
-                    foreach ((EvalTask task, string question) in todo)
+                    foreach ((string task, string question) in todo)
                     {
                         ModelAnswer a = await embedded.AskAsync(question, ct);
                         var line = new EvalLine
                         {
-                            Type = "answer", Clip = clip.Id, Model = source.Name, Task = TaskName(task), Question = question, Text = a.Text,
+                            Type = "answer", Clip = clip.Id, Model = source.Name, Task = task, Question = question, Text = a.Text,
                             FinishReason = a.FinishReason, PromptTokens = a.PromptTokens, GeneratedTokens = a.GeneratedTokens, Milliseconds = a.Milliseconds,
                         };
                         appender.Append(line);
@@ -136,11 +137,9 @@ public sealed class EvalRunner(IAnswerSource source, EvalOptions options, TextWr
         return report;
     }
 
-    private IReadOnlyList<string> Questions(EvalTask task)
-    {
-        IReadOnlyList<string> all = EvalQuestions.For(task);
-        return options.QuestionsPerTask is int n ? [.. all.Take(n)] : all;
-    }
+    private IReadOnlyList<string> Questions(EvalTask task) => Take(EvalQuestions.For(task));
+
+    private IReadOnlyList<string> Take(IReadOnlyList<string> all) => options.QuestionsPerTask is int n ? [.. all.Take(n)] : all;
 
     public static string TaskName(EvalTask task) => task.ToString().ToLowerInvariant();
 

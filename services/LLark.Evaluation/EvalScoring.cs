@@ -27,6 +27,9 @@ public static class EvalScoring
         var baselineTempo = new List<(double, double)>();
         // Per task, per clip: (question index, parsed value or null) of each answer, for the consistency rows.
         var parsedByClip = new Dictionary<EvalTask, List<List<(int Question, object? Value)>>>();
+        // Per task, per clip: the values the clip's descriptions state and its direct answers' values.
+        var describedByClip = new Dictionary<EvalTask, List<(List<object?> Described, List<object?> Answered)>>();
+        var describeMetric = new Dictionary<(EvalTask, string), List<double>>();
         var modelConfusion = new double[2, 12];
         var baselineConfusion = new double[2, 12];
         int unparsedKeys = 0;
@@ -114,6 +117,37 @@ public static class EvalScoring
                 });
             }
 
+            var describedHere = new Dictionary<EvalTask, List<object?>>();
+            foreach (EvalLine line in (answersByClip.GetValueOrDefault(clip.Id) ?? [])
+                .Where(l => l.Task == EvalQuestions.DescribeTask && EvalQuestions.Describe.Contains(l.Question ?? "")))
+            {
+                string text = line.Text ?? "";
+                var stated = new List<string>();
+                var scores = new Dictionary<string, double>(StringComparer.Ordinal);
+                foreach (EvalTask task in clip.Tasks)
+                {
+                    object? value = ReadValue(task, text, genres);
+                    double score = PrimaryScore(task, clip, value);
+                    Add(describeMetric, task, "described", value is null ? 0 : 1);
+                    Add(describeMetric, task, PrimaryMetric(task), score);
+                    scores[$"{EvalRunner.TaskName(task)}_{PrimaryMetric(task)}"] = score;
+                    if (value is not null) stated.Add($"{EvalRunner.TaskName(task)}: {Display(value)}");
+                    if (!describedHere.TryGetValue(task, out List<object?>? values)) describedHere[task] = values = [];
+                    values.Add(value);
+                }
+                scored.Add(new ScoredAnswer
+                {
+                    Task = EvalQuestions.DescribeTask, Question = line.Question!, Text = text, FinishReason = line.FinishReason,
+                    Parsed = stated.Count > 0 ? string.Join("; ", stated) : null, Scores = scores,
+                });
+            }
+
+            foreach ((EvalTask task, List<object?> values) in describedHere)
+            {
+                List<object?> answered = parsedHere.GetValueOrDefault(task)?.Select(x => x.Item2).ToList() ?? [];
+                if (!describedByClip.TryGetValue(task, out var perClip)) describedByClip[task] = perClip = [];
+                perClip.Add((values, answered));
+            }
             foreach ((EvalTask task, List<(int, object?)> here) in parsedHere)
             {
                 if (!parsedByClip.TryGetValue(task, out List<List<(int, object?)>>? perClip)) parsedByClip[task] = perClip = [];
@@ -205,6 +239,30 @@ public static class EvalScoring
             });
         }
 
+        foreach (EvalTask task in Enum.GetValues<EvalTask>())
+        {
+            if (describeMetric.GetValueOrDefault((task, "described")) is not { Count: > 0 } described) continue;
+            string name = EvalRunner.TaskName(task), primary = PrimaryMetric(task);
+            SummaryRow? direct = summary.FirstOrDefault(r => r.Task == name && r.Metric == primary);
+            int clipsDescribed = describedByClip.GetValueOrDefault(task)?.Count ?? 0;
+            summary.Add(new SummaryRow { Task = name, Metric = "described", Model = described.Average(), Clips = clipsDescribed, Answers = described.Count });
+            summary.Add(new SummaryRow
+            {
+                Task = name, Metric = $"description_{primary}", Model = describeMetric[(task, primary)].Average(), Chance = direct?.Chance,
+                ChanceHow = direct?.ChanceHow, Clips = clipsDescribed, Answers = described.Count,
+            });
+            if (DescriptionConsistency(task, describedByClip[task]) is { } c)
+            {
+                summary.Add(new SummaryRow
+                {
+                    Task = name, Metric = "description_consistency", Model = c.Within, Chance = c.Across,
+                    ChanceHow = c.Across is null ? null
+                        : "a clip's description against the direct answers about the next clip: how often statements that ignore the audio agree",
+                    Clips = c.Clips, Answers = c.Pairs,
+                });
+            }
+        }
+
         return new EvalReport
         {
             Model = model, Manifest = Path.GetFullPath(manifest), Summary = summary, Clips = results, Skipped = skipped,
@@ -247,6 +305,66 @@ public static class EvalScoring
         if (pairs == 0) return null;
         return (agree / (double)pairs, acrossPairs > 0 ? acrossAgree / (double)acrossPairs : null, clipsWithPairs, pairs);
     }
+
+    /// <summary>
+    /// How often what a description states agrees with the direct answers about the same clip (every description and
+    /// answer pair; a fact the description leaves out agrees with nothing), beside a description against the next
+    /// clip's answers. Null when no clip has both.
+    /// </summary>
+    internal static (double Within, double? Across, int Clips, int Pairs)? DescriptionConsistency(EvalTask task,
+        List<(List<object?> Described, List<object?> Answered)> perClip)
+    {
+        ArgumentNullException.ThrowIfNull(perClip);
+        int pairs = 0, agree = 0, acrossPairs = 0, acrossAgree = 0, clips = 0;
+        for (int c = 0; c < perClip.Count; c++)
+        {
+            (List<object?> described, List<object?> answered) = perClip[c];
+            if (answered.Count == 0) continue;
+            clips++;
+            List<object?> next = perClip[(c + 1) % perClip.Count].Answered;
+            foreach (object? d in described)
+            {
+                foreach (object? a in answered)
+                {
+                    pairs++;
+                    if (SameAnswer(task, d, a)) agree++;
+                }
+                if (perClip.Count < 2) continue;
+                foreach (object? a in next)
+                {
+                    acrossPairs++;
+                    if (SameAnswer(task, d, a)) acrossAgree++;
+                }
+            }
+        }
+        if (pairs == 0) return null;
+        return (agree / (double)pairs, acrossPairs > 0 ? acrossAgree / (double)acrossPairs : null, clips, pairs);
+    }
+
+    /// <summary>The value an answer states for a task (a tempo, a key, an instrument mention, a squashed genre); null if none.</summary>
+    internal static object? ReadValue(EvalTask task, string text, GenreAnswerParser genres) => task switch
+    {
+        EvalTask.Tempo => TempoAnswerParser.Parse(text)?.Value,
+        EvalTask.Key => KeyAnswerParser.Parse(text)?.Value,
+        EvalTask.Instrument => InstrumentMatcher.Find(text),
+        _ => genres.Parse(text) is { } g ? GenreAnswerParser.Squash(g.Value) : null,
+    };
+
+    /// <summary>A stated value's score on the task's primary metric (<see cref="PrimaryMetric"/>); nothing stated scores 0.</summary>
+    internal static double PrimaryScore(EvalTask task, LabelledClip clip, object? value) => task switch
+    {
+        EvalTask.Tempo => Metrics.TempoAcc2(clip.Tempo!.Value, value as double?) ? 1 : 0,
+        EvalTask.Key => Metrics.KeyWeightedScore(clip.Key!.Value, value as MusicKey?),
+        EvalTask.Instrument => InstrumentMatcher.SameInstrument(clip.Instrument!, value as InstrumentMatcher.Mention) ? 1 : 0,
+        _ => value is string g && g == GenreAnswerParser.Squash(clip.Genre!) ? 1 : 0,
+    };
+
+    private static string Display(object value) => value switch
+    {
+        double bpm => bpm.ToString("0.###", CultureInfo.InvariantCulture) + " BPM",
+        InstrumentMatcher.Mention m => m.Display,
+        _ => value.ToString() ?? "",
+    };
 
     /// <summary>Two parsed answers state the same value: tempos within 4 % of the larger, the same key, a shared GM program, the same genre.</summary>
     internal static bool SameAnswer(EvalTask task, object? a, object? b) => (task, a, b) switch

@@ -45,17 +45,18 @@ public sealed class EvalCommandTests : IDisposable
         var first = LlarkProcess.Run([.. common, "--limit", "1"]);
         Assert.True(first.ExitCode == 0, first.Stderr);
         string jsonl = Path.Combine(output, "eval.jsonl");
-        Assert.Equal(4, Lines(jsonl).Count(l => l.GetProperty("type").GetString() == "answer"));
+        // Four direct questions (one a task) and one open question (a description).
+        Assert.Equal(5, Lines(jsonl).Count(l => l.GetProperty("type").GetString() == "answer"));
         Assert.Contains("manifest line 5 skipped", first.Stderr, StringComparison.Ordinal);
 
         var second = LlarkProcess.Run(common);
         Assert.True(second.ExitCode == 0, second.Stderr);
-        Assert.Contains("resuming: 4 answers", second.Stderr, StringComparison.Ordinal);
+        Assert.Contains("resuming: 5 answers", second.Stderr, StringComparison.Ordinal);
         Assert.Contains("c: skipped: clip not found", second.Stderr, StringComparison.Ordinal);
         Assert.Contains("d: skipped", second.Stderr, StringComparison.Ordinal);
         List<JsonElement> answers = [.. Lines(jsonl).Where(l => l.GetProperty("type").GetString() == "answer")];
-        Assert.Equal(8, answers.Count);
-        Assert.Equal(8, answers.Select(a => (a.GetProperty("clip").GetString(), a.GetProperty("question").GetString())).Distinct().Count());
+        Assert.Equal(10, answers.Count);
+        Assert.Equal(10, answers.Select(a => (a.GetProperty("clip").GetString(), a.GetProperty("question").GetString())).Distinct().Count());
         Assert.Equal(2, Lines(jsonl).Count(l => l.GetProperty("type").GetString() == "baseline"));
 
         string[] table = second.Stdout.Split('\n');
@@ -68,7 +69,7 @@ public sealed class EvalCommandTests : IDisposable
         {
             JsonElement root = report.RootElement;
             Assert.Equal(2, root.GetProperty("clips").GetArrayLength());
-            Assert.Equal(4, root.GetProperty("clips")[0].GetProperty("answers").GetArrayLength());
+            Assert.Equal(5, root.GetProperty("clips")[0].GetProperty("answers").GetArrayLength());
             string[] skipped = [.. root.GetProperty("skipped").EnumerateArray().Select(s => s.GetProperty("clip").GetString()!)];
             Assert.Contains("c", skipped);
             Assert.Contains("d", skipped);
@@ -90,8 +91,8 @@ public sealed class EvalCommandTests : IDisposable
         Assert.True(third.ExitCode == 0, third.Stderr);
         Assert.Contains("ignored", third.Stderr, StringComparison.Ordinal);
         Assert.Contains("b: 1 answers", third.Stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain("a: 4 answers", third.Stderr, StringComparison.Ordinal);
-        Assert.Equal(8, Lines(jsonl).Count(l => l.GetProperty("type").GetString() == "answer"));
+        Assert.DoesNotContain("a: 5 answers", third.Stderr, StringComparison.Ordinal);
+        Assert.Equal(10, Lines(jsonl).Count(l => l.GetProperty("type").GetString() == "answer"));
     }
 
     [Fact]

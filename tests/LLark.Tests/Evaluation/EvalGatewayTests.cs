@@ -35,7 +35,7 @@ public sealed class EvalGatewayTests(SystemFixture system) : IClassFixture<Syste
         Assert.Contains("bad: skipped: the encoder refused", remote.Stderr, StringComparison.Ordinal);
         Assert.Contains("gone: skipped: clip not found", remote.Stderr, StringComparison.Ordinal);
         List<JsonElement> viaGateway = Answers(Path.Combine(dir, "gw", "eval.jsonl"));
-        Assert.Equal(4, viaGateway.Count);
+        Assert.Equal(5, viaGateway.Count);  // four direct questions and one description
         Assert.All(viaGateway, a => Assert.StartsWith("gateway:", a.GetProperty("model").GetString(), StringComparison.Ordinal));
 
         // The system under the gateway serves the tiny models; the local run names them (its default is the demo LLark).

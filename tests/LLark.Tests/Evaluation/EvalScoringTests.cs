@@ -17,6 +17,59 @@ public sealed class EvalScoringTests : IDisposable
     };
 
     [Fact]
+    public void ADescriptionsStatementsAreScoredAndComparedWithTheDirectAnswers()
+    {
+        string manifestPath = Path.Combine(dir, "manifest.jsonl");
+        File.WriteAllLines(manifestPath,
+        [
+            """{"id":"x","audio":"x.wav","tempo_bpm":120,"key":"F major","instruments":["Flute"]}""",
+            """{"id":"y","audio":"y.wav","tempo_bpm":90,"key":"C major","instruments":["Violin"]}""",
+        ]);
+        Manifest manifest = Manifest.Load(manifestPath);
+        var problems = new List<SkippedClip>();
+        List<LabelledClip> clips = EvalRunner.Select(manifest, problems);
+        EvalLine Describe(string clip, string text) => new()
+        {
+            Type = "answer", Clip = clip, Model = "m", Task = EvalQuestions.DescribeTask, Question = EvalQuestions.Describe[0], Text = text, FinishReason = "stop",
+        };
+        List<EvalLine> lines =
+        [
+            Describe("x", "A folk tune with a flute in the lead. The key is F major, at about 121 BPM."),
+            Describe("y", "A gentle piece led by a cello, in G major."),
+            Answer("x", EvalTask.Instrument, 0, "a flute"), Answer("x", EvalTask.Key, 0, "F major"), Answer("x", EvalTask.Tempo, 0, "120 BPM"),
+            Answer("y", EvalTask.Instrument, 0, "a violin"), Answer("y", EvalTask.Key, 0, "G major"), Answer("y", EvalTask.Tempo, 0, "90 BPM"),
+        ];
+        EvalReport report = EvalScoring.Score("m", manifestPath, clips, lines, manifest.Errors, problems, EvalRunner.GenreLabels(manifest));
+        double? Value(string task, string metric) => report.Summary.Single(r => r.Task == task && r.Metric == metric).Model;
+        double? Reference(string task, string metric) => report.Summary.Single(r => r.Task == task && r.Metric == metric).Chance;
+
+        Assert.Equal(1.0, Value("instrument", "described"));
+        Assert.Equal(0.5, Value("instrument", "description_accuracy"));    // flute right, cello wrong
+        Assert.Equal(0.5, Value("instrument", "description_consistency")); // flute = flute, cello != violin
+        Assert.Equal(0.0, Reference("instrument", "description_consistency"));
+        Assert.Equal(1.0, Value("key", "described"));
+        Assert.Equal(0.75, Value("key", "description_mirex_weighted"));   // F major exact, G major a fifth above C major
+        Assert.Equal(1.0, Value("key", "description_consistency"));
+        Assert.Equal(0.0, Reference("key", "description_consistency"));
+        Assert.Equal(0.5, Value("tempo", "described"));                   // y's description gives no tempo
+        Assert.Equal(0.5, Value("tempo", "description_acc2"));
+        Assert.Equal(0.5, Value("tempo", "description_consistency"));     // 121 = 120 within 4 %; nothing against 90
+        // The direct metrics are the direct answers' alone.
+        Assert.Equal(1.0, Value("tempo", "acc2"));
+        Assert.Equal(1.0, Value("instrument", "accuracy"));  // flute and violin, both right
+        ClipResult x = report.Clips.Single(c => c.Clip == "x");
+        Assert.Equal("tempo: 121 BPM; key: F major; instrument: flute", x.Answers.Single(a => a.Task == EvalQuestions.DescribeTask).Parsed);
+    }
+
+    [Fact]
+    public void TheOpenQuestionsAreNoInstructionTemplate()
+    {
+        static string Norm(string q) => string.Join(' ', q.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        var templates = LLark.Data.Instruct.Templates.Questions.Values.SelectMany(q => q).Select(Norm).ToHashSet();
+        Assert.All(EvalQuestions.AllQuestions, q => Assert.DoesNotContain(Norm(q), templates));
+    }
+
+    [Fact]
     public void ConsistencyIsTheAgreementOfAClipsAnswersBesideThatOfDifferentClips()
     {
         string manifestPath = Path.Combine(dir, "manifest.jsonl");
