@@ -67,18 +67,7 @@ internal sealed unsafe partial class DecodeStep
 
             (Tensor keys, Tensor values) = cache.Layer(l);
             float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
-            for (int i = 0; i < m; i++)
-            {
-                int pos = start + i;
-                float* row = qkv + (long)i * qkvDim, cosRow = cos + (long)pos * headDim, sinRow = signedSin + (long)pos * headDim;
-                for (int h = 0; h < heads + kvHeads; h++) Rope(row + h * headDim, cosRow, sinRow, headDim);
-                for (int j = 0; j < kvHeads; j++)
-                {
-                    long at = ((long)j * capacity + pos) * headDim;
-                    new Span<float>(row + qDim + j * headDim, headDim).CopyTo(new Span<float>(kc + at, headDim));
-                    new Span<float>(row + qDim + kvDim + j * headDim, headDim).CopyTo(new Span<float>(vc + at, headDim));
-                }
-            }
+            for (int i = 0; i < m; i++) RopeAndAppend(qkv + (long)i * qkvDim, start + i, kc, vc, capacity);
             PrefillAttention(qkv, kc, vc, attn, scores, m, start, steps, capacity);
 
             MatMul(w.O, attn, x, m, dim, qDim, accumulate: true);

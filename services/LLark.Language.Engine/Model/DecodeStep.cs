@@ -102,22 +102,14 @@ internal sealed unsafe partial class DecodeStep
         float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
 
         new Span<float>(x0, dim).CopyTo(new Span<float>(x, dim));
-        float* cosRow = cos + (long)pos * headDim, sinRow = signedSin + (long)pos * headDim;
         for (int l = 0; l < layers.Length; l++)
         {
             Layer w = layers[l];
             RmsNorm(x, w.AttnNorm, xb, dim, eps);
             MatVec(w.Qkv, xb, qkv, qDim + 2 * kvDim, dim, accumulate: false);
-            for (int h = 0; h < heads + kvHeads; h++) Rope(qkv + h * headDim, cosRow, sinRow, headDim);
-
             (Tensor keys, Tensor values) = cache.Layer(l);
             float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
-            for (int j = 0; j < kvHeads; j++)
-            {
-                long at = ((long)j * capacity + pos) * headDim;
-                new Span<float>(qkv + qDim + j * headDim, headDim).CopyTo(new Span<float>(kc + at, headDim));
-                new Span<float>(qkv + qDim + kvDim + j * headDim, headDim).CopyTo(new Span<float>(vc + at, headDim));
-            }
+            RopeAndAppend(qkv, pos, kc, vc, capacity);
             Attention(qkv, kc, vc, attn, scores, pos, capacity);
 
             MatVec(w.O, attn, x, dim, qDim, accumulate: true);
@@ -266,6 +258,24 @@ internal sealed unsafe partial class DecodeStep
                 (Vector512.Load(x + i) * inv * Vector512.Load(w + i)).Store(output + i);
         }
         for (; i < n; i++) output[i] = x[i] * inv * w[i];
+    }
+
+    /// <summary>
+    /// Rotates one row's query and key heads (q, k, v in <c>qkv</c>'s layout) for position <paramref name="pos"/> and
+    /// writes its keys and values at that position of one sequence's cache (<paramref name="keys"/>,
+    /// <paramref name="values"/>: [kvHeads, capacity, headDim]).
+    /// </summary>
+    private void RopeAndAppend(float* row, int pos, float* keys, float* values, int capacity)
+    {
+        int qDim = heads * headDim, kvDim = kvHeads * headDim;
+        float* cosRow = cos + (long)pos * headDim, sinRow = signedSin + (long)pos * headDim;
+        for (int h = 0; h < heads + kvHeads; h++) Rope(row + h * headDim, cosRow, sinRow, headDim);
+        for (int j = 0; j < kvHeads; j++)
+        {
+            long at = ((long)j * capacity + pos) * headDim;
+            new Span<float>(row + qDim + j * headDim, headDim).CopyTo(new Span<float>(keys + at, headDim));
+            new Span<float>(row + qDim + kvDim + j * headDim, headDim).CopyTo(new Span<float>(values + at, headDim));
+        }
     }
 
     /// <summary>Hugging Face rotate_half RoPE in place: v * cos + roll(v, d/2) * signedSin.</summary>

@@ -70,7 +70,8 @@ internal static class BenchBatchCommand
     private static double TimePrefill(LlamaForCausalLM model, int rows, bool managed)
     {
         using KvCache cache = model.NewCache(rows);
-        using Tensor embeds = randn(1, rows, model.Config.HiddenSize) * 0.02;
+        using Tensor embeds = randn(1, rows, model.Config.HiddenSize);
+        using (Scalar scale = 0.02) embeds.mul_(scale);
         using var threads = TorchThreadScope.Use(1);
         var times = new List<double>();
         for (int s = 0; s < 24; s++)
