@@ -38,8 +38,9 @@ public sealed class LanguageServiceOptions : IValidatableObject
     public string? EncoderAddress { get; set; }
 
     /// <summary>
-    /// libtorch threads for prompt building and prefill; default 1, so that these small ops do not oversubscribe the cores
-    /// the decode loop runs on. 0: libtorch's default (all cores), for long CPU prefills on a machine with many cores.
+    /// libtorch threads for prompt building, and for prefill where libtorch runs it (a float32 CPU model prefills with the
+    /// managed kernels on every core); default 1, so that these small ops do not oversubscribe the cores the decode loop
+    /// runs on. 0: libtorch's default (all cores), for long CPU prefills on a machine with many cores.
     /// </summary>
     [Range(0, 1024)] public int TorchThreads { get; set; } = 1;
 

@@ -22,7 +22,10 @@ public sealed record SchedulerOptions
     /// <summary>Positions per sequence (prompt + answer); 0 (default) means the model's max_position_embeddings.</summary>
     public int ContextLength { get; init; }
 
-    /// <summary>libtorch threads for a prefill (see <see cref="TorchThreadScope"/>); 0 means libtorch's default. Default 1.</summary>
+    /// <summary>
+    /// libtorch threads for a prefill that libtorch runs (see <see cref="TorchThreadScope"/>; a float32 CPU model prefills with
+    /// the managed kernels instead); 0 means libtorch's default. Default 1.
+    /// </summary>
     public int PrefillThreads { get; init; } = 1;
 }
 
