@@ -249,6 +249,66 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>
+    /// Lane c = q · k_c for the eight keys k_c = keys + c * d, each summed exactly as <see cref="SkinnyMatMul.Dot"/>(q, k_c, d)
+    /// sums it (its 16-lane path; see <see cref="Blocked"/>): one lane sum for eight scores. tail is eight floats of scratch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Dot8Keys(float* q, float* keys, int d, float* tail)
+    {
+        float* k0 = keys, k1 = k0 + d, k2 = k1 + d, k3 = k2 + d, k4 = k3 + d, k5 = k4 + d, k6 = k5 + d, k7 = k6 + d;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+        int j = 0;
+        for (; j + 32 <= d; j += 32)
+        {
+            Vector512<float> p = Vector512.Load(q + j), r = Vector512.Load(q + j + 16);
+            a0 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k0 + j), a0);
+            b0 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k0 + j + 16), b0);
+            a1 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k1 + j), a1);
+            b1 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k1 + j + 16), b1);
+            a2 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k2 + j), a2);
+            b2 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k2 + j + 16), b2);
+            a3 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k3 + j), a3);
+            b3 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k3 + j + 16), b3);
+            a4 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k4 + j), a4);
+            b4 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k4 + j + 16), b4);
+            a5 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k5 + j), a5);
+            b5 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k5 + j + 16), b5);
+            a6 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k6 + j), a6);
+            b6 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k6 + j + 16), b6);
+            a7 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k7 + j), a7);
+            b7 = Vector512.FusedMultiplyAdd(r, Vector512.Load(k7 + j + 16), b7);
+        }
+        for (; j + 16 <= d; j += 16)
+        {
+            Vector512<float> p = Vector512.Load(q + j);
+            a0 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k0 + j), a0);
+            a1 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k1 + j), a1);
+            a2 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k2 + j), a2);
+            a3 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k3 + j), a3);
+            a4 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k4 + j), a4);
+            a5 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k5 + j), a5);
+            a6 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k6 + j), a6);
+            a7 = Vector512.FusedMultiplyAdd(p, Vector512.Load(k7 + j), a7);
+        }
+        Vector256<float> sums = Sum8(a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4, a5 + b5, a6 + b6, a7 + b7);
+        if (j == d) return sums;
+        sums.Store(tail);
+        for (; j < d; j++)
+        {
+            tail[0] += q[j] * k0[j];
+            tail[1] += q[j] * k1[j];
+            tail[2] += q[j] * k2[j];
+            tail[3] += q[j] * k3[j];
+            tail[4] += q[j] * k4[j];
+            tail[5] += q[j] * k5[j];
+            tail[6] += q[j] * k6[j];
+            tail[7] += q[j] * k7[j];
+        }
+        return Vector256.Load(tail);
+    }
+
+    /// <summary>
     /// Lane 4 * j + c = w_c · x_j for four weight rows and two activation rows of length k, each summed exactly as
     /// <see cref="SkinnyMatMul.Dot"/>(w_c, x_j, k) sums it (its 16-lane path; see <see cref="Blocked"/>); d is eight
     /// floats of scratch for a scalar tail.

@@ -212,22 +212,23 @@ internal sealed unsafe partial class DecodeStep
     private static void AttendHead(float* q, float* kh, float* vh, float* o, float* sc, int steps, int d)
     {
         float scale = (float)(1.0 / Math.Sqrt(d));
+        int t = 0;
+        if (Blocked(d))
+        {
+            float* tail = stackalloc float[8];
+            for (; t + 8 <= steps; t += 8) (Dot8Keys(q, kh + (long)t * d, d, tail) * scale).Store(sc + t);
+        }
+        for (; t < steps; t++) sc[t] = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
         float max = float.NegativeInfinity;
-        for (int t = 0; t < steps; t++)
-        {
-            float v = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
-            sc[t] = v;
-            if (v > max) max = v;
-        }
+        for (t = 0; t < steps; t++) max = sc[t] > max ? sc[t] : max;
+        // exp lane by lane (Vector256.Exp), so a weight does not depend on where its group of eight starts.
+        var top = Vector256.Create(max);
+        for (t = 0; t + 8 <= steps; t += 8) Vector256.Exp(Vector256.Load(sc + t) - top).Store(sc + t);
+        for (; t < steps; t++) sc[t] = Vector256.Exp(Vector256.CreateScalar(sc[t] - max)).ToScalar();
         float sum = 0;
-        for (int t = 0; t < steps; t++)
-        {
-            float e = MathF.Exp(sc[t] - max);
-            sc[t] = e;
-            sum += e;
-        }
+        for (t = 0; t < steps; t++) sum += sc[t];
         new Span<float>(o, d).Clear();
-        for (int t = 0; t < steps; t++) Axpy(sc[t], vh + (long)t * d, o, d);
+        for (t = 0; t < steps; t++) Axpy(sc[t], vh + (long)t * d, o, d);
         Scale(o, 1f / sum, d);
     }
 
