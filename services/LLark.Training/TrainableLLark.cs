@@ -355,10 +355,12 @@ public sealed class TrainableLLark : IDisposable
     /// <summary>A checkpoint tensor as it is written: with its LoRA delta added (a copy; training's weights stay as they are).</summary>
     private Tensor MergedWeight(string name, Tensor value)
     {
-        using Tensor? delta = lora?.Merged(name);
-        if (delta is null) return value.detach().cpu().contiguous();
+        // The intermediates (detached view, sum, casts) are freed here rather than left to the GC.
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        return value.detach().add(delta, KeptScalars.One).to(value.dtype).cpu().contiguous();
+        Tensor? delta = lora?.Merged(name);
+        Tensor merged = delta is null ? value.detach() : value.detach().add(delta, KeptScalars.One).to(value.dtype);
+        return merged.cpu().contiguous().MoveToOuterDisposeScope();
     }
 
     private int AddedId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id
