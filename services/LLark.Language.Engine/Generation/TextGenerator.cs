@@ -98,7 +98,7 @@ public sealed class TextGenerator(LlamaForCausalLM model)
 
     private void StepToken(int id, KvCache cache, float[] row)
     {
-        using var threads = DecodeThreadScope.Enter();
+        using var threads = TorchThreadScope.ForDecode();
         model.DecodeToken(id, cache, row);
     }
 }

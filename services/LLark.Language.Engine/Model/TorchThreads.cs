@@ -3,30 +3,6 @@ using TorchSharp;
 namespace LLark.Language.Engine.Model;
 
 /// <summary>
-/// Decode steps run their matrix products on <see cref="SpinWorkers"/>, whose threads spin between jobs;
-/// libtorch's own OpenMP team would fight them for the same cores inside the small ops between products.
-/// Within this scope libtorch runs single-threaded; prefill (large GEMMs) keeps libtorch's threads.
-/// </summary>
-internal readonly struct DecodeThreadScope : IDisposable
-{
-    private readonly int previous;
-
-    private DecodeThreadScope(int previous) => this.previous = previous;
-
-    public static DecodeThreadScope Enter()
-    {
-        int previous = torch.get_num_threads();
-        if (SpinWorkers.Shared.Parallelism > 1 && previous != 1) torch.set_num_threads(1);
-        return new DecodeThreadScope(previous);
-    }
-
-    public void Dispose()
-    {
-        if (torch.get_num_threads() != previous) torch.set_num_threads(previous);
-    }
-}
-
-/// <summary>
 /// libtorch intra-op threads for the calling thread while in scope (OpenMP keeps the count per calling thread). The
 /// serving process runs its small libtorch work (prompt building on request threads, prefill on the scheduler) at one
 /// thread by default: each caller's OpenMP team of all cores would oversubscribe a small machine beside the decode
@@ -47,6 +23,13 @@ public readonly struct TorchThreadScope : IDisposable
         if (threads > 0 && threads != previous) torch.set_num_threads(threads);
         return new TorchThreadScope(previous);
     }
+
+    /// <summary>
+    /// The scope of a decode step: decode steps run their matrix products on <see cref="SpinWorkers"/>, whose threads
+    /// spin between jobs, and libtorch's own OpenMP team would fight them for the same cores inside the small ops between
+    /// products, so libtorch runs single-threaded (unless there are no workers); prefill (large GEMMs) keeps its threads.
+    /// </summary>
+    internal static TorchThreadScope ForDecode() => Use(SpinWorkers.Shared.Parallelism > 1 ? 1 : 0);
 
     public void Dispose()
     {

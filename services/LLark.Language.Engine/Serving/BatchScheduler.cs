@@ -178,7 +178,7 @@ public sealed class BatchScheduler : IDisposable
                 for (int i = 0; i < n; i++) ids[i] = active[i].Sequence.LastToken;
                 // A float32 CPU model decodes every n in managed code (each weight read once for all n rows, no libtorch
                 // threads involved); otherwise libtorch runs single-threaded for small batches and with its GEMM threads above.
-                using (managed || n <= 4 ? DecodeThreadScope.Enter() : default(DecodeThreadScope?))
+                using (managed || n <= 4 ? TorchThreadScope.ForDecode() : default)
                 {
                     if (n == 1 && !managed) model.DecodeToken(ids[0], cache.Slot(0), logits.AsSpan(0, vocab));
                     else model.DecodeBatch(ids.AsSpan(0, n), cache, logits.AsSpan(0, n * vocab));
