@@ -14,6 +14,9 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     private readonly RotaryEmbedding rope;
     private readonly Lazy<DecodeStep?> decodeStep;
 
+    /// <summary>Whether a layer has training-time adapters (<see cref="SetAdapters"/>).</summary>
+    private bool adapted;
+
     static LlamaForCausalLM() => HugePages.Request();
 
     public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
@@ -58,8 +61,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
             throw new ArgumentException($"batch {inputsEmbeds.shape[0]} does not match the cache's {cache.BatchSize}");
         int t = (int)inputsEmbeds.shape[1];
         if (t == 0) throw new ArgumentException("inputs_embeds holds no tokens");
-        cache.EnsureRoom(t);
-        if (hiddenStates is null && cache.BatchSize == 1 && !HasAdapters && decodeStep.Value is { } step)
+        if (hiddenStates is null && cache.BatchSize == 1 && ManagedStep is { } step)
         {
             using Tensor rows = inputsEmbeds.to(ScalarType.Float32).contiguous();
             Tensor output = empty([1, lastOnly ? 1 : t, Config.VocabSize], dtype: ScalarType.Float32);
@@ -116,14 +118,18 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         return logits.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Whether any layer has training-time adapters, which only the libtorch path applies.</summary>
-    private bool HasAdapters => model.Blocks.Any(b => b.Attention.Adapters is not null || b.Mlp.Adapters is not null);
+    /// <summary>
+    /// The managed steps (a float32 CPU model), unless a layer has training-time adapters, which only the libtorch path
+    /// applies.
+    /// </summary>
+    private DecodeStep? ManagedStep => adapted ? null : decodeStep.Value;
 
     /// <summary>Sets (or, with null, removes) the training-time projection adapters of decoder layer <paramref name="layer"/>.</summary>
     internal void SetAdapters(int layer, ProjectionAdapters? adapters)
     {
         model.Blocks[layer].Attention.Adapters = adapters;
         model.Blocks[layer].Mlp.Adapters = adapters;
+        adapted = model.Blocks.Any(b => b.Attention.Adapters is not null || b.Mlp.Adapters is not null);
     }
 
     /// <summary>Keys and values of a whole-sequence forward: attended over as they are, kept nowhere.</summary>
@@ -171,7 +177,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// </summary>
     public Tensor DecodeBatch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
     {
-        if (decodeStep.Value is null) return DecodeBatchLibTorch(tokenIds, cache);
+        if (ManagedStep is null) return DecodeBatchLibTorch(tokenIds, cache);
         int[] ids = [.. tokenIds];
         if (ids.Length < 1 || ids.Length > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{ids.Length} sequences for {cache.Slots} slots");
         Tensor logits = empty([ids.Length, Config.VocabSize], dtype: ScalarType.Float32);
@@ -196,7 +202,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         int n = tokenIds.Length;
         if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");
         if (logits.Length != n * Config.VocabSize) throw new ArgumentException($"logits must hold {n} x {Config.VocabSize} values", nameof(logits));
-        if (decodeStep.Value is { } step)
+        if (ManagedStep is { } step)
         {
             fixed (float* l = logits) step.RunBatch(tokenIds, cache, l);
             return;
@@ -206,7 +212,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     }
 
     /// <summary>Whether decode steps of this model run in managed code (a float32 CPU model) rather than through libtorch.</summary>
-    internal bool DecodesInManagedCode => decodeStep.Value is not null;
+    internal bool DecodesInManagedCode => ManagedStep is not null;
 
     /// <summary>
     /// The batched decode step through libtorch's ops: what non-float32 and non-CPU models run, and the reference the
@@ -250,7 +256,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     {
         if ((uint)id >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(id), $"token id {id} is outside the vocabulary");
         if (logits.Length != Config.VocabSize) throw new ArgumentException($"logits must hold {Config.VocabSize} values", nameof(logits));
-        if (cache.BatchSize == 1 && decodeStep.Value is { } step)
+        if (cache.BatchSize == 1 && ManagedStep is { } step)
         {
             fixed (float* l = logits) step.Run(step.Embedding(id), cache, l);
             return;
