@@ -32,9 +32,7 @@ internal sealed unsafe partial class DecodeStep
     {
         int m = ids.Length;
         if (m < 1 || m > cache.Slots) throw new ArgumentOutOfRangeException(nameof(ids), $"{m} sequences for {cache.Slots} slots");
-        (Tensor k0, _) = cache.Layer(0);
-        if (k0.dtype != ScalarType.Float32 || k0.device_type != DeviceType.CPU || k0.shape[1] != kvHeads || k0.shape[3] != headDim || !k0.is_contiguous())
-            throw new ArgumentException("the cache does not belong to this model");
+        CheckCache(cache.Layer(0).Keys);
         var positions = new int[m];
         int maxSteps = 0;
         for (int i = 0; i < m; i++)

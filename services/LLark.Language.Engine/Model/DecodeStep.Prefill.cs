@@ -32,9 +32,7 @@ internal sealed unsafe partial class DecodeStep
     {
         if (cache.BatchSize != 1) throw new ArgumentException("the prefill runs one sequence");
         ArgumentOutOfRangeException.ThrowIfLessThan(t, 1);
-        (Tensor k0, _) = cache.Layer(0);
-        if (k0.dtype != ScalarType.Float32 || k0.device_type != DeviceType.CPU || k0.shape[1] != kvHeads || k0.shape[3] != headDim || !k0.is_contiguous())
-            throw new ArgumentException("the cache does not belong to this model");
+        CheckCache(cache.Layer(0).Keys);
         cache.EnsureRoom(t);
         for (int done = 0; done < t; done += PrefillChunk)
         {

@@ -89,9 +89,7 @@ internal sealed unsafe partial class DecodeStep
     {
         if (cache.BatchSize != 1) throw new ArgumentException("the decode step runs one sequence");
         cache.EnsureRoom(1);
-        (Tensor k0, _) = cache.Layer(0);
-        if (k0.dtype != ScalarType.Float32 || k0.device_type != DeviceType.CPU || k0.shape[1] != kvHeads || k0.shape[3] != headDim)
-            throw new ArgumentException("the cache does not belong to this model");
+        CheckCache(cache.Layer(0).Keys);
 
         int pos = cache.Length, capacity = cache.Capacity;
         int qDim = heads * headDim, kvDim = kvHeads * headDim;
@@ -120,6 +118,17 @@ internal sealed unsafe partial class DecodeStep
         RmsNorm(x, finalNorm, xb, dim, eps);
         MatVec(head, xb, logits, vocab, dim, accumulate: false);
         cache.Advance(1);
+    }
+
+    /// <summary>
+    /// Throws unless <paramref name="keys"/> (a cache's first layer) has this model's layout: float32 on the CPU,
+    /// [batch, kvHeads, capacity, headDim], contiguous, as the steps' pointer arithmetic assumes.
+    /// </summary>
+    private void CheckCache(Tensor keys)
+    {
+        if (keys.dtype != ScalarType.Float32 || keys.device_type != DeviceType.CPU || keys.shape[1] != kvHeads || keys.shape[3] != headDim ||
+            !keys.is_contiguous())
+            throw new ArgumentException("the cache does not belong to this model");
     }
 
     private static int Align(int n) => (n + 15) & ~15;
