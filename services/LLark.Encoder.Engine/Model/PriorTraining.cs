@@ -103,9 +103,7 @@ public sealed class PriorTrainer : IDisposable
     private const double OutputHeadStd = 0.02 * 0.1;
 
     private readonly JukeboxEncoder encoder;
-    private readonly (string Name, Tensor Value)[] parameters;
-    private readonly Tensor[] firstMoments;
-    private readonly Tensor[] secondMoments;
+    private readonly AdamState adam;
     private readonly PriorTrainingOptions options;
     private readonly ConditioningLabels labels;
     private readonly Tensor outputHead;
@@ -117,11 +115,7 @@ public sealed class PriorTrainer : IDisposable
         EmbedLayers = embedLayers;
         labels = ConditioningLabels.ForExtraction(encoder.Config);
         this.outputHead = outputHead;
-        parameters = [.. encoder.Prior.CheckpointParameters().Select(p => (p.Key, p.Value)).Append((OutputHeadName, outputHead))];
-        foreach ((_, Tensor p) in parameters)
-            p.requires_grad = true;
-        firstMoments = [.. parameters.Select(p => zeros_like(p.Value))];
-        secondMoments = [.. parameters.Select(p => zeros_like(p.Value))];
+        adam = new AdamState(encoder.Prior.CheckpointParameters().Select(p => (p.Key, p.Value)).Append((OutputHeadName, outputHead)));
     }
 
     /// <summary>Blocks trained (every block the prior file holds) and the config they run with.</summary>
@@ -131,7 +125,7 @@ public sealed class PriorTrainer : IDisposable
     public int EmbedLayers { get; }
 
     /// <summary>Optimiser steps taken so far.</summary>
-    public int Step { get; private set; }
+    public int Step => adam.Step;
 
     /// <summary>The VQ-VAE the codes come from (frozen).</summary>
     public JukeboxEncoder Encoder => encoder;
@@ -214,28 +208,9 @@ public sealed class PriorTrainer : IDisposable
         using (enable_grad())
         {
             loss = NextCodeLoss(codes);
-            grads = autograd.grad([loss], [.. parameters.Select(p => p.Value)]);
+            grads = adam.Gradients(loss);
         }
-        using var noGrad = no_grad();
-        double norm = Math.Sqrt(grads.Sum(g => g.square().sum().item<float>()));
-        // torch.nn.utils.clip_grad_norm_'s factor.
-        double clip = norm > options.ClipNorm ? options.ClipNorm / (norm + 1e-6) : 1.0;
-        Step++;
-        double lr = options.LearningRate * (options.WarmupSteps == 0 ? 1.0 : Math.Min(1.0, Step / (double)options.WarmupSteps));
-        double bias1 = 1 - Math.Pow(options.Beta1, Step), bias2 = 1 - Math.Pow(options.Beta2, Step);
-        // Scalars that outlive the native calls reading them (see LLark.Checkpoints.KeptScalars).
-        using Scalar clipBy = clip.ToScalar(), beta1 = options.Beta1.ToScalar(), rest1 = (1 - options.Beta1).ToScalar(),
-            beta2 = options.Beta2.ToScalar(), rest2 = (1 - options.Beta2).ToScalar(), bias2Sqrt = Math.Sqrt(bias2).ToScalar(),
-            eps = options.Epsilon.ToScalar(), step = (-lr / bias1).ToScalar();
-        for (int i = 0; i < parameters.Length; i++)
-        {
-            Tensor g = clip < 1.0 ? grads[i].mul(clipBy) : grads[i];
-            firstMoments[i].mul_(beta1).add_(g, alpha: rest1);
-            secondMoments[i].mul_(beta2).addcmul_(g, g, value: rest2);
-            // torch.optim.Adam: p -= lr / bias1 · m / (√v / √bias2 + eps)
-            Tensor denominator = secondMoments[i].sqrt().div_(bias2Sqrt).add_(eps, KeptScalars.One);
-            parameters[i].Value.addcdiv_(firstMoments[i], denominator, value: step);
-        }
+        double norm = adam.Apply(grads, options.LearningRate, options.WarmupSteps, options.Beta1, options.Beta2, options.Epsilon, options.ClipNorm);
         return (loss.item<float>(), norm);
     }
 
@@ -250,7 +225,7 @@ public sealed class PriorTrainer : IDisposable
         string step = Step.ToString(CultureInfo.InvariantCulture);
         using (var scope = NewDisposeScope())
         {
-            var tensors = parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value.detach())).ToList();
+            var tensors = adam.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value.detach())).ToList();
             SafetensorsWriter.Save(Path.Combine(folder, JukeboxEncoderLoader.ConvertedPriorFileName), tensors,
                 new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark jukebox train-prior", ["step"] = step });
         }
@@ -261,13 +236,7 @@ public sealed class PriorTrainer : IDisposable
         AtomicFile.WriteText(Path.Combine(folder, JukeboxEncoderLoader.ConfigFileName), (encoder.Config with { Layers = EmbedLayers }).ToJson());
         using (var scope = NewDisposeScope())
         {
-            var state = new List<KeyValuePair<string, Tensor>>();
-            for (int i = 0; i < parameters.Length; i++)
-            {
-                state.Add(new("exp_avg/" + parameters[i].Name, firstMoments[i]));
-                state.Add(new("exp_avg_sq/" + parameters[i].Name, secondMoments[i]));
-            }
-            SafetensorsWriter.Save(Path.Combine(folder, StateFileName), state,
+            SafetensorsWriter.Save(Path.Combine(folder, StateFileName), [.. adam.Entries()],
                 new Dictionary<string, string> { ["format"] = "pt", ["step"] = step, ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture) });
         }
     }
@@ -293,19 +262,14 @@ public sealed class PriorTrainer : IDisposable
                 "train again from the last complete folder");
         if (state.Metadata.GetValueOrDefault("seed") is { } seed && seed != options.Seed.ToString(CultureInfo.InvariantCulture))
             throw new CheckpointException($"{statePath} was trained with seed {seed}; resume it with the same seed (not {options.Seed})");
-        using var noGrad = no_grad();
-        for (int i = 0; i < parameters.Length; i++)
-        {
-            state.ReadInto("exp_avg/" + parameters[i].Name, firstMoments[i]);
-            state.ReadInto("exp_avg_sq/" + parameters[i].Name, secondMoments[i]);
-        }
-        Step = int.Parse(stateStep, NumberStyles.None, CultureInfo.InvariantCulture);
+        adam.Load(state);
+        adam.Step = int.Parse(stateStep, NumberStyles.None, CultureInfo.InvariantCulture);
     }
 
     public void Dispose()
     {
-        foreach (Tensor t in firstMoments.Concat(secondMoments).Append(outputHead))
-            t.Dispose();
+        adam.Dispose();
+        outputHead.Dispose();
         encoder.Dispose();
     }
 }

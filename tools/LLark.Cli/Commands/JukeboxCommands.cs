@@ -20,6 +20,7 @@ internal static class JukeboxCommands
     {
         NewPrior(),
         InitCodebook(),
+        TrainVqvae(),
         TrainPrior(),
     };
 
@@ -127,6 +128,122 @@ internal static class JukeboxCommands
             parse.GetValue(clips), parse.GetValue(split)!, parse.GetValue(seed), parse.GetValue(passes), ct)));
         return command;
     }
+
+    private static Command TrainVqvae()
+    {
+        var encoder = new Option<string>("--encoder") { Description = "the encoder folder to start from (convert-jukebox layout)", Required = true };
+        var audio = AudioOption();
+        var output = new Option<string>("--out") { Description = "folder of the trained encoder (and its training state)", Required = true };
+        var steps = new Option<int>("--steps") { Description = "train until this many optimiser steps in all", Required = true };
+        var lr = new Option<double>("--lr") { Description = "Adam learning rate after warm-up", DefaultValueFactory = _ => 3e-4 };
+        var warmup = new Option<int>("--warmup") { Description = "linear warm-up steps", DefaultValueFactory = _ => 100 };
+        var batch = new Option<int>("--batch") { Description = "audio windows per step", DefaultValueFactory = _ => 8 };
+        var window = new Option<int>("--window") { Description = "samples per window (a multiple of the hop length)", DefaultValueFactory = _ => 32768 };
+        var seed = new Option<int>("--seed") { Description = "seeds the windows, the decoder's init and the codebook's draws", DefaultValueFactory = _ => 0 };
+        var resume = new Option<bool>("--resume") { Description = "continue the run saved in --out" };
+        var saveEvery = new Option<int>("--save-every") { Description = "save the folder every this many steps (and at the end)", DefaultValueFactory = _ => 100 };
+        var logEvery = new Option<int>("--log-every") { Description = "a progress line every this many steps", DefaultValueFactory = _ => 10 };
+        var clips = ClipsOption();
+        var split = SplitOption();
+        var command = new Command("train-vqvae",
+            "Train the VQ-VAE's top level (encoder, EMA codebook, decoder) on the clips with Jukebox's losses; the prior over it must be trained again after")
+        {
+            encoder, audio, output, steps, lr, warmup, batch, window, seed, resume, saveEvery, logEvery, clips, split,
+        };
+        command.SetAction((parse, ct) => CliErrors.Run(() =>
+        {
+            var options = new VqvaeTrainingOptions
+            {
+                LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup), Batch = parse.GetValue(batch),
+                SampleLength = parse.GetValue(window), Seed = parse.GetValue(seed),
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentOutOfRangeException e)
+            {
+                throw new UsageException(e.Message);
+            }
+            return RunTrainVqvae(parse.GetValue(encoder)!, parse.GetValue(audio)!, parse.GetValue(output)!, parse.GetValue(steps), options,
+                parse.GetValue(resume), parse.GetValue(saveEvery), parse.GetValue(logEvery), parse.GetValue(clips), parse.GetValue(split)!, ct);
+        }));
+        return command;
+    }
+
+    private static int RunTrainVqvae(string folder, string audio, string output, int steps, VqvaeTrainingOptions options, bool resume,
+        int saveEvery, int logEvery, int? clips, string split, CancellationToken ct)
+    {
+        if (steps < 1) throw new UsageException("--steps must be at least 1");
+        if (saveEvery < 1 || logEvery < 1) throw new UsageException("--save-every and --log-every must be at least 1");
+        bool saved = File.Exists(Path.Combine(output, VqvaeTrainer.StateFileName));
+        if (resume && !saved) throw new UsageException($"--resume: {output} holds no {VqvaeTrainer.StateFileName} to continue from");
+        if (!resume && saved) throw new UsageException($"{output} holds a VQ-VAE training run: pass --resume to continue it, or another --out");
+        var clock = Stopwatch.StartNew();
+        VqvaeTrainer trainer;
+        try
+        {
+            trainer = VqvaeTrainer.Open(resume ? output : folder, options, loadState: resume);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        using var owned = trainer;
+        JukeboxEncoderConfig config = trainer.Config;
+        var (train, heldOut) = ClipSource.List(audio, split, clips);
+        int sampleRate = config.Prior.SampleRate;
+        var data = new VqvaeTrainingData(PreparedClips(sampleRate, train, "audio", ct).ToList(), options.SampleLength);
+        // Jukebox's calculate_bandwidth reads 600 s of the training data.
+        if (trainer.Bandwidth is null)
+        {
+            using Tensor windows = data.Windows((int)Math.Ceiling(600.0 * sampleRate / options.SampleLength));
+            trainer.Bandwidth = VqvaeBandwidth.Measure(windows);
+        }
+        using Tensor evalWindows = heldOut.Count > 0
+            ? new VqvaeTrainingData(PreparedClips(sampleRate, heldOut.Take(16).ToList(), "held-out audio", ct).ToList(), options.SampleLength).Windows(16)
+            : data.Windows(16);
+        string evalName = heldOut.Count > 0 ? "held-out" : "training";
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv,
+            $"vqvae top level: width {config.Vqvae.TopWidth}, depth {config.Vqvae.TopDepth}, {config.Vqvae.CodebookSize} codes of {config.Vqvae.EmbWidth}, " +
+            $"hop {config.Vqvae.HopLength}; {trainer.TrainedParameters} trained parameters; {data.Clips} clips, batch {options.Batch} x {options.SampleLength} samples; " +
+            $"bandwidth l2 {trainer.Bandwidth!.L2:G4}, spec {trainer.Bandwidth.Spec:G4}; start step {trainer.Step} (setup {clock.Elapsed.TotalSeconds:F1} s)"));
+        if (trainer.Step > 0)
+            Console.WriteLine(Describe(trainer.Step, evalName, trainer.Evaluate(evalWindows)));
+
+        var rate = Stopwatch.StartNew();
+        int first = trainer.Step;
+        var window = new List<VqvaeStepMetrics>();
+        while (trainer.Step < steps)
+        {
+            ct.ThrowIfCancellationRequested();
+            using (var scope = NewDisposeScope())
+                window.Add(trainer.TrainStep(data.Batch(trainer.Step, options.Batch, options.Seed)));
+            if (trainer.Step % logEvery == 0 || trainer.Step == steps)
+            {
+                double perStep = rate.Elapsed.TotalSeconds / (trainer.Step - first);
+                VqvaeStepMetrics last = window[^1];
+                Console.WriteLine(string.Create(inv,
+                    $"step {trainer.Step}/{steps}: loss {window.Average(m => m.Loss):F4} (recons {window.Average(m => m.Reconstruction):F4}, " +
+                    $"multispec {window.Average(m => m.Multispectral):F4}, commit {window.Average(m => m.Commit):G3}), codes used {last.CodesUsed}, " +
+                    $"perplexity {last.Perplexity:F1}, grad norm {last.GradNorm:F2}, {1 / perStep:F2} steps/s, " +
+                    $"ETA {TimeSpan.FromSeconds(perStep * (steps - trainer.Step)):h\\:mm\\:ss}"));
+                window.Clear();
+            }
+            if (trainer.Step % saveEvery == 0 || trainer.Step == steps)
+            {
+                trainer.Save(output, resume ? output : folder);
+                Console.WriteLine($"step {trainer.Step}: saved {output}; " + Describe(trainer.Step, evalName, trainer.Evaluate(evalWindows)));
+            }
+        }
+        Console.WriteLine(string.Create(inv, $"done: {trainer.Step - first} steps in {rate.Elapsed.TotalSeconds:F1} s ({clock.Elapsed.TotalSeconds:F1} s with setup)") +
+            "; train the prior over the new codes next (train-prior)");
+        return ExitCodes.Ok;
+    }
+
+    private static string Describe(int step, string evalName, VqvaeStepMetrics m) => string.Create(CultureInfo.InvariantCulture,
+        $"step {step}: {evalName} loss {m.Loss:F4} (recons {m.Reconstruction:F4}, multispec {m.Multispectral:F4}), codes used {m.CodesUsed}, perplexity {m.Perplexity:F1}");
 
     private static Command TrainPrior()
     {
@@ -259,13 +376,16 @@ internal static class JukeboxCommands
     }
 
     /// <summary>Each clip decoded, made 44.1 kHz mono and peak-normalised, whole (not cut to one context).</summary>
-    private static IEnumerable<float[]> Prepared(JukeboxEncoder encoder, IReadOnlyList<string> paths, string label, CancellationToken ct)
+    private static IEnumerable<float[]> Prepared(JukeboxEncoder encoder, IReadOnlyList<string> paths, string label, CancellationToken ct) =>
+        PreparedClips(encoder.Config.Prior.SampleRate, paths, label, ct);
+
+    private static IEnumerable<float[]> PreparedClips(int sampleRate, IReadOnlyList<string> paths, string label, CancellationToken ct)
     {
         var progress = new ProgressLine(label, paths.Count);
         foreach (string path in paths)
         {
             ct.ThrowIfCancellationRequested();
-            PreparedAudio audio = AudioFrontEnd.Prepare(EmbedCommand.ReadClip(path), encoder.Config.Prior.SampleRate, int.MaxValue);
+            PreparedAudio audio = AudioFrontEnd.Prepare(EmbedCommand.ReadClip(path), sampleRate, int.MaxValue);
             progress.Advance(1);
             yield return audio.Samples;
         }
