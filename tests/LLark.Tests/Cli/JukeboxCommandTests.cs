@@ -58,6 +58,42 @@ public sealed class JukeboxCommandTests : IDisposable
     }
 
     [Fact]
+    public void TrainVqvaeTrainsResumesAndWritesAFolderThatEmbeds()
+    {
+        string encoder = Convert();
+        string clips = Path.Combine(dir, "clips");
+        Directory.CreateDirectory(clips);
+        File.Copy(JukeboxTiny.File("test_audio_4s.wav"), Path.Combine(clips, "a.wav"));
+        string trained = Path.Combine(dir, "trained");
+        string[] common = ["jukebox", "train-vqvae", "--encoder", encoder, "--audio", clips, "--batch", "1", "--warmup", "0", "--log-every", "1",
+            "--save-every", "2"];
+        common = [.. common, "--out", trained, "--window", "8192"];
+        var first = LlarkProcess.Run([.. common, "--steps", "2"]);
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        Assert.Contains("step 2/2: loss", first.Stdout, StringComparison.Ordinal);
+        Assert.Contains("saved", first.Stdout, StringComparison.Ordinal);
+
+        var again = LlarkProcess.Run([.. common, "--steps", "3"]);
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("--resume", again.Stderr, StringComparison.Ordinal);
+        var resumed = LlarkProcess.Run([.. common, "--steps", "3", "--resume"]);
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Contains("start step 2", resumed.Stdout, StringComparison.Ordinal);
+        Assert.Contains("step 3/3: loss", resumed.Stdout, StringComparison.Ordinal);
+        var badWindow = LlarkProcess.Run([.. common[..^4], "--steps", "3", "--window", "8200", "--out", Path.Combine(dir, "other")]);
+        Assert.Equal(2, badWindow.ExitCode);
+        Assert.Contains("hop length", badWindow.Stderr, StringComparison.Ordinal);
+
+        using (var vqvae = new SafetensorsFile(Path.Combine(trained, "vqvae.safetensors")))
+        {
+            Assert.Equal("3", vqvae.Metadata["step"]);
+            Assert.Contains("decoders.2.out.weight", vqvae.Entries.Keys);
+        }
+        var embed = LlarkProcess.Run("embed", "--encoder", trained, "--out", Path.Combine(dir, "t.npy"), JukeboxTiny.File("test_audio_4s.wav"));
+        Assert.True(embed.ExitCode == 0, embed.Stderr);
+    }
+
+    [Fact]
     public void BadClipsAndBadSettingsExitWithTheirCodes()
     {
         string encoder = Convert();
