@@ -229,8 +229,9 @@ public sealed class VqvaeTrainer : IDisposable
 
     /// <summary>
     /// Opens an encoder folder for training its VQ-VAE's top level. The encoder starts from the folder's weights; the
-    /// decoder from the folder's VQ-VAE file when it holds one, else from PyTorch's default conv init drawn from
-    /// <see cref="VqvaeTrainingOptions.Seed"/>. With <paramref name="loadState"/>, the step, Adam's moments, the
+    /// decoder from the folder's VQ-VAE file when it holds one (a trained VQ-VAE, whose codebook is then kept as
+    /// Jukebox's <c>restore_k</c> keeps it), else from PyTorch's default conv init drawn from
+    /// <see cref="VqvaeTrainingOptions.Seed"/> (and the codebook is drawn from the first batch, <c>init_k</c>). With <paramref name="loadState"/>, the step, Adam's moments, the
     /// codebook's running sums and the bandwidth are restored from the folder's <see cref="StateFileName"/>.
     /// </summary>
     public static VqvaeTrainer Open(string folder, VqvaeTrainingOptions options, bool loadState = false)
@@ -247,6 +248,7 @@ public sealed class VqvaeTrainer : IDisposable
         var encoder = new VqvaeTopEncoder(config.Vqvae, CPU);
         var decoder = new VqvaeTopDecoder(config.Vqvae, CPU);
         VqvaeTrainer? trainer = null;
+        bool trained;
         try
         {
             using (var source = new SafetensorsFile(vqvaePath))
@@ -254,7 +256,8 @@ public sealed class VqvaeTrainer : IDisposable
                 var encoderParameters = encoder.CheckpointParameters();
                 StrictLoader.Load(encoderParameters, source, name => !encoderParameters.ContainsKey(name));
                 var decoderParameters = decoder.CheckpointParameters();
-                if (decoderParameters.Keys.All(source.Entries.ContainsKey))
+                trained = decoderParameters.Keys.All(source.Entries.ContainsKey);
+                if (trained)
                     StrictLoader.Load(decoderParameters, source, name => !decoderParameters.ContainsKey(name));
                 else if (loadState)
                     throw new CheckpointException($"{vqvaePath} holds no decoder to resume");
@@ -264,6 +267,8 @@ public sealed class VqvaeTrainer : IDisposable
             trainer = new VqvaeTrainer(config, encoder, decoder, options);
             if (loadState)
                 trainer.LoadState(Path.Combine(folder, StateFileName), vqvaePath);
+            else if (trained)
+                trainer.RestoreCodebook();
             return trainer;
         }
         catch
@@ -367,6 +372,21 @@ public sealed class VqvaeTrainer : IDisposable
         encoder.SetCodebook(k);
         kSum.copy_(k);
         kElem.fill_(1);
+        initialised = true;
+    }
+
+    /// <summary>
+    /// restore_k: a new run from a trained VQ-VAE keeps its codebook instead of drawing one from the first batch. As
+    /// Jukebox's <c>make_vqvae</c> restores it, every running count starts at the expected use of a code in one step
+    /// (tokens per step / k_bins) and every running sum at the code times that.
+    /// </summary>
+    private void RestoreCodebook()
+    {
+        using var noGrad = no_grad();
+        double tokensPerStep = (double)options.Batch * options.SampleLength / Config.Vqvae.HopLength;
+        double expected = tokensPerStep / Config.Vqvae.CodebookSize;
+        kSum.copy_(encoder.Codebook).mul_(expected);
+        kElem.fill_(expected);
         initialised = true;
     }
 

@@ -183,6 +183,46 @@ public sealed class VqvaeTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ANewRunFromATrainedVqvaeKeepsItsCodebook()
+    {
+        using var start = new TempDirectory();
+        using var first = new TempDirectory();
+        RandomJukeboxCheckpoint.Write(JukeboxTiny.Config(layers: 3), start.Path, seed: 4);
+        // 4 windows of 16384 samples: 512 tokens a step, so a restored code's count (512 / 192) outlasts a step unused.
+        VqvaeTrainingOptions options = Small with { Batch = 4, SampleLength = 16384 };
+        var data = new VqvaeTrainingData([JukeboxTiny.NormalizedAudio()], options.SampleLength);
+        using Tensor windows = data.Windows(4);
+        using (VqvaeTrainer trainer = VqvaeTrainer.Open(start.Path, options))
+        {
+            trainer.Bandwidth = VqvaeBandwidth.Measure(windows);
+            trainer.TrainStep(windows);
+            trainer.Save(first.Path, start.Path);
+        }
+        using var scope = NewDisposeScope();
+        Tensor Codebook(string folder)
+        {
+            using var file = new SafetensorsFile(Path.Combine(folder, JukeboxEncoderLoader.ConvertedVqvaeFileName));
+            Tensor k = empty(file.Entries["bottleneck.level_blocks.2.k"].Shape);
+            file.ReadInto("bottleneck.level_blocks.2.k", k);
+            return k;
+        }
+        Tensor before = Codebook(first.Path);
+        // A fresh run (no --resume) over the trained folder: restore_k, so one EMA step (mu 0.99) barely moves the codes;
+        // init_k would have replaced them all with new samples of the batch.
+        using var second = new TempDirectory();
+        using (VqvaeTrainer trainer = VqvaeTrainer.Open(first.Path, options))
+        {
+            trainer.Bandwidth = VqvaeBandwidth.Measure(windows);
+            trainer.TrainStep(windows);
+            trainer.Save(second.Path, first.Path);
+        }
+        Tensor after = Codebook(second.Path);
+        double moved = (after - before).norm().item<float>() / before.norm().item<float>();
+        output.WriteLine($"relative codebook change {moved:E2}");
+        Assert.InRange(moved, 0, 0.05);
+    }
+
+    [Fact]
     public void BadWindowsAndResumesWithoutADecoderAreRefused()
     {
         using var dir = new TempDirectory();
