@@ -39,12 +39,13 @@ stage "2/7 held-out clips: 200 x 8 s, seed 2002, TimGM6mb (a soundfont training 
 "$llark" data synth --out heldout --clips 200 --seconds 8 --seed 2002 --soundfont "$sf2/TimGM6mb.sf2"
 
 stage "3/7 tiny Jukebox: fresh prior, codebook from the clips' encoder outputs, prior trained 3000 steps"
-awk 'NR == FNR { line[substr($0, 8, 12)] = $0; next } { print line[$1] }' train/manifest.jsonl "$recipe/prior-clips.txt" > prior-subset.jsonl
+# The subset manifest sits beside train/manifest.jsonl: its clips' audio paths are relative to that folder.
+awk 'NR == FNR { line[substr($0, 8, 12)] = $0; next } { print line[$1] }' train/manifest.jsonl "$recipe/prior-clips.txt" > train/prior-subset.jsonl
 [ -f enc0/jukebox_encoder.json ] || "$llark" jukebox new-prior --like "$root/models/jukebox-tiny" --out enc0 --seed 1
-[ -f enc1/jukebox_encoder.json ] || "$llark" jukebox init-codebook --encoder enc0 --audio prior-subset.jsonl --out enc1 --clips 300
+[ -f enc1/jukebox_encoder.json ] || "$llark" jukebox init-codebook --encoder enc0 --audio train/prior-subset.jsonl --out enc1 --clips 300
 if [ ! -f jukebox-demo/jukebox_encoder.json ]; then
   resume=(); [ -f enc2/train_state.safetensors ] && resume=(--resume)
-  "$llark" jukebox train-prior --encoder enc1 --audio prior-subset.jsonl --out enc2 --steps 3000 --lr 1e-3 --save-every 500 "${resume[@]}"
+  "$llark" jukebox train-prior --encoder enc1 --audio train/prior-subset.jsonl --out enc2 --steps 3000 --lr 1e-3 --save-every 500 "${resume[@]}"
   rm -rf jukebox-demo.partial && mkdir jukebox-demo.partial
   cp enc2/jukebox_encoder.json enc2/vqvae.safetensors enc2/prior_level_2.safetensors jukebox-demo.partial/
   mv jukebox-demo.partial jukebox-demo
