@@ -5,6 +5,40 @@ using static TorchSharp.torch;
 namespace LLark.Encoder.Engine.Model;
 
 /// <summary>
+/// What the encoder's trainers share: Adam after a linear warm-up, global-norm clipping, the batch and the seed. The
+/// defaults are Jukebox's <c>opt</c> hps (Adam, lr 3e-4 after 100 warm-up steps, clip 1.0).
+/// </summary>
+public abstract record EncoderTrainingOptions
+{
+    /// <summary>Adam's learning rate after warm-up; default 3e-4.</summary>
+    public double LearningRate { get; init; } = 3e-4;
+
+    /// <summary>Steps of linear warm-up from 0; default 100.</summary>
+    public int WarmupSteps { get; init; } = 100;
+
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Gradients are scaled down to this global norm when above it; default 1.0.</summary>
+    public double ClipNorm { get; init; } = 1.0;
+
+    /// <summary>Windows per step.</summary>
+    public abstract int Batch { get; init; }
+
+    /// <summary>Seeds what each step draws: step s always draws the same, so a resumed run continues identically.</summary>
+    public int Seed { get; init; }
+
+    public virtual void Validate()
+    {
+        if (!(LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "the learning rate must be positive");
+        if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "warm-up steps cannot be negative");
+        if (Batch < 1) throw new ArgumentOutOfRangeException(nameof(Batch), Batch, "the batch must be at least 1");
+        if (!(ClipNorm > 0)) throw new ArgumentOutOfRangeException(nameof(ClipNorm), ClipNorm, "the clip norm must be positive");
+    }
+}
+
+/// <summary>
 /// torch.optim.Adam over a fixed list of parameters, with linear warm-up and global-norm clipping as
 /// <c>torch.nn.utils.clip_grad_norm_</c> does it; its moments are saved as <c>exp_avg/NAME</c> and <c>exp_avg_sq/NAME</c>
 /// so a run resumes exactly. Shared by the encoder's trainers (prior and VQ-VAE).
@@ -33,8 +67,10 @@ internal sealed class AdamState : IDisposable
     public IList<Tensor> Gradients(Tensor loss) => autograd.grad([loss], [.. parameters.Select(p => p.Value)]);
 
     /// <summary>One Adam step with gradients <paramref name="grads"/>; returns their global norm before clipping.</summary>
-    public double Apply(IList<Tensor> grads, double learningRate, int warmupSteps, double beta1, double beta2, double epsilon, double clipNorm)
+    public double Apply(IList<Tensor> grads, EncoderTrainingOptions options)
     {
+        double learningRate = options.LearningRate, beta1 = options.Beta1, beta2 = options.Beta2, epsilon = options.Epsilon, clipNorm = options.ClipNorm;
+        int warmupSteps = options.WarmupSteps;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         double norm = Math.Sqrt(grads.Sum(g => g.square().sum().item<float>()));
@@ -77,6 +113,21 @@ internal sealed class AdamState : IDisposable
             state.ReadInto("exp_avg/" + parameters[i].Name, firstMoments[i]);
             state.ReadInto("exp_avg_sq/" + parameters[i].Name, secondMoments[i]);
         }
+    }
+
+    /// <summary>
+    /// The step a saved state resumes from, after checking that the state and the weights file beside it were saved at
+    /// the same step (a save cut short leaves them apart) and with the same seed as <paramref name="seed"/>.
+    /// </summary>
+    public static int ResumedStep(SafetensorsFile state, SafetensorsFile weights, int seed)
+    {
+        string? stateStep = state.Metadata.GetValueOrDefault("step"), weightsStep = weights.Metadata.GetValueOrDefault("step");
+        if (stateStep is null || stateStep != weightsStep)
+            throw new CheckpointException($"{state.Path} is at step {stateStep ?? "?"} but {weights.Path} at step {weightsStep ?? "?"}: a save was interrupted; " +
+                "train again from the last complete folder");
+        if (state.Metadata.GetValueOrDefault("seed") is { } saved && saved != seed.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            throw new CheckpointException($"{state.Path} was trained with seed {saved}; resume it with the same seed (not {seed})");
+        return int.Parse(stateStep, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public void Dispose()

@@ -5,35 +5,11 @@ using static TorchSharp.torch;
 
 namespace LLark.Encoder.Engine.Model;
 
-/// <summary>How <see cref="PriorTrainer"/> optimises. The defaults are Jukebox's <c>opt</c> hps (Adam, lr 3e-4 after 100 warm-up steps, clip 1.0).</summary>
-public sealed record PriorTrainingOptions
+/// <summary>How <see cref="PriorTrainer"/> optimises: Jukebox's <c>opt</c> defaults (<see cref="EncoderTrainingOptions"/>).</summary>
+public sealed record PriorTrainingOptions : EncoderTrainingOptions
 {
-    /// <summary>Adam's learning rate after warm-up; default 3e-4.</summary>
-    public double LearningRate { get; init; } = 3e-4;
-
-    /// <summary>Steps of linear warm-up from 0; default 100.</summary>
-    public int WarmupSteps { get; init; } = 100;
-
-    public double Beta1 { get; init; } = 0.9;
-    public double Beta2 { get; init; } = 0.999;
-    public double Epsilon { get; init; } = 1e-8;
-
-    /// <summary>Gradients are scaled down to this global norm when above it; default 1.0.</summary>
-    public double ClipNorm { get; init; } = 1.0;
-
     /// <summary>Windows of n_ctx codes per step; default 4.</summary>
-    public int Batch { get; init; } = 4;
-
-    /// <summary>Seeds the windows each step draws: step s always draws the same ones, so a resumed run continues identically.</summary>
-    public int Seed { get; init; }
-
-    public void Validate()
-    {
-        if (!(LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "the learning rate must be positive");
-        if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "warm-up steps cannot be negative");
-        if (Batch < 1) throw new ArgumentOutOfRangeException(nameof(Batch), Batch, "the batch must be at least 1");
-        if (!(ClipNorm > 0)) throw new ArgumentOutOfRangeException(nameof(ClipNorm), ClipNorm, "the clip norm must be positive");
-    }
+    public override int Batch { get; init; } = 4;
 }
 
 /// <summary>The training clips' top-level codes; every step draws windows of n_ctx codes from them.</summary>
@@ -210,7 +186,7 @@ public sealed class PriorTrainer : IDisposable
             loss = NextCodeLoss(codes);
             grads = adam.Gradients(loss);
         }
-        double norm = adam.Apply(grads, options.LearningRate, options.WarmupSteps, options.Beta1, options.Beta2, options.Epsilon, options.ClipNorm);
+        double norm = adam.Apply(grads, options);
         return (loss.item<float>(), norm);
     }
 
@@ -256,14 +232,9 @@ public sealed class PriorTrainer : IDisposable
     {
         using var state = new SafetensorsFile(statePath);
         using var prior = new SafetensorsFile(priorPath);
-        string? stateStep = state.Metadata.GetValueOrDefault("step"), priorStep = prior.Metadata.GetValueOrDefault("step");
-        if (stateStep is null || stateStep != priorStep)
-            throw new CheckpointException($"{statePath} is at step {stateStep ?? "?"} but {priorPath} at step {priorStep ?? "?"}: a save was interrupted; " +
-                "train again from the last complete folder");
-        if (state.Metadata.GetValueOrDefault("seed") is { } seed && seed != options.Seed.ToString(CultureInfo.InvariantCulture))
-            throw new CheckpointException($"{statePath} was trained with seed {seed}; resume it with the same seed (not {options.Seed})");
+        int step = AdamState.ResumedStep(state, prior, options.Seed);
         adam.Load(state);
-        adam.Step = int.Parse(stateStep, NumberStyles.None, CultureInfo.InvariantCulture);
+        adam.Step = step;
     }
 
     public void Dispose()

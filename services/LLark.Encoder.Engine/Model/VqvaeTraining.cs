@@ -9,21 +9,13 @@ namespace LLark.Encoder.Engine.Model;
 /// How <see cref="VqvaeTrainer"/> trains. The loss weights and the bottleneck's constants are Jukebox's 5b VQ-VAE hps
 /// (<c>commit</c> 0.02, <c>multispectral</c> 1.0, <c>loss_fn</c> lmix with <c>lmix_l2</c> 1.0 and <c>lmix_linf</c> 0.02
 /// over the top <c>linf_k</c> 2048 squared errors, <c>l_mu</c> 0.99, <c>revival_threshold</c> 1.0, the multispectral
-/// STFTs n_fft 2048/1024/512 with hops 240/120/50 and windows 1200/600/240); the optimiser is Jukebox's Adam at 3e-4.
+/// STFTs n_fft 2048/1024/512 with hops 240/120/50 and windows 1200/600/240); the optimiser is Jukebox's Adam
+/// (<see cref="EncoderTrainingOptions"/>). The seed also draws the decoder's init and the codebook's samples.
 /// </summary>
-public sealed record VqvaeTrainingOptions
+public sealed record VqvaeTrainingOptions : EncoderTrainingOptions
 {
-    public double LearningRate { get; init; } = 3e-4;
-    public int WarmupSteps { get; init; } = 100;
-    public double Beta1 { get; init; } = 0.9;
-    public double Beta2 { get; init; } = 0.999;
-    public double Epsilon { get; init; } = 1e-8;
-
-    /// <summary>Gradients are scaled down to this global norm when above it; default 1.0, as the prior trainer.</summary>
-    public double ClipNorm { get; init; } = 1.0;
-
     /// <summary>Audio windows per step; default 8.</summary>
-    public int Batch { get; init; } = 8;
+    public override int Batch { get; init; } = 8;
 
     /// <summary>Samples per window (Jukebox's <c>sample_length</c>); a multiple of the hop length. Default 32768 (0.74 s at 44.1 kHz).</summary>
     public int SampleLength { get; init; } = 32768;
@@ -46,15 +38,9 @@ public sealed record VqvaeTrainingOptions
     /// <summary>A code whose running count falls below this restarts at a random encoder output; default 1.0.</summary>
     public double Threshold { get; init; } = 1.0;
 
-    /// <summary>Seeds the windows and the codebook draws: step s always draws the same ones, so a resumed run continues identically.</summary>
-    public int Seed { get; init; }
-
-    public void Validate()
+    public override void Validate()
     {
-        if (!(LearningRate > 0)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "the learning rate must be positive");
-        if (WarmupSteps < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "warm-up steps cannot be negative");
-        if (Batch < 1) throw new ArgumentOutOfRangeException(nameof(Batch), Batch, "the batch must be at least 1");
-        if (!(ClipNorm > 0)) throw new ArgumentOutOfRangeException(nameof(ClipNorm), ClipNorm, "the clip norm must be positive");
+        base.Validate();
         if (SampleLength < 4096) throw new ArgumentOutOfRangeException(nameof(SampleLength), SampleLength, "the window must be at least 4096 samples");
         if (LinfK < 1 || LinfK > SampleLength) throw new ArgumentOutOfRangeException(nameof(LinfK), LinfK, "linf_k must be between 1 and the window length");
         if (!(Mu >= 0 && Mu < 1)) throw new ArgumentOutOfRangeException(nameof(Mu), Mu, "the EMA decay must be in [0, 1)");
@@ -231,7 +217,7 @@ public sealed class VqvaeTrainer : IDisposable
     /// Opens an encoder folder for training its VQ-VAE's top level. The encoder starts from the folder's weights; the
     /// decoder from the folder's VQ-VAE file when it holds one (a trained VQ-VAE, whose codebook is then kept as
     /// Jukebox's <c>restore_k</c> keeps it), else from PyTorch's default conv init drawn from
-    /// <see cref="VqvaeTrainingOptions.Seed"/> (and the codebook is drawn from the first batch, <c>init_k</c>). With <paramref name="loadState"/>, the step, Adam's moments, the
+    /// <see cref="EncoderTrainingOptions.Seed"/> (and the codebook is drawn from the first batch, <c>init_k</c>). With <paramref name="loadState"/>, the step, Adam's moments, the
     /// codebook's running sums and the bandwidth are restored from the folder's <see cref="StateFileName"/>.
     /// </summary>
     public static VqvaeTrainer Open(string folder, VqvaeTrainingOptions options, bool loadState = false)
@@ -312,7 +298,7 @@ public sealed class VqvaeTrainer : IDisposable
             terms = Forward(audio, updateCodebook: true);
             grads = adam.Gradients(terms.Loss);
         }
-        double norm = adam.Apply(grads, options.LearningRate, options.WarmupSteps, options.Beta1, options.Beta2, options.Epsilon, options.ClipNorm);
+        double norm = adam.Apply(grads, options);
         CodeUsage usage = CodeUsage.Of(terms.Codes, Config.Vqvae.CodebookSize);
         return new VqvaeStepMetrics(terms.Loss.item<float>(), terms.Reconstruction.item<float>(), terms.Multispectral.item<float>(),
             terms.Commit.item<float>(), norm, usage.Used, usage.Perplexity);
@@ -454,12 +440,7 @@ public sealed class VqvaeTrainer : IDisposable
     {
         using var state = new SafetensorsFile(statePath);
         using var vqvae = new SafetensorsFile(vqvaePath);
-        string? stateStep = state.Metadata.GetValueOrDefault("step"), vqvaeStep = vqvae.Metadata.GetValueOrDefault("step");
-        if (stateStep is null || stateStep != vqvaeStep)
-            throw new CheckpointException($"{statePath} is at step {stateStep ?? "?"} but {vqvaePath} at step {vqvaeStep ?? "?"}: a save was interrupted; " +
-                "train again from the last complete folder");
-        if (state.Metadata.GetValueOrDefault("seed") is { } seed && seed != options.Seed.ToString(CultureInfo.InvariantCulture))
-            throw new CheckpointException($"{statePath} was trained with seed {seed}; resume it with the same seed (not {options.Seed})");
+        int step = AdamState.ResumedStep(state, vqvae, options.Seed);
         adam.Load(state);
         using (no_grad())
         {
@@ -471,7 +452,7 @@ public sealed class VqvaeTrainer : IDisposable
             && double.TryParse(state.Metadata.GetValueOrDefault("bandwidth_spec"), NumberStyles.Float, inv, out double spec))
             Bandwidth = new VqvaeBandwidth(l2, spec);
         initialised = state.Metadata.GetValueOrDefault("initialised") == "1";
-        adam.Step = int.Parse(stateStep, NumberStyles.None, inv);
+        adam.Step = step;
     }
 
     public void Dispose()

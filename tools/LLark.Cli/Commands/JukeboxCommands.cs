@@ -129,14 +129,28 @@ internal static class JukeboxCommands
         return command;
     }
 
+    /// <summary>The options train-vqvae and train-prior share: start folder, clips, output folder, steps and Adam's schedule.</summary>
+    private static (Option<string> Encoder, Option<string> Audio, Option<string> Output, Option<int> Steps, Option<double> Lr, Option<int> Warmup) TrainingOptions() =>
+        (new Option<string>("--encoder") { Description = "the encoder folder to start from (convert-jukebox layout)", Required = true },
+         AudioOption(),
+         new Option<string>("--out") { Description = "folder of the trained encoder (and its training state)", Required = true },
+         new Option<int>("--steps") { Description = "train until this many optimiser steps in all", Required = true },
+         new Option<double>("--lr") { Description = "Adam learning rate after warm-up", DefaultValueFactory = _ => 3e-4 },
+         new Option<int>("--warmup") { Description = "linear warm-up steps", DefaultValueFactory = _ => 100 });
+
+    /// <summary>Refuses a run that would overwrite another one (no --resume) or resume nothing, and bad step counts.</summary>
+    private static void CheckRun(string output, string stateFile, bool resume, int steps, int saveEvery, int logEvery, string what)
+    {
+        if (steps < 1) throw new UsageException("--steps must be at least 1");
+        if (saveEvery < 1 || logEvery < 1) throw new UsageException("--save-every and --log-every must be at least 1");
+        bool saved = File.Exists(Path.Combine(output, stateFile));
+        if (resume && !saved) throw new UsageException($"--resume: {output} holds no {stateFile} to continue from");
+        if (!resume && saved) throw new UsageException($"{output} holds a {what} training run: pass --resume to continue it, or another --out");
+    }
+
     private static Command TrainVqvae()
     {
-        var encoder = new Option<string>("--encoder") { Description = "the encoder folder to start from (convert-jukebox layout)", Required = true };
-        var audio = AudioOption();
-        var output = new Option<string>("--out") { Description = "folder of the trained encoder (and its training state)", Required = true };
-        var steps = new Option<int>("--steps") { Description = "train until this many optimiser steps in all", Required = true };
-        var lr = new Option<double>("--lr") { Description = "Adam learning rate after warm-up", DefaultValueFactory = _ => 3e-4 };
-        var warmup = new Option<int>("--warmup") { Description = "linear warm-up steps", DefaultValueFactory = _ => 100 };
+        var (encoder, audio, output, steps, lr, warmup) = TrainingOptions();
         var batch = new Option<int>("--batch") { Description = "audio windows per step", DefaultValueFactory = _ => 8 };
         var window = new Option<int>("--window") { Description = "samples per window (a multiple of the hop length)", DefaultValueFactory = _ => 32768 };
         var seed = new Option<int>("--seed") { Description = "seeds the windows, the decoder's init and the codebook's draws", DefaultValueFactory = _ => 0 };
@@ -174,11 +188,7 @@ internal static class JukeboxCommands
     private static int RunTrainVqvae(string folder, string audio, string output, int steps, VqvaeTrainingOptions options, bool resume,
         int saveEvery, int logEvery, int? clips, string split, CancellationToken ct)
     {
-        if (steps < 1) throw new UsageException("--steps must be at least 1");
-        if (saveEvery < 1 || logEvery < 1) throw new UsageException("--save-every and --log-every must be at least 1");
-        bool saved = File.Exists(Path.Combine(output, VqvaeTrainer.StateFileName));
-        if (resume && !saved) throw new UsageException($"--resume: {output} holds no {VqvaeTrainer.StateFileName} to continue from");
-        if (!resume && saved) throw new UsageException($"{output} holds a VQ-VAE training run: pass --resume to continue it, or another --out");
+        CheckRun(output, VqvaeTrainer.StateFileName, resume, steps, saveEvery, logEvery, "VQ-VAE");
         var clock = Stopwatch.StartNew();
         VqvaeTrainer trainer;
         try
@@ -247,12 +257,7 @@ internal static class JukeboxCommands
 
     private static Command TrainPrior()
     {
-        var encoder = new Option<string>("--encoder") { Description = "the encoder folder to start from (convert-jukebox layout)", Required = true };
-        var audio = AudioOption();
-        var output = new Option<string>("--out") { Description = "folder of the trained encoder (and its training state)", Required = true };
-        var steps = new Option<int>("--steps") { Description = "train until this many optimiser steps in all", Required = true };
-        var lr = new Option<double>("--lr") { Description = "Adam learning rate after warm-up", DefaultValueFactory = _ => 3e-4 };
-        var warmup = new Option<int>("--warmup") { Description = "linear warm-up steps", DefaultValueFactory = _ => 100 };
+        var (encoder, audio, output, steps, lr, warmup) = TrainingOptions();
         var batch = new Option<int>("--batch") { Description = "windows of n_ctx codes per step", DefaultValueFactory = _ => 4 };
         var seed = new Option<int>("--seed") { Description = "seeds the windows each step draws", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "continue the run saved in --out" };
@@ -321,11 +326,7 @@ internal static class JukeboxCommands
     private static int RunTrainPrior(string folder, string audio, string output, int steps, PriorTrainingOptions options, bool resume,
         int saveEvery, int logEvery, int? embedLayers, int? clips, string split, CancellationToken ct)
     {
-        if (steps < 1) throw new UsageException("--steps must be at least 1");
-        if (saveEvery < 1 || logEvery < 1) throw new UsageException("--save-every and --log-every must be at least 1");
-        bool saved = File.Exists(Path.Combine(output, PriorTrainer.StateFileName));
-        if (resume && !saved) throw new UsageException($"--resume: {output} holds no {PriorTrainer.StateFileName} to continue from");
-        if (!resume && saved) throw new UsageException($"{output} holds a training run: pass --resume to continue it, or another --out");
+        CheckRun(output, PriorTrainer.StateFileName, resume, steps, saveEvery, logEvery, "prior");
         var clock = Stopwatch.StartNew();
         using PriorTrainer trainer = PriorTrainer.Open(resume ? output : folder, options, embedLayers, loadState: resume);
         JukeboxEncoderConfig config = trainer.Config;
