@@ -152,20 +152,7 @@ public sealed class VqvaeTrainingTests(ITestOutputHelper output)
         Train(halves.Path, halves.Path, 4, resume: true);
 
         foreach (string file in new[] { JukeboxEncoderLoader.ConvertedVqvaeFileName, VqvaeTrainer.StateFileName })
-        {
-            using var a = new SafetensorsFile(straight.File(file));
-            using var b = new SafetensorsFile(halves.File(file));
-            Assert.Equal("4", b.Metadata["step"]);
-            Assert.Equal(a.Entries.Keys.Order(), b.Entries.Keys.Order());
-            foreach (TensorEntry e in a.Entries.Values)
-            {
-                using Tensor x = empty(e.Shape), y = empty(e.Shape);
-                a.ReadInto(e.Name, x);
-                b.ReadInto(e.Name, y);
-                double diff = (x - y).abs().max().item<float>();
-                Assert.True(diff <= 1e-6, $"{file} {e.Name}: max |diff| {diff:E2}");
-            }
-        }
+            JukeboxTrainingTests.SameTensors(straight.File(file), halves.File(file), step: "4");
         using (var vqvae = new SafetensorsFile(straight.File(JukeboxEncoderLoader.ConvertedVqvaeFileName)))
         using (var before = new SafetensorsFile(start.File(JukeboxEncoderLoader.ConvertedVqvaeFileName)))
         {
