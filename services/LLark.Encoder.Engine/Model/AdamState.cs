@@ -1,6 +1,7 @@
 using LLark.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -73,7 +74,7 @@ internal sealed class AdamState : IDisposable
         int warmupSteps = options.WarmupSteps;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        double norm = Math.Sqrt(grads.Sum(g => g.square().sum().item<float>()));
+        double norm = Math.Sqrt(grads.Sum(g => g.pow(Two).sum().item<float>()));
         double clip = norm > clipNorm ? clipNorm / (norm + 1e-6) : 1.0;
         Step++;
         double lr = learningRate * (warmupSteps == 0 ? 1.0 : Math.Min(1.0, Step / (double)warmupSteps));

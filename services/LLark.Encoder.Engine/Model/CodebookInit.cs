@@ -1,6 +1,7 @@
 using LLark.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -51,7 +52,7 @@ public static class CodebookInit
         using var scope = NewDisposeScope();
         long bins = codebook.shape[0];
         Tensor codes = Nearest(x, codebook);
-        Tensor sums = zeros(bins, x.shape[1], dtype: x.dtype).index_add_(0, codes, x, 1);
+        Tensor sums = zeros(bins, x.shape[1], dtype: x.dtype).index_add_(0, codes, x, One);
         Tensor counts = codes.bincount(null, bins).to(x.dtype).unsqueeze(1);
         Tensor means = sums.div(counts.clamp_min(1));
         Tensor random = FromSamples(x, (int)bins, generator);

@@ -153,8 +153,8 @@ internal sealed class VqvaeTopEncoder : nn.Module
         using var scope = NewDisposeScope();
         // −2·x·k + |x|² + |k|², the same IEEE sums as |x|² − 2·x·k + |k|², with no temporary Scalars (see KeptScalars).
         Tensor distance = matmul(x, k.t()).mul_(MinusTwo)
-            .add_(x.square().sum(-1, keepdim: true), One)
-            .add_(k.square().sum(-1).unsqueeze(0), One);
+            .add_(x.pow(Two).sum(-1, keepdim: true), One)
+            .add_(k.pow(Two).sum(-1).unsqueeze(0), One);
         return distance.argmin(-1).MoveToOuterDisposeScope();
     }
 

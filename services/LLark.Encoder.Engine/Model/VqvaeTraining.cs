@@ -2,6 +2,7 @@ using System.Globalization;
 using LLark.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
+using static LLark.Checkpoints.KeptScalars;
 
 namespace LLark.Encoder.Engine.Model;
 
@@ -64,7 +65,7 @@ public sealed record VqvaeBandwidth(double L2, double Spec)
         Tensor x = windows.to(ScalarType.Float64);
         // total_sq / n − mean², the population variance.
         double mean = x.mean().item<double>();
-        double l2 = x.square().mean().item<double>() - mean * mean;
+        double l2 = x.pow(Two).mean().item<double>() - mean * mean;
         double spec = VqvaeLosses.Norm(VqvaeLosses.Magnitude(windows, 1024, 256, 1024)).mean().item<float>();
         return new VqvaeBandwidth(l2, spec);
     }
@@ -86,28 +87,31 @@ public static class VqvaeLosses
     }
 
     /// <summary>Each row's L2 norm over every other dimension: [N, ...] to [N].</summary>
-    public static Tensor Norm(Tensor x) => x.reshape(x.shape[0], -1).square().sum(-1).sqrt();
+    public static Tensor Norm(Tensor x) => x.reshape(x.shape[0], -1).pow(Two).sum(-1).sqrt();
 
     /// <summary>mean over the batch of the mean over the resolutions of ‖|STFT(x)| − |STFT(y)|‖, divided by the spec bandwidth.</summary>
     public static Tensor Multispectral(Tensor target, Tensor output, double specBandwidth)
     {
         using var scope = NewDisposeScope();
+        // Scalars that outlive the native calls reading them (see LLark.Checkpoints.KeptScalars).
+        using Scalar count = ((double)Resolutions.Count).ToScalar(), bandwidth = specBandwidth.ToScalar();
         Tensor sum = zeros(target.shape[0], device: target.device);
         foreach ((int nFft, int hop, int window) in Resolutions)
-            sum = sum.add(Norm(Magnitude(target, nFft, hop, window).sub(Magnitude(output, nFft, hop, window))));
-        return sum.div(Resolutions.Count).mean().div(specBandwidth).MoveToOuterDisposeScope();
+            sum = sum.add(Norm(Magnitude(target, nFft, hop, window).sub(Magnitude(output, nFft, hop, window))), One);
+        return sum.div(count).mean().div(bandwidth).MoveToOuterDisposeScope();
     }
 
     /// <summary>lmix: the mean squared error, plus <paramref name="linfWeight"/> times the mean of each window's k largest squared errors, over the l2 bandwidth.</summary>
     public static Tensor Reconstruction(Tensor target, Tensor output, double l2Bandwidth, double linfWeight, int linfK)
     {
         using var scope = NewDisposeScope();
-        Tensor squared = output.sub(target).square();
-        Tensor loss = squared.mean().div(l2Bandwidth);
+        using Scalar bandwidth = l2Bandwidth.ToScalar(), weight = linfWeight.ToScalar();
+        Tensor squared = output.sub(target).pow(Two);
+        Tensor loss = squared.mean().div(bandwidth);
         if (linfWeight > 0)
         {
             Tensor top = squared.reshape(target.shape[0], -1).topk(linfK, dim: 1).values;
-            loss = loss.add(top.mean().div(l2Bandwidth).mul(linfWeight));
+            loss = loss.add(top.mean().div(bandwidth).mul(weight), One);
         }
         return loss.MoveToOuterDisposeScope();
     }
@@ -335,14 +339,15 @@ public sealed class VqvaeTrainer : IDisposable
         }
         if (updateCodebook)
             UpdateCodebook(x.detach(), codes);
-        Tensor commit = dequantised.sub(x).square().sum().div(x.NumberOfElements);
+        using Scalar elements = ((double)x.NumberOfElements).ToScalar(), spectral = options.Multispectral.ToScalar(), commitWeight = options.Commit.ToScalar();
+        Tensor commit = dequantised.sub(x).pow(Two).sum().div(elements);
         // Straight through: the decoder sees the codes' vectors, the encoder gets the decoder's gradient.
-        Tensor passed = x.add(dequantised.sub(x).detach());
+        Tensor passed = x.add(dequantised.sub(x).detach(), One);
         Tensor quantised = passed.view(n, frames, width).permute(0, 2, 1);
         Tensor output = decoder.Forward(quantised);
         Tensor reconstruction = VqvaeLosses.Reconstruction(audio, output, bandwidth.L2, options.LinfWeight, options.LinfK);
         Tensor multispectral = VqvaeLosses.Multispectral(audio, output, bandwidth.Spec);
-        Tensor loss = reconstruction.add(multispectral.mul(options.Multispectral)).add(commit.mul(options.Commit));
+        Tensor loss = reconstruction.add(multispectral.mul(spectral), One).add(commit.mul(commitWeight), One);
         return new Terms(loss, reconstruction, multispectral, commit, codes.view(n, frames));
     }
 
@@ -396,11 +401,12 @@ public sealed class VqvaeTrainer : IDisposable
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long bins = kSum.shape[0];
-        Tensor sums = zeros(bins, x.shape[1], dtype: x.dtype).index_add_(0, codes, x, 1);
+        using Scalar keep = mu.ToScalar(), rest = (1 - mu).ToScalar(), least = threshold.ToScalar();
+        Tensor sums = zeros(bins, x.shape[1], dtype: x.dtype).index_add_(0, codes, x, One);
         Tensor counts = codes.bincount(null, bins).to(x.dtype);
-        kSum.mul_(mu).add_(sums, alpha: 1 - mu);
-        kElem.mul_(mu).add_(counts, alpha: 1 - mu);
-        Tensor used = kElem.ge(threshold).unsqueeze(1);
+        kSum.mul_(keep).add_(sums, alpha: rest);
+        kElem.mul_(keep).add_(counts, alpha: rest);
+        Tensor used = kElem.ge(least).unsqueeze(1);
         return where(used, kSum.div(kElem.unsqueeze(1)), random).MoveToOuterDisposeScope();
     }
 

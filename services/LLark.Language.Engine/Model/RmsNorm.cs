@@ -31,7 +31,7 @@ internal sealed class RmsNorm : nn.Module
     {
         using var scope = NewDisposeScope();
         Tensor h = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        Tensor inv = h.square().mean([-1], keepdim: true).add_(epsScalar, One).rsqrt_();
+        Tensor inv = h.pow(Two).mean([-1], keepdim: true).add_(epsScalar, One).rsqrt_();
         Tensor normed = h.mul(inv);
         if (normed.dtype != x.dtype) normed = normed.to(x.dtype);
         return normed.mul_(weight).MoveToOuterDisposeScope();
