@@ -9,8 +9,9 @@ namespace LLark.Checkpoints;
 /// finalize it and free the native scalar while libtorch still reads it. That was seen in a long <c>llark eval</c>, as
 /// "Expected false to be true" from <c>c10::Scalar::toFloat</c> inside <c>addcmul_</c> and <c>add</c>, after thousands
 /// of generations, and as "Unknown scalar type" from <c>pow</c> inside an RMSNorm of a long <c>llark train</c>:
-/// <c>Tensor.square()</c> is <c>pow(2)</c> with such a temporary, so code calls <c>pow(Two)</c> instead. Hot paths pass these (or a Scalar field of their module, or a <c>using</c> local, which stays alive
-/// until it is disposed after the call) instead of a number.
+/// <c>Tensor.square()</c> is <c>pow(2)</c> with such a temporary, so code calls <c>pow(Two)</c> instead. Hot paths pass
+/// these (or a Scalar field of their module, or a <c>using</c> local, which stays alive until it is disposed after the
+/// call) instead of a number.
 /// </summary>
 public static class KeptScalars
 {
