@@ -5,6 +5,8 @@ public sealed record InstructOptions
     public long Seed { get; init; }
     public int PerClip { get; init; } = 8;
     public double ConversationRate { get; init; } = 0.3;
+    /// <summary>The share of one-fact questions asked for, and answered with, the bare value (see <see cref="InstructionGenerator.ForClip"/>).</summary>
+    public double ShortAnswerRate { get; init; }
 }
 
 public sealed record InstructResult(
@@ -29,7 +31,7 @@ public static class InstructDataset
         var skipped = new List<string>();
         foreach (ClipRecord clip in manifest.Clips)
         {
-            IReadOnlyList<InstructionPair> made = InstructionGenerator.ForClip(clip, options.Seed, options.PerClip, options.ConversationRate);
+            IReadOnlyList<InstructionPair> made = InstructionGenerator.ForClip(clip, options.Seed, options.PerClip, options.ConversationRate, options.ShortAnswerRate);
             if (made.Count == 0) skipped.Add($"{clip.ClipId}: no labels to ask about");
             pairs.AddRange(made);
         }

@@ -90,10 +90,15 @@ public static partial class InstructionGenerator
 
     /// <summary>
     /// <paramref name="perClip"/> single-turn pairs (one family each at least, where the facts allow), and with
-    /// probability <paramref name="conversationRate"/> one multi-turn conversation of 2-4 turns.
+    /// probability <paramref name="conversationRate"/> one multi-turn conversation of 2-4 turns. A share
+    /// <paramref name="shortAnswerRate"/> of the single-turn questions about one fact (tempo, key, mode, meter, melody
+    /// instrument, genre) ask for a brief answer and get the bare value ("Just the number, please." / "121 BPM"); at 0,
+    /// the default, the pairs are the same as without the option, draw for draw.
     /// </summary>
-    public static IReadOnlyList<InstructionPair> ForClip(ClipRecord clip, long seed, int perClip = 8, double conversationRate = 0.3)
+    public static IReadOnlyList<InstructionPair> ForClip(ClipRecord clip, long seed, int perClip = 8, double conversationRate = 0.3, double shortAnswerRate = 0)
     {
+        if (shortAnswerRate is < 0 or > 1 || double.IsNaN(shortAnswerRate))
+            throw new ArgumentOutOfRangeException(nameof(shortAnswerRate), shortAnswerRate, "the short-answer rate is a share, between 0 and 1");
         ClipFacts facts = ClipFacts.From(clip);
         var rng = new Random(SongPlanner.Mix(seed, StableHash(facts.ClipId), 3));
         IReadOnlyList<string> tasks = Tasks(facts);
@@ -115,6 +120,9 @@ public static partial class InstructionGenerator
         foreach (string task in chosen)
         {
             InstructionPair? pair = Ask(task, facts, rng, followUp: false);
+            // The draw is made only when short answers are asked for, so that a rate of 0 leaves the stream as it was.
+            if (pair is not null && shortAnswerRate > 0 && ShortAnswer(task, facts, rng) is { } brief && rng.NextDouble() < shortAnswerRate)
+                pair = Shorten(pair, brief, rng);
             if (pair is not null && seen.Add(pair.Query)) pairs.Add(pair);
         }
 
@@ -132,6 +140,34 @@ public static partial class InstructionGenerator
         }
         return pairs;
     }
+
+    /// <summary>The bare value a brief answer to <paramref name="task"/> gives, or null when the task has no one-fact answer.</summary>
+    private static string? ShortAnswer(string task, ClipFacts f, Random rng) => task switch
+    {
+        "tempo" when f.Bpm is int bpm => bpm.ToString(CultureInfo.InvariantCulture) + " BPM",
+        "key" when f.Key is MusicalKey key => $"{KeyTonic(key, rng.Next(3))} {(key.Mode == Mode.Major ? "major" : "minor")}",
+        "mode" when f.Key is MusicalKey key => key.Mode == Mode.Major ? "Major" : "Minor",
+        "meter" when f.Meter is not null => f.Meter,
+        "melody_instrument" when f.Melody is not null => Capitalise(StripArticle(InstrumentPhrase(f.Melody, rng))),
+        "genre" when f.Genre is not null => Capitalise(Pick(rng, Words(Templates.GenreWords, f.Genre))),
+        _ => null,
+    };
+
+    private static InstructionPair Shorten(InstructionPair pair, string brief, Random rng)
+    {
+        IReadOnlyList<string> cues = pair.Task == "tempo" ? Templates.BriefTempoCues : Templates.BriefCues;
+        string cue = Pick(rng, cues);
+        // A question that already opens with a lead-in ("Music question: ...") takes its cue at the end.
+        if (cue.EndsWith(": ", StringComparison.Ordinal) && (pair.Query.Contains(": ", StringComparison.Ordinal) || pair.Query.Contains(". ", StringComparison.Ordinal)))
+            cue = Pick(rng, cues.Where(c => !c.EndsWith(": ", StringComparison.Ordinal)).ToArray());
+        string query = cue.EndsWith(": ", StringComparison.Ordinal)
+            ? cue + char.ToLowerInvariant(pair.Query[0]) + pair.Query[1..]
+            : pair.Query + " " + cue;
+        return pair with { Query = Capitalise(query), Response = Capitalise(brief) };
+    }
+
+    private static string StripArticle(string phrase) =>
+        phrase.StartsWith("a ", StringComparison.Ordinal) ? phrase[2..] : phrase.StartsWith("an ", StringComparison.Ordinal) ? phrase[3..] : phrase;
 
     /// <summary>FNV-1a of the clip id: string.GetHashCode differs between processes, this does not.</summary>
     public static long StableHash(string text)

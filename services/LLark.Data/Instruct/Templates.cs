@@ -24,6 +24,23 @@ public static class Templates
         "Take a listen. ", "From what you hear, ", "Based on the audio, ", "Hey, ", "Please help me out: ", "Music question: ",
     ];
 
+    /// <summary>
+    /// Requests for a brief answer, put after a one-fact question (or before it, those ending in ": "); the answer is
+    /// then the bare value.
+    /// </summary>
+    public static readonly IReadOnlyList<string> BriefCues =
+    [
+        "Answer in a word or two.", "Keep it short.", "Just the answer, please.", "No need to explain.", "Short answer, please.",
+        "Briefly: ", "In a few words: ", "One-line answer: ",
+    ];
+
+    /// <summary>Requests for a brief tempo answer: the answer is then "N BPM".</summary>
+    public static readonly IReadOnlyList<string> BriefTempoCues =
+    [
+        "Just the number, please.", "Only the BPM.", "Give me just the number.", "Answer with a number.", "Keep it short.",
+        "Just the BPM: ", "Briefly: ", "Number only: ",
+    ];
+
     public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Questions = new Dictionary<string, IReadOnlyList<string>>
     {
         ["tempo"] =

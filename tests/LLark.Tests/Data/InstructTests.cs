@@ -196,6 +196,61 @@ public sealed partial class InstructTests : IDisposable
     }
 
     [Fact]
+    public void ShortAnswersAreAskedForAndStateTheBareFact()
+    {
+        Manifest manifest = SynthManifest(60);
+        var byId = manifest.Clips.ToDictionary(c => c.ClipId);
+        string[] oneFact = ["tempo", "key", "mode", "meter", "melody_instrument", "genre"];
+        InstructionPair[] all = InstructDataset.FromTemplates(manifest, new InstructOptions { Seed = 8, PerClip = 14, ShortAnswerRate = 1 }).Pairs
+            .Where(p => p.Conversation is null && oneFact.Contains(p.Task)).ToArray();
+        Assert.True(all.Length > 200, $"{all.Length} one-fact pairs");
+        foreach (InstructionPair p in all)
+        {
+            ClipRecord clip = byId[p.ClipId];
+            IReadOnlyList<string> cues = p.Task == "tempo" ? Templates.BriefTempoCues : Templates.BriefCues;
+            Assert.Contains(cues, c => c.EndsWith(": ", StringComparison.Ordinal)
+                ? p.Query.StartsWith(char.ToUpperInvariant(c[0]) + c[1..], StringComparison.Ordinal)
+                : p.Query.EndsWith(" " + c, StringComparison.Ordinal));
+            Assert.False(InstructionGenerator.IsReserved(p.Query), p.Query);
+            switch (p.Task)
+            {
+                case "tempo":
+                    Assert.Equal($"{(int)Math.Round(clip.TempoBpm!.Value)} BPM", p.Response);
+                    break;
+                case "key":
+                    Assert.True(MusicalKey.TryParse(KeyRegex().Match(p.Response).Value, out MusicalKey said), p.Response);
+                    Assert.True(MusicalKey.TryParse(clip.Key, out MusicalKey truth));
+                    Assert.Equal(truth, said);
+                    Assert.Matches(@"^[A-G]\S* (sharp |flat )?(major|minor)$", p.Response);
+                    break;
+                case "mode":
+                    Assert.Equal(clip.Key!.EndsWith("minor", StringComparison.Ordinal) ? "Minor" : "Major", p.Response);
+                    break;
+                case "meter":
+                    Assert.Equal(clip.Meter, p.Response);
+                    break;
+                case "melody_instrument":
+                {
+                    string melody = clip.Extra!["melody_instrument"].GetString()!;
+                    Assert.Contains(Templates.InstrumentWords[melody], w => string.Equals(Regex.Replace(w, "^an? ", ""), p.Response, StringComparison.OrdinalIgnoreCase));
+                    break;
+                }
+                case "genre":
+                    Assert.True(p.Response.Split(' ').Length <= 3 && !p.Response.EndsWith('.'), p.Response);
+                    break;
+            }
+        }
+        Assert.Equal(oneFact.Order(), all.Select(p => p.Task).Distinct().Order());
+
+        // Half the one-fact questions ask for brevity at 0.5; the rest, and every other task, keep their sentences.
+        InstructionPair[] half = InstructDataset.FromTemplates(manifest, new InstructOptions { Seed = 8, PerClip = 14, ShortAnswerRate = 0.5 }).Pairs
+            .Where(p => p.Conversation is null && oneFact.Contains(p.Task)).ToArray();
+        double share = half.Count(p => p.Response.Split(' ').Length <= 3 && !p.Response.EndsWith('.')) / (double)half.Length;
+        Assert.InRange(share, 0.35, 0.65);
+        Assert.Throws<ArgumentOutOfRangeException>(() => InstructionGenerator.ForClip(manifest.Clips[0], 1, shortAnswerRate: 1.5));
+    }
+
+    [Fact]
     public void ACorruptManifestLineIsReportedWithItsNumberAndSkipped()
     {
         Manifest manifest = Write(Path.Combine(_dir, "corrupt.jsonl"),

@@ -17,6 +17,11 @@ internal static class DataInstructCommand
         var seed = new Option<long>("--seed") { Description = "template choices follow from this", DefaultValueFactory = _ => 0 };
         var perClip = new Option<int>("--per-clip") { Description = "single-turn pairs per clip (templates)", DefaultValueFactory = _ => 8 };
         var conversations = new Option<double>("--conversations") { Description = "share of clips that also get a multi-turn conversation (templates)", DefaultValueFactory = _ => 0.3 };
+        var brief = new Option<double>("--short-answers")
+        {
+            Description = "share of one-fact questions (tempo, key, mode, meter, melody instrument, genre) that ask for a brief answer and get the bare value (templates)",
+            DefaultValueFactory = _ => 0,
+        };
         var url = new Option<string?>("--llm-url") { Description = "ask an OpenAI-compatible endpoint instead of templates (POST {url}/v1/chat/completions)" };
         var model = new Option<string?>("--llm-model") { Description = "the model name to send with --llm-url" };
         var key = new Option<string?>("--llm-key") { Description = "bearer key for --llm-url (default: $LLARK_LLM_KEY)" };
@@ -24,7 +29,7 @@ internal static class DataInstructCommand
         var parallel = new Option<int>("--llm-parallel") { Description = "requests in flight at once", DefaultValueFactory = _ => 4 };
         var command = new Command("instruct", "Write (query, response) instruction pairs for every clip of a manifest")
         {
-            manifest, output, seed, perClip, conversations, url, model, key, attempts, parallel,
+            manifest, output, seed, perClip, conversations, brief, url, model, key, attempts, parallel,
         };
         command.SetAction((parse, ct) => DataCommand.Run(async () =>
         {
@@ -45,11 +50,13 @@ internal static class DataInstructCommand
             {
                 if (parse.GetValue(perClip) < 1) throw new UsageException("--per-clip must be at least 1");
                 if (parse.GetValue(conversations) is < 0 or > 1) throw new UsageException("--conversations must be between 0 and 1");
+                if (parse.GetValue(brief) is < 0 or > 1 || double.IsNaN(parse.GetValue(brief))) throw new UsageException("--short-answers must be between 0 and 1");
                 result = InstructDataset.FromTemplates(loaded, new InstructOptions
                 {
                     Seed = parse.GetValue(seed),
                     PerClip = parse.GetValue(perClip),
                     ConversationRate = parse.GetValue(conversations),
+                    ShortAnswerRate = parse.GetValue(brief),
                 });
             }
             foreach (string skipped in result.SkippedClips) await Console.Error.WriteLineAsync($"warning: no pairs for {skipped}").ConfigureAwait(false);
