@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace LLark.Checkpoints;
 
@@ -15,9 +16,26 @@ namespace LLark.Checkpoints;
 /// </summary>
 public static class KeptScalars
 {
+    public static readonly Scalar Zero = 0.0.ToScalar();
+
     public static readonly Scalar One = 1.0.ToScalar();
 
     public static readonly Scalar Two = 2.0.ToScalar();
 
     public static readonly Scalar MinusTwo = (-2.0).ToScalar();
+
+    /// <summary>Integer 0 and 1, for <c>arange</c>'s start and step (an int64 range from a double Scalar would be float).</summary>
+    public static readonly Scalar IntZero = 0L.ToScalar();
+
+    public static readonly Scalar IntOne = 1L.ToScalar();
+
+    /// <summary>
+    /// <c>arange(0, stop)</c> as int64 with its Scalars kept alive: <c>arange(n)</c> builds three temporaries (the stop,
+    /// and the 0 and 1 that TorchSharp adds).
+    /// </summary>
+    public static Tensor Range(long start, long stop, Device? device = null)
+    {
+        using Scalar first = start.ToScalar(), end = stop.ToScalar();
+        return torch.arange(first, end, IntOne, dtype: ScalarType.Int64, device: device);
+    }
 }

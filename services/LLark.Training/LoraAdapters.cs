@@ -16,6 +16,9 @@ internal sealed class LoraAdapters : IDisposable
 
     private readonly List<Adapter> adapters = [];
     private readonly double dropout;
+
+    // The numbers of every adapted forward as kept Scalars: a temporary one can be freed mid-call (see KeptScalars).
+    private readonly Scalar scalingScalar, dropoutScalar, keptShare;
     private readonly int seed;
     private readonly Generator dropoutGenerator = new(0);
 
@@ -26,6 +29,9 @@ internal sealed class LoraAdapters : IDisposable
     {
         Scaling = config.Alpha / config.R;
         dropout = config.Dropout;
+        scalingScalar = Scaling.ToScalar();
+        dropoutScalar = dropout.ToScalar();
+        keptShare = (1 - dropout).ToScalar();
         this.seed = seed;
         LlamaConfig c = llama.Config;
         long hidden = c.HiddenSize, q = (long)c.NumAttentionHeads * c.HeadDim, kv = (long)c.KeyValueHeads * c.HeadDim, ffn = c.IntermediateSize;
@@ -80,7 +86,7 @@ internal sealed class LoraAdapters : IDisposable
         Adapter? a = adapters.Find(x => x.WeightName == weightName);
         if (a is null) return null;
         using var noGrad = no_grad();
-        return a.B.matmul(a.A).mul_(Scaling);
+        return a.B.matmul(a.A).mul_(scalingScalar);
     }
 
     private Tensor Delta(Adapter a, Tensor x)
@@ -89,11 +95,11 @@ internal sealed class LoraAdapters : IDisposable
         Tensor input = x;
         if (Training && dropout > 0)
         {
-            Tensor keep = rand(x.shape, dtype: ScalarType.Float32, generator: dropoutGenerator).ge_(dropout).to(x.dtype, x.device);
-            input = x.mul(keep).div_(1 - dropout);
+            Tensor keep = rand(x.shape, dtype: ScalarType.Float32, generator: dropoutGenerator).ge_(dropoutScalar).to(x.dtype, x.device);
+            input = x.mul(keep).div_(keptShare);
         }
         // The factors are float32 over a base that may be bf16: compute the delta in float32, add it in the base's dtype.
-        Tensor delta = nn.functional.linear(nn.functional.linear(input.to(a.A.dtype), a.A), a.B).mul_(Scaling);
+        Tensor delta = nn.functional.linear(nn.functional.linear(input.to(a.A.dtype), a.A), a.B).mul_(scalingScalar);
         return delta.to(x.dtype).MoveToOuterDisposeScope();
     }
 
@@ -105,5 +111,8 @@ internal sealed class LoraAdapters : IDisposable
             a.B.Dispose();
         }
         dropoutGenerator.Dispose();
+        scalingScalar.Dispose();
+        dropoutScalar.Dispose();
+        keptShare.Dispose();
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LLark.Language.Engine.Tokenization;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLark.Training;
@@ -97,6 +98,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
             savedStep = step;
         }
 
+        using Scalar accumulation = config.GradAccumulation.ToScalar();
         while (step < totalSteps)
         {
             if (ct.IsCancellationRequested)
@@ -114,7 +116,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
                 using var scope = NewDisposeScope();
                 Tensor loss = model.Loss(batch);
                 lossSum += loss.item<float>();
-                (config.GradAccumulation == 1 ? loss : loss.div(config.GradAccumulation)).backward();
+                (config.GradAccumulation == 1 ? loss : loss.div(accumulation)).backward();
                 stepTokens += batch.Tokens;
             }
             double norm = Gradients.ClipNorm(model.Trained, config.Optimizer.MaxGradNorm);

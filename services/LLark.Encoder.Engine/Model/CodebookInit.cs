@@ -15,8 +15,9 @@ public sealed record CodeUsage(int Used, int Bins, double Perplexity, long Frame
         using var scope = NewDisposeScope();
         Tensor counts = codes.reshape(-1).bincount(null, bins).to(ScalarType.Float64);
         double total = counts.sum().item<double>();
-        Tensor p = counts.div(total);
-        Tensor used = p.gt(0);
+        using Scalar totalScalar = total.ToScalar();
+        Tensor p = counts.div(totalScalar);
+        Tensor used = p.gt(Zero);
         double entropy = -p.masked_select(used).log().mul(p.masked_select(used)).sum().item<double>();
         return new CodeUsage((int)used.sum().item<long>(), bins, Math.Exp(entropy), (long)total);
     }
@@ -54,9 +55,9 @@ public static class CodebookInit
         Tensor codes = Nearest(x, codebook);
         Tensor sums = zeros(bins, x.shape[1], dtype: x.dtype).index_add_(0, codes, x, One);
         Tensor counts = codes.bincount(null, bins).to(x.dtype).unsqueeze(1);
-        Tensor means = sums.div(counts.clamp_min(1));
+        Tensor means = sums.div(counts.clamp_min(One));
         Tensor random = FromSamples(x, (int)bins, generator);
-        return where(counts.ge(1), means, random).contiguous().MoveToOuterDisposeScope();
+        return where(counts.ge(One), means, random).contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>The nearest code of each row of x [M, emb_width], in the bottleneck's arithmetic, in chunks of rows.</summary>
@@ -114,6 +115,7 @@ public static class CodebookInit
         long repeats = (bins + rows - 1) / rows;
         double std = 0.01 / Math.Sqrt(width);
         Tensor tiled = x.repeat(repeats, 1);
-        return tiled.add(randn(tiled.shape, generator: generator, dtype: x.dtype).mul_(std));
+        using Scalar noise = std.ToScalar();
+        return tiled.add(randn(tiled.shape, generator: generator, dtype: x.dtype).mul_(noise), One);
     }
 }

@@ -43,7 +43,7 @@ internal sealed class PriorBlock : nn.Module
     {
         using var scope = NewDisposeScope();
         Tensor a = Attention(ln_0.Forward(h));
-        Tensor m = Mlp(ln_1.Forward(h + a));
+        Tensor m = Mlp(ln_1.Forward(h.add(a, One)));
         return h.add(a, One).add_(m, One).MoveToOuterDisposeScope();
     }
 

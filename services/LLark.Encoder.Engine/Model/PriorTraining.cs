@@ -78,6 +78,9 @@ public sealed class PriorTrainer : IDisposable
     /// <summary>Jukebox draws x_out from N(0, 0.02 · init_scale); the 5b top prior's init_scale is 0.1.</summary>
     private const double OutputHeadStd = 0.02 * 0.1;
 
+    /// <summary>ln 2, kept (see <see cref="KeptScalars"/>): nats to bits in every loss.</summary>
+    private static readonly Scalar Ln2 = Math.Log(2).ToScalar();
+
     private readonly JukeboxEncoder encoder;
     private readonly AdamState adam;
     private readonly PriorTrainingOptions options;
@@ -163,7 +166,8 @@ public sealed class PriorTrainer : IDisposable
         }
         using var generator = new Generator((ulong)seed);
         using Tensor drawn = randn([bins, width], generator: generator);
-        head.copy_(drawn.mul_(OutputHeadStd));
+        using Scalar std = OutputHeadStd.ToScalar();
+        head.copy_(drawn.mul_(std));
         return head;
     }
 
@@ -225,7 +229,7 @@ public sealed class PriorTrainer : IDisposable
         (Tensor yCond, Tensor xCond) = prior.Conditioning(labels, (int)codes.shape[1]);
         Tensor h = prior.Forward(prior.Input(codes, yCond, xCond));
         Tensor logits = matmul(h, outputHead.t());
-        return nn.functional.cross_entropy(logits.reshape(-1, bins), codes.reshape(-1)).div(Math.Log(2)).MoveToOuterDisposeScope();
+        return nn.functional.cross_entropy(logits.reshape(-1, bins), codes.reshape(-1)).div(Ln2).MoveToOuterDisposeScope();
     }
 
     private void LoadState(string statePath, string priorPath)

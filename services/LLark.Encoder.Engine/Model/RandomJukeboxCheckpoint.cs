@@ -82,7 +82,11 @@ public static class RandomJukeboxCheckpoint
 
     private static Tensor Draw(string name, long[] shape, bool isPrior, Generator generator)
     {
-        Tensor Normal(double std) => randn(shape, generator: generator).mul_(std);
+        Tensor Normal(double std)
+        {
+            using Scalar s = std.ToScalar();
+            return randn(shape, generator: generator).mul_(s);
+        }
         if (!isPrior)
         {
             if (name.EndsWith(".bias", StringComparison.Ordinal)) return zeros(shape);

@@ -14,7 +14,8 @@ internal static class SparseAttention
     /// <summary>Transposed-block queries per residue handled at once; bounds that kind's scores to [.., QueryChunk, blocks].</summary>
     internal const int QueryChunk = 64;
 
-    private const double Masked = -1e9;
+    /// <summary>The score of a masked key; a kept Scalar, as <see cref="LLark.Checkpoints.KeptScalars"/> explains.</summary>
+    private static readonly Scalar Masked = (-1e9).ToScalar();
 
     /// <summary>q, k, v [N, T, heads·hd] to the attention output [N, T, heads·hd].</summary>
     public static Tensor Forward(AttentionKind kind, Tensor q, Tensor k, Tensor v, int heads, int blockCtx)

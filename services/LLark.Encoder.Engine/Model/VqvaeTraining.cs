@@ -286,7 +286,8 @@ public sealed class VqvaeTrainer : IDisposable
             long fanIn = weight.shape[1] * weight.shape[2];
             double bound = 1.0 / Math.Sqrt(fanIn);
             using Tensor drawn = rand(value.shape, generator: generator);
-            value.copy_(drawn.mul_(2 * bound).sub_(bound));
+            using Scalar width = (2 * bound).ToScalar(), low = bound.ToScalar();
+            value.copy_(drawn.mul_(width).sub_(low));
         }
     }
 
@@ -362,7 +363,7 @@ public sealed class VqvaeTrainer : IDisposable
         Tensor k = CodebookInit.FromSamples(x.detach(), Config.Vqvae.CodebookSize, generator);
         encoder.SetCodebook(k);
         kSum.copy_(k);
-        kElem.fill_(1);
+        kElem.fill_(One);
         initialised = true;
     }
 
@@ -376,8 +377,9 @@ public sealed class VqvaeTrainer : IDisposable
         using var noGrad = no_grad();
         double tokensPerStep = (double)options.Batch * options.SampleLength / Config.Vqvae.HopLength;
         double expected = tokensPerStep / Config.Vqvae.CodebookSize;
-        kSum.copy_(encoder.Codebook).mul_(expected);
-        kElem.fill_(expected);
+        using Scalar count = expected.ToScalar();
+        kSum.copy_(encoder.Codebook).mul_(count);
+        kElem.fill_(count);
         initialised = true;
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using LLark.Checkpoints;
 
 namespace LLark.Language.Engine.Model;
 
@@ -65,7 +66,7 @@ public sealed class BatchKvCache : IDisposable
 
     private sealed class Step(BatchKvCache cache, int[] positions, Tensor positionIndex, Device device) : IKvStore
     {
-        private readonly Tensor rows = arange(positions.Length, dtype: ScalarType.Int64, device: device);
+        private readonly Tensor rows = KeptScalars.Range(0, positions.Length, device);
         private readonly int visible = positions.Max() + 1;
 
         public (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)

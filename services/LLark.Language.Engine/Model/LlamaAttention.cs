@@ -1,6 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 using static LLark.Checkpoints.KeptScalars;
+using LLark.Checkpoints;
 
 namespace LLark.Language.Engine.Model;
 
@@ -77,8 +78,8 @@ internal sealed class LlamaAttention : nn.Module
     /// <summary>Query row r (step r % t, at position start + r % t) may see keys at positions up to its own.</summary>
     internal static Tensor CausalMask(long t, int group, int start, Device device)
     {
-        Tensor queryPos = arange(start, start + t, dtype: ScalarType.Int64, device: device).repeat(group);
-        Tensor keyPos = arange(start + t, dtype: ScalarType.Int64, device: device);
+        Tensor queryPos = KeptScalars.Range(start, start + t, device).repeat(group);
+        Tensor keyPos = KeptScalars.Range(0, start + t, device);
         return keyPos.unsqueeze(0).le(queryPos.unsqueeze(1));
     }
 }

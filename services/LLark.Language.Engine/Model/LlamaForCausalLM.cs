@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using LLark.Checkpoints;
 
 namespace LLark.Language.Engine.Model;
 
@@ -236,7 +237,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         // Per-row tables [n, 1, 1, d] broadcast over heads; row i sees keys 0..positions[i].
         (Tensor cos, Tensor signedSin) = rope.Gather(positionIndex);
         int visible = positions.Max() + 1;
-        Tensor mask = arange(visible, dtype: ScalarType.Int64, device: Device).unsqueeze(0).le(positionIndex.unsqueeze(1)).view(n, 1, 1, visible);
+        Tensor mask = KeptScalars.Range(0, visible, Device).unsqueeze(0).le(positionIndex.unsqueeze(1)).view(n, 1, 1, visible);
         var plan = new AttentionPlan(cos, signedSin, cache.StepStore(positions, positionIndex, Device), mask, Causal: false);
         Tensor h = model.Forward(model.EmbedTokens.Forward(ids), rope, plan);
         for (int i = 0; i < n; i++) cache.Slot(i).SetLength(positions[i] + 1);

@@ -22,8 +22,11 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         this.headDim = headDim;
         using var scope = NewDisposeScope();
-        Tensor invFreq = 1.0f / pow(theta, arange(0, headDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / headDim);
-        Tensor positions = arange(maxPositions, dtype: ScalarType.Int64).to(ScalarType.Float32);
+        // Scalars kept alive through the calls (see KeptScalars); 1 / x is reciprocal(x), as the operator computes it.
+        using Scalar dim = headDim.ToScalar(), step = 2L.ToScalar();
+        Tensor exponents = arange(IntZero, dim, step, dtype: ScalarType.Int64).to(ScalarType.Float32).div(dim);
+        Tensor invFreq = pow(theta, exponents).reciprocal();
+        Tensor positions = LLark.Checkpoints.KeptScalars.Range(0, maxPositions).to(ScalarType.Float32);
         Tensor freqs = outer(positions, invFreq);                       // [maxPos, d/2]
         Tensor emb = cat([freqs, freqs], dim: -1);                      // [maxPos, d]
         cos = emb.cos().to(dtype, device).MoveToOuterDisposeScope();

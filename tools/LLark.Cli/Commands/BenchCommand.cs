@@ -163,7 +163,7 @@ internal static class BenchCommand
         var generator = new Generator(20251125);
         foreach ((string name, Tensor p) in model.CheckpointParameters())
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(LLark.Checkpoints.KeptScalars.One);
             else p.normal_(0, 0.02, generator);
         }
         model.eval();

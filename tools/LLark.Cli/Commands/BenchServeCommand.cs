@@ -223,7 +223,7 @@ internal static class BenchServeCommand
         using var scope = NewDisposeScope();
         var generator = new Generator(7);
         var tensors = model.CheckpointParameters().ToList();
-        tensors.Add(new("model.mm_projector.weight", randn([config.HiddenSize, audioWidth], generator: generator).mul_(0.01)));
+        using (Scalar scale = 0.01) tensors.Add(new("model.mm_projector.weight", randn([config.HiddenSize, audioWidth], generator: generator).mul_(scale)));
         tensors.Add(new("model.mm_projector.bias", zeros(config.HiddenSize)));
         SafetensorsWriter.Save(Path.Combine(dir, "model.safetensors"), tensors);
     }
