@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using LLark.Training;
 
@@ -7,8 +8,8 @@ namespace LLark.Cli.Commands;
 
 /// <summary>
 /// <c>llark train --config FILE [--resume] [--out DIR]</c>: instruction-tunes a LLark on an embedding set and
-/// instruction pairs. Ctrl-C finishes the step under way, saves the training state and exits 130; <c>--resume</c>
-/// continues from it. The servable checkpoint is written to DIR/model at the end.
+/// instruction pairs. Ctrl-C or SIGTERM (a preempted pod, a cluster's job stop) finishes the step under way, saves the
+/// training state and exits 130; <c>--resume</c> continues from it. The servable checkpoint is written to DIR/model at the end.
 /// </summary>
 internal static class TrainCommand
 {
@@ -27,14 +28,19 @@ internal static class TrainCommand
     private static int Run(string configPath, bool resume, string? outDir, bool json)
     {
         using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        // The first signal stops after the step under way; a second one is left to its default and ends the process.
+        bool Stop(string signal)
         {
-            if (cts.IsCancellationRequested) return;
-            e.Cancel = true;
-            Console.Error.WriteLine("stopping: finishing this step and saving the training state (Ctrl-C again to abort without saving)");
+            if (cts.IsCancellationRequested) return false;
+            Console.Error.WriteLine($"stopping on {signal}: finishing this step and saving the training state (send it again to abort without saving)");
             cts.Cancel();
-        };
+            return true;
+        }
+        ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = Stop("Ctrl-C");
         Console.CancelKeyPress += onCancel;
+        // SIGTERM is what Kubernetes and most supervisors send first; without this, .NET exits on it and the steps since
+        // the last save are lost.
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = Stop("SIGTERM"));
         try
         {
             TrainingConfig config = TrainingConfig.Load(configPath);
