@@ -69,7 +69,10 @@ public sealed class Trainer(TrainingConfig config, string outDir)
         {
             File.Delete(lossPath);
         }
-        Describe?.Invoke($"{data.Train.Count} training and {data.Validation.Count} validation examples" +
+        string repeats = config.Data.TaskRepeats is { Count: > 0 } r
+            ? " (with " + string.Join(", ", r.Select(t => $"{t.Key} x{t.Value}: {data.Train.Count(e => e.Task == t.Key)}")) + ")"
+            : "";
+        Describe?.Invoke($"{data.Train.Count} training{repeats} and {data.Validation.Count} validation examples" +
             (data.Skipped.Count > 0 ? " (skipped: " + string.Join(", ", data.Skipped.Select(s => $"{s.Value} {s.Key}")) + ")" : "") +
             $"; audio {data.AudioWidth} wide at {data.AudioFps} fps from {data.AudioEncoder} layer {data.AudioLayer}; " +
             $"mode {config.Mode}: {model.Trained.Sum(p => p.Tensor.NumberOfElements):N0} trained parameters in {model.Trained.Count} tensors; " +

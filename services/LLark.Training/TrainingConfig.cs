@@ -135,6 +135,14 @@ public sealed record TrainingConfig
         Require(Data.ValidationPairs is null || Data.ValidationFraction == 0, "data.validation_fraction",
             "give either data.validation_pairs or data.validation_fraction, not both");
         Require(Data.MaxValidationExamples >= 1, "data.max_validation_examples", "must be at least 1");
+        if (Data.TaskRepeats is { } repeats)
+        {
+            foreach ((string task, int count) in repeats)
+            {
+                Require(!string.IsNullOrWhiteSpace(task), "data.task_repeats", "a task name is empty");
+                Require(count is >= 0 and <= 1000, "data.task_repeats", $"'{task}': the count must be in [0, 1000], got {count}");
+            }
+        }
         Require((Model.Base is null) != (Model.LlamaConfig is null), "model.base",
             "give exactly one of model.base (a Hugging Face Llama or LLark folder) and model.llama_config (a fresh model)");
         Require(Model.Base is not null || Model.Tokenizer is not null, "model.tokenizer", "a fresh model (model.llama_config) needs model.tokenizer");
@@ -209,6 +217,15 @@ public sealed record DataConfig
 
     /// <summary>Validation examples scored at most per evaluation (default 256).</summary>
     [JsonPropertyName("max_validation_examples")] public int MaxValidationExamples { get; init; } = 256;
+
+    /// <summary>
+    /// Times each training example of a task is seen per epoch, by the pairs' <c>task</c> field, for example
+    /// <c>{"tempo": 4, "tempo_feel": 4}</c> to weight tempo questions up in the mix, or 0 to leave a task out. Tasks not
+    /// named are seen once; validation is not repeated. Default none.
+    /// </summary>
+    [JsonPropertyName("task_repeats")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, int>? TaskRepeats { get; init; }
 }
 
 public sealed record ModelConfig

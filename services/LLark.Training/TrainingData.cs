@@ -9,7 +9,11 @@ namespace LLark.Training;
 /// One tokenized example: the LLark prompt with its audio span expanded, then the answer and the "###" that ends a
 /// turn. <see cref="Labels"/> is -100 everywhere but the answer tokens (and the stop that follows them).
 /// </summary>
-public sealed record TrainingExample(string ClipId, int[] Ids, int[] Labels, EmbeddingEntry Embedding);
+public sealed record TrainingExample(string ClipId, int[] Ids, int[] Labels, EmbeddingEntry Embedding)
+{
+    /// <summary>The pair's task ("tempo", "key", ...), or null when the pairs file names none.</summary>
+    public string? Task { get; init; }
+}
 
 /// <summary>A padded micro-batch: ids and labels [Size, Length] row-major, and every patch position's frame in order.</summary>
 public sealed record TrainingBatch(long[] Ids, long[] Labels, int Size, int Length, float[] Frames, int FrameCount, int Tokens);
@@ -199,7 +203,7 @@ public sealed class TrainingData
                     Skip(why!.StartsWith("the prompt alone", StringComparison.Ordinal) ? "prompt over max_length" : why);
                     continue;
                 }
-                examples.Add(new TrainingExample(pair.ClipId, built.Value.Ids, built.Value.Labels, entry));
+                examples.Add(new TrainingExample(pair.ClipId, built.Value.Ids, built.Value.Labels, entry) { Task = pair.Task });
             }
             return examples;
         }
@@ -216,6 +220,7 @@ public sealed class TrainingData
             train = [.. all.Where(e => !HeldOut(e.ClipId, config.Data.ValidationFraction))];
             validation = [.. all.Where(e => HeldOut(e.ClipId, config.Data.ValidationFraction))];
         }
+        train = Repeat(train, config.Data.TaskRepeats);
         if (train.Count == 0)
         {
             throw new TrainingConfigException("data.pairs", "no usable training examples" +
@@ -223,6 +228,33 @@ public sealed class TrainingData
         }
         if (validation.Count > config.Data.MaxValidationExamples) validation = validation[..config.Data.MaxValidationExamples];
         return new TrainingData(set, train, validation, skipped, format);
+    }
+
+    /// <summary>
+    /// Oversamples (or drops) training examples by task: an example whose task has a count in
+    /// <paramref name="repeats"/> appears that many times, in place, and every other example once. Validation is
+    /// never repeated, so its loss stays comparable between runs. A task that no training example has is an error:
+    /// a misspelt name must not silently train the unweighted mix.
+    /// </summary>
+    internal static List<TrainingExample> Repeat(List<TrainingExample> train, IReadOnlyDictionary<string, int>? repeats)
+    {
+        if (repeats is null || repeats.Count == 0) return train;
+        var present = new HashSet<string>(train.Select(e => e.Task).OfType<string>(), StringComparer.Ordinal);
+        foreach (string task in repeats.Keys)
+        {
+            if (!present.Contains(task))
+            {
+                string known = present.Count == 0 ? "the pairs name no tasks" : "tasks present: " + string.Join(", ", present.Order(StringComparer.Ordinal));
+                throw new TrainingConfigException("data.task_repeats", $"no training example has task '{task}' ({known})");
+            }
+        }
+        var result = new List<TrainingExample>(train.Count);
+        foreach (TrainingExample e in train)
+        {
+            int n = e.Task is { } t && repeats.TryGetValue(t, out int count) ? count : 1;
+            for (int i = 0; i < n; i++) result.Add(e);
+        }
+        return result;
     }
 
     /// <summary>A clip is held out when the FNV-1a hash of its id falls in the lowest <paramref name="fraction"/> of the range.</summary>

@@ -220,6 +220,43 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void TaskRepeatsOversampleOrDropTrainingExamplesByTaskAndNeverValidation()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path, clips: 8);
+        var tokenizer = LLark.Language.Engine.Tokenization.LlamaTextTokenizer.Load(Path.Combine(TinyLLark.Directory, "tokenizer.model"));
+        TrainingConfig plain = TrainingFixtures.Config(dir.Path, validation: 0.3);
+        TrainingData once = TrainingData.Load(plain, tokenizer);
+        Assert.NotEmpty(once.Validation);
+        Assert.DoesNotContain("task_repeats", plain.ResumeFingerprint(), StringComparison.Ordinal);
+
+        TrainingConfig weighted = plain with { Data = plain.Data with { TaskRepeats = new() { ["caption"] = 3 } } };
+        TrainingData thrice = TrainingData.Load(weighted, tokenizer);
+        int captions = once.Train.Count(e => e.Task == "caption");
+        Assert.True(captions > 0);
+        Assert.Equal(once.Train.Count + 2 * captions, thrice.Train.Count);
+        Assert.Equal(3 * captions, thrice.Train.Count(e => e.Task == "caption"));
+        Assert.Equal(once.Train.Count(e => e.Task == "hear"), thrice.Train.Count(e => e.Task == "hear"));
+        // In place: each caption example three times in a row, the others where they were.
+        static string Key(TrainingExample e) => $"{e.ClipId} {e.Task} {string.Join(',', e.Ids)}";
+        Assert.Equal(once.Train.SelectMany(e => Enumerable.Repeat(Key(e), e.Task == "caption" ? 3 : 1)), thrice.Train.Select(Key));
+        Assert.Equal(once.Validation.Select(Key), thrice.Validation.Select(Key));
+        Assert.Contains("task_repeats", weighted.ResumeFingerprint(), StringComparison.Ordinal);
+
+        TrainingData noCaptions = TrainingData.Load(plain with { Data = plain.Data with { TaskRepeats = new() { ["caption"] = 0 } } }, tokenizer);
+        Assert.All(noCaptions.Train, e => Assert.Equal("hear", e.Task));
+        Assert.Equal(once.Train.Count - captions, noCaptions.Train.Count);
+
+        var misspelt = Assert.Throws<TrainingConfigException>(() => TrainingData.Load(
+            plain with { Data = plain.Data with { TaskRepeats = new() { ["captoin"] = 2 } } }, tokenizer));
+        Assert.Equal("data.task_repeats", misspelt.Field);
+        Assert.Contains("'captoin'", misspelt.Message, StringComparison.Ordinal);
+        Assert.Contains("caption, hear", misspelt.Message, StringComparison.Ordinal);
+        Assert.Equal("data.task_repeats", Assert.Throws<TrainingConfigException>(() => TrainingConfig.Parse(
+            """{"data": {"pairs": "p", "embeddings": "e", "task_repeats": {"tempo": -1}}, "model": {"base": "b"}}""", dir.Path)).Field);
+    }
+
+    [Fact]
     public void DataOrConfigThatDisagreeAreRefusedNamingTheField()
     {
         using var dir = new TempDirectory();

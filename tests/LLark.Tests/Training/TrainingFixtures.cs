@@ -18,7 +18,7 @@ internal static class TrainingFixtures
 
     /// <summary>
     /// Writes <c>embeddings/</c> (one .npy a clip, <paramref name="frames"/> frames of <paramref name="width"/>) and
-    /// <c>pairs.jsonl</c> (each clip asked two questions with the same answer) under <paramref name="dir"/>.
+    /// <c>pairs.jsonl</c> (each clip asked two questions with the same answer, tasks "caption" and "hear") under <paramref name="dir"/>.
     /// </summary>
     public static void WriteSet(string dir, int clips = 4, int width = TinyLLark.AudioWidth, double fps = TinyLLark.Fps, int frames = 6,
         Func<int, double>? fpsOf = null)
@@ -40,7 +40,11 @@ internal static class TrainingFixtures
                 ClipId = $"clip{c}", File = file, Frames = f, Width = width, Fps = fpsOf?.Invoke(c) ?? fps, Encoder = "jukebox-tiny", Layer = 2,
             });
             foreach (string q in new[] { "Describe this clip.", "What do you hear?" })
-                pairs.Add(new InstructionPair { ClipId = $"clip{c}", Family = "captioning", Query = q, Response = Answers[c % Answers.Length] });
+                pairs.Add(new InstructionPair
+                {
+                    ClipId = $"clip{c}", Family = "captioning", Task = q.StartsWith("Describe", StringComparison.Ordinal) ? "caption" : "hear", Query = q,
+                    Response = Answers[c % Answers.Length],
+                });
         }
         JsonLines.Write(Path.Combine(set, EmbeddingSet.IndexFile), entries);
         JsonLines.Write(Path.Combine(dir, "pairs.jsonl"), pairs);
