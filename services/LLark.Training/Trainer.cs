@@ -77,6 +77,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
             $"; audio {data.AudioWidth} wide at {data.AudioFps} fps from {data.AudioEncoder} layer {data.AudioLayer}; " +
             $"mode {config.Mode}: {model.Trained.Sum(p => p.Tensor.NumberOfElements):N0} trained parameters in {model.Trained.Count} tensors; " +
             $"{totalSteps} steps of {config.BatchSize} x {config.GradAccumulation}, warm-up {schedule.WarmupSteps}" +
+            (config.FrameNoise > 0 ? $"; frame noise {config.FrameNoise} x each dimension's std" : "") +
             (resume ? $"; resuming at step {state.Step}" : ""));
 
         using var history = new LLark.Data.JsonLinesAppender(lossPath);
@@ -101,6 +102,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
             savedStep = step;
         }
 
+        float[]? noiseStd = config.FrameNoise > 0 ? data.FrameStatistics().Std : null;
         using Scalar accumulation = config.GradAccumulation.ToScalar();
         while (step < totalSteps)
         {
@@ -115,6 +117,7 @@ public sealed class Trainer(TrainingConfig config, string outDir)
             for (int a = 0; a < config.GradAccumulation; a++)
             {
                 TrainingBatch batch = ExampleLayout.Collate([.. order.Batch(micro).Select(i => data.Train[i])], data.ReadFrames, model.PadId);
+                if (noiseStd is not null) batch = batch with { Frames = FrameNoise.Apply(batch.Frames, noiseStd, config.FrameNoise, config.Seed, micro) };
                 micro++;
                 using var scope = NewDisposeScope();
                 Tensor loss = model.Loss(batch);

@@ -102,6 +102,37 @@ public static class ExampleLayout
 }
 
 /// <summary>
+/// The frame noise of <see cref="TrainingConfig.FrameNoise"/>: independent Gaussian draws, each dimension's scaled by
+/// its standard deviation, from a generator seeded by (seed, micro-batch) alone, so micro-batch k always gets the
+/// same noise.
+/// </summary>
+public static class FrameNoise
+{
+    /// <summary>
+    /// A noisy copy of <paramref name="frames"/> (row-major, <paramref name="std"/>.Length wide): each value plus
+    /// <paramref name="scale"/> x std[d] x N(0, 1). A dimension whose std is 0 stays as it is.
+    /// </summary>
+    public static float[] Apply(float[] frames, float[] std, double scale, int seed, long microBatch)
+    {
+        int width = std.Length;
+        if (width == 0 || frames.Length % width != 0)
+            throw new ArgumentException($"{frames.Length} values are not whole frames of width {width}", nameof(frames));
+        ulong mixed = unchecked((ulong)(uint)seed * 0x9E3779B97F4A7C15UL + (ulong)microBatch * 0xBF58476D1CE4E5B9UL + 0x94D049BB133111EBUL);
+        var random = new Random((int)(mixed >> 33));
+        var noisy = new float[frames.Length];
+        for (int i = 0; i < frames.Length; i += 2)
+        {
+            // Box-Muller: two independent normals from two uniforms in (0, 1].
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            double radius = Math.Sqrt(-2.0 * Math.Log(u1));
+            noisy[i] = frames[i] + (float)(scale * std[i % width] * radius * Math.Cos(2 * Math.PI * u2));
+            if (i + 1 < frames.Length) noisy[i + 1] = frames[i + 1] + (float)(scale * std[(i + 1) % width] * radius * Math.Sin(2 * Math.PI * u2));
+        }
+        return noisy;
+    }
+}
+
+/// <summary>
 /// The examples of a run: pairs joined to their clips' embeddings, checked to come from one encoder, layer, width and
 /// frame rate, split into training and validation by clip so that no clip is in both.
 /// </summary>

@@ -92,15 +92,16 @@ public sealed class TrainerTests
     }
 
     [Theory]
-    [InlineData("full")]
-    [InlineData("lora")]
-    public void StepsSplitByAResumeEqualTheStepsRunStraightToTheBit(string mode)
+    [InlineData("full", 0.0)]
+    [InlineData("lora", 0.0)]
+    [InlineData("full", 0.5)]
+    public void StepsSplitByAResumeEqualTheStepsRunStraightToTheBit(string mode, double frameNoise)
     {
         using var dir = new TempDirectory();
         TrainingFixtures.WriteSet(dir.Path, clips: 5);
         // Batch 3 over 10 examples with accumulation 2: the run crosses an epoch boundary and stops mid-epoch; in lora
-        // mode every step also draws dropout masks.
-        TrainingConfig config = TrainingFixtures.Config(dir.Path, mode: mode, steps: 6, batch: 3, accumulation: 2, warmup: 0.2);
+        // mode every step also draws dropout masks, and with frame noise every micro-batch draws its noise.
+        TrainingConfig config = TrainingFixtures.Config(dir.Path, mode: mode, steps: 6, batch: 3, accumulation: 2, warmup: 0.2) with { FrameNoise = frameNoise };
         string straight = Path.Combine(dir.Path, "straight"), split = Path.Combine(dir.Path, "split");
         new Trainer(config, straight).Run(resume: false);
 
@@ -120,6 +121,40 @@ public sealed class TrainerTests
         var straightLoss = LossHistory.ReadCurves(Path.Combine(straight, LossHistory.FileName)).Train;
         var splitLoss = LossHistory.ReadCurves(Path.Combine(split, LossHistory.FileName)).Train;
         Assert.Equal(straightLoss, splitLoss);
+        if (frameNoise > 0)
+        {
+            string clean = Path.Combine(dir.Path, "clean");
+            new Trainer(config with { FrameNoise = 0 }, clean).Run(resume: false);
+            Assert.NotEqual(LossHistory.ReadCurves(Path.Combine(clean, LossHistory.FileName)).Train, straightLoss);
+        }
+    }
+
+    [Fact]
+    public void FrameNoiseIsEachDimensionsStdTimesTheScaleAndAFunctionOfSeedAndMicroBatch()
+    {
+        const int frames = 20_000;
+        float[] std = [1f, 2f, 0f];
+        var values = new float[frames * std.Length];
+        for (int i = 0; i < values.Length; i++) values[i] = i % 3;
+        float[] noisy = FrameNoise.Apply(values, std, 0.5, seed: 10, microBatch: 7);
+        for (int d = 0; d < std.Length; d++)
+        {
+            double[] delta = [.. Enumerable.Range(0, frames).Select(f => (double)noisy[f * 3 + d] - values[f * 3 + d])];
+            double mean = delta.Average(), sd = Math.Sqrt(delta.Select(x => (x - mean) * (x - mean)).Average());
+            Assert.True(Math.Abs(mean) < 0.02 * Math.Max(std[d], 1), $"dimension {d}: mean {mean}");
+            Assert.True(Math.Abs(sd - 0.5 * std[d]) < 0.02 * Math.Max(std[d], 1), $"dimension {d}: std {sd}, expected {0.5 * std[d]}");
+        }
+        Assert.Equal(noisy, FrameNoise.Apply(values, std, 0.5, seed: 10, microBatch: 7));
+        Assert.NotEqual(noisy, FrameNoise.Apply(values, std, 0.5, seed: 10, microBatch: 8));
+        Assert.NotEqual(noisy, FrameNoise.Apply(values, std, 0.5, seed: 11, microBatch: 7));
+        Assert.Throws<ArgumentException>(() => FrameNoise.Apply(new float[7], std, 0.5, 1, 0));
+
+        using var dir = new TempDirectory();
+        TrainingConfig plain = TrainingFixtures.Config(dir.Path);
+        Assert.DoesNotContain("frame_noise", plain.ResumeFingerprint(), StringComparison.Ordinal);
+        Assert.Contains("frame_noise", (plain with { FrameNoise = 0.5 }).ResumeFingerprint(), StringComparison.Ordinal);
+        Assert.Equal("frame_noise", Assert.Throws<TrainingConfigException>(() => TrainingConfig.Parse(
+            """{"data": {"pairs": "p", "embeddings": "e"}, "model": {"base": "b"}, "frame_noise": -0.1}""", dir.Path)).Field);
     }
 
     [Fact]
