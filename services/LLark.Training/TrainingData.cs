@@ -165,8 +165,16 @@ public sealed class TrainingData
 
     public float[] ReadFrames(EmbeddingEntry entry) => Embeddings.ReadFrames(entry);
 
-    /// <summary>Per-dimension mean and (population) standard deviation over every frame of the training clips, each clip once.</summary>
-    public (float[] Mean, float[] Std) FrameStatistics()
+    private (float[] Mean, float[] Std)? frameStatistics;
+
+    /// <summary>
+    /// Per-dimension mean and (population) standard deviation over every frame of the training clips, each clip once.
+    /// Read once and kept: the projector's standardised init and the frame noise both ask for them. Callers must not
+    /// change the arrays.
+    /// </summary>
+    public (float[] Mean, float[] Std) FrameStatistics() => frameStatistics ??= ComputeFrameStatistics();
+
+    private (float[] Mean, float[] Std) ComputeFrameStatistics()
     {
         var sum = new double[AudioWidth];
         var squares = new double[AudioWidth];
