@@ -28,10 +28,14 @@ public sealed record TrainingResult(TrainingOutcome Outcome, int Step, int Total
 /// Micro-batch losses are each the mean over their own answer tokens and are divided by grad_accumulation before
 /// backward, as the Hugging Face Trainer that LLaVA and LLark ran under did. The data order of epoch e is a
 /// Fisher-Yates shuffle seeded by (seed, e), so the position in it is all a resumption needs; on the CPU every op is
-/// deterministic, so a resumed run reproduces the uninterrupted one bit for bit.
+/// deterministic once MKL runs in its reproducible mode (requested before the process's first tensor op: see
+/// <see cref="LLark.Checkpoints.LibTorchEnvironment.RequestReproducibleMath"/>), so a resumed run reproduces the
+/// uninterrupted one bit for bit.
 /// </remarks>
 public sealed class Trainer(TrainingConfig config, string outDir)
 {
+    static Trainer() => LLark.Checkpoints.LibTorchEnvironment.RequestReproducibleMath();
+
     public IProgress<TrainingProgress>? Progress { get; init; }
 
     /// <summary>Called once the data are read and the model built, with a one-paragraph description of the run.</summary>

@@ -69,6 +69,8 @@ public sealed class PriorTrainingData
 /// </summary>
 public sealed class PriorTrainer : IDisposable
 {
+    static PriorTrainer() => LLark.Checkpoints.LibTorchEnvironment.RequestReproducibleMath();
+
     /// <summary>Adam's moments and the step, beside the encoder files of a training folder.</summary>
     public const string StateFileName = "train_state.safetensors";
 

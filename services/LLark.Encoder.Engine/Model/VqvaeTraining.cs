@@ -179,6 +179,8 @@ public sealed record VqvaeStepMetrics(double Loss, double Reconstruction, double
 /// </summary>
 public sealed class VqvaeTrainer : IDisposable
 {
+    static VqvaeTrainer() => LLark.Checkpoints.LibTorchEnvironment.RequestReproducibleMath();
+
     public const string StateFileName = "vqvae_train_state.safetensors";
 
     private const string KSumName = "bottleneck/k_sum";

@@ -18,7 +18,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// <summary>Whether a layer has training-time adapters (<see cref="SetAdapters"/>).</summary>
     private bool adapted;
 
-    static LlamaForCausalLM() => HugePages.Request();
+    static LlamaForCausalLM() => LibTorchEnvironment.RequestHugePages();
 
     public LlamaForCausalLM(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null)
         : base("LlamaForCausalLM")
