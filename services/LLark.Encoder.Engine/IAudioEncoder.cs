@@ -35,6 +35,10 @@ public interface IAudioEncoder : IDisposable
     /// <summary>Values per frame.</summary>
     int Width { get; }
 
+    /// <summary>The depth the frames are read at, recorded with them (Jukebox: prior blocks run); 0 for a family
+    /// without layers.</summary>
+    int Layer { get; }
+
     /// <summary>Why a clip of <paramref name="samples"/> samples gives no frame, or null when it gives one.</summary>
     string? TooShort(long samples);
 

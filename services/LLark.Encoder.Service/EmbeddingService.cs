@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using LLark.Encoder.Service.Caching;
@@ -39,8 +40,8 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         ArgumentNullException.ThrowIfNull(audio);
         ModelHost.Loaded model = host.Ready();
         var clock = Stopwatch.StartNew();
-        PreparedAudio prepared = await PrepareAsync(audio, model.Identity, ct).ConfigureAwait(false);
-        string id = model.Identity.EmbeddingId(prepared.Samples);
+        PreparedClip prepared = await PrepareAsync(audio, model.Embedder, ct).ConfigureAwait(false);
+        string id = prepared.EmbeddingId;
         EmbedResult result;
         if (await cache.GetAsync(id, ct).ConfigureAwait(false) is { } hit)
         {
@@ -71,32 +72,32 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
     private static void CheckId(string id)
     {
         if (id.Length == 0) throw new InvalidEmbedRequestException("embedding_id", "an embedding id is required");
-        if (!EncoderIdentity.IsWellFormed(id))
+        if (!ClipEmbedder.IsWellFormedId(id))
             throw new InvalidEmbedRequestException("embedding_id", $"'{Shorten(id)}' is not an id this service issues (64 lowercase hex digits)");
     }
 
     private static string Shorten(string s) => s.Length <= 80 ? s : s[..80] + "...";
 
-    private async Task<PreparedAudio> PrepareAsync(byte[] audio, EncoderIdentity identity, CancellationToken ct)
+    private async Task<PreparedClip> PrepareAsync(byte[] audio, ClipEmbedder embedder, CancellationToken ct)
     {
         EncoderServiceOptions o = options.Value;
         var limits = new AudioLimits { MaxBytes = o.MaxAudioBytes, MaxDuration = TimeSpan.FromSeconds(o.MaxAudioSeconds) };
         await decoders.WaitAsync(ct).ConfigureAwait(false);
-        PreparedAudio prepared;
         try
         {
-            prepared = await Task.Run(() => AudioFrontEnd.Prepare(audio, identity.SampleRate, identity.ContextSamples, limits), ct).ConfigureAwait(false);
+            return await Task.Run(() => embedder.Prepare(audio, limits), ct).ConfigureAwait(false);
+        }
+        catch (UnusableClipException e)
+        {
+            throw new InvalidEmbedRequestException("audio", e.Message);
         }
         finally
         {
             decoders.Release();
         }
-        if (Pooling.TooShortForOneFrame(prepared.Samples.Length, identity.Config, identity.Fps) is { } problem)
-            throw new InvalidEmbedRequestException("audio", problem);
-        return prepared;
     }
 
-    private async Task<StoredEmbedding> JoinAsync(string id, PreparedAudio prepared, ModelHost.Loaded model, CancellationToken ct)
+    private async Task<StoredEmbedding> JoinAsync(string id, PreparedClip prepared, ModelHost.Loaded model, CancellationToken ct)
     {
         Flight flight;
         lock (gate)
@@ -126,14 +127,14 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         }
     }
 
-    private async Task<StoredEmbedding> ComputeAsync(string id, PreparedAudio prepared, ModelHost.Loaded model, Flight flight)
+    private async Task<StoredEmbedding> ComputeAsync(string id, PreparedClip prepared, ModelHost.Loaded model, Flight flight)
     {
         try
         {
             AudioEmbedding e = await model.Worker.SubmitAsync(prepared.Samples, flight.Cancel.Token).ConfigureAwait(false);
-            EncoderIdentity identity = model.Identity;
-            var stored = new StoredEmbedding(id, e.Values, e.Frames, e.Width, identity.Fps, e.FramesPerSecond, identity.ModelId,
-                prepared.Samples.Length / (double)identity.SampleRate);
+            ClipFrames frames = model.Embedder.Describe(prepared, e);
+            var stored = new StoredEmbedding(id, frames.Values, frames.Frames, frames.Width, frames.Fps, frames.EffectiveFps, frames.EncoderId,
+                frames.AudioSeconds);
             // Stored whatever happens to the callers now: the work is done and the next caller should not redo it.
             await cache.PutAsync(stored, CancellationToken.None).ConfigureAwait(false);
             return stored;

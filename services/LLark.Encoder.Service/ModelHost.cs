@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
 using LLark.Checkpoints;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
 using LLark.Encoder.Service.Serving;
 using LLark.ServiceDefaults;
@@ -18,7 +19,7 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
 {
     private volatile Loaded? loaded;
 
-    public sealed record Loaded(JukeboxEncoder Encoder, EncodeWorker Worker, EncoderIdentity Identity);
+    public sealed record Loaded(ClipEmbedder Embedder, EncodeWorker Worker);
 
     /// <summary>The model, or UNAVAILABLE while it loads.</summary>
     public Loaded Ready() => loaded ?? throw new RpcException(new Status(StatusCode.Unavailable, "the encoder model is still loading; retry shortly"));
@@ -31,15 +32,17 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
         var clock = Stopwatch.StartNew();
         try
         {
-            var load = new JukeboxLoadOptions { Layers = o.Layers, MatrixType = ParseDType(o.DType), Device = new torch.Device(o.Device) };
-            JukeboxEncoder encoder = JukeboxEncoderLoader.Load(o.ModelPath, load, stoppingToken);
             ExtractionPath path = o.ExtractionPath.Equals("jukemirlib", StringComparison.OrdinalIgnoreCase) ? ExtractionPath.Jukemirlib : ExtractionPath.LLarkPadded;
-            var identity = new EncoderIdentity(encoder.Config, o.ModelName, o.Fps, dtype, path);
-            var worker = new EncodeWorker(encoder, new EmbedOptions { Path = path, Fps = o.Fps }, o.MaxQueuedRequests, o.MaxBatchSize, metrics, logger);
+            IAudioEncoder family = AudioEncoderLoader.Load(o.ModelPath, new AudioEncoderOptions
+            {
+                Fps = o.Fps, Layers = o.Layers, MatrixType = ParseDType(o.DType), Device = new torch.Device(o.Device), Path = path,
+                ModelName = o.ModelName, BatchSize = o.MaxBatchSize,
+            }, stoppingToken);
+            var worker = new EncodeWorker(family, o.MaxQueuedRequests, o.MaxBatchSize, metrics, logger);
             metrics.QueueDepth = () => worker.QueueDepth;
-            loaded = new Loaded(encoder, worker, identity);
-            Log.ModelLoaded(logger, identity.ModelId, clock.Elapsed.TotalSeconds, encoder.Config.Prior.Width,
-                (double)identity.ContextSamples / identity.SampleRate, o.MaxBatchSize);
+            loaded = new Loaded(new ClipEmbedder(family), worker);
+            Log.ModelLoaded(logger, family.ModelId, clock.Elapsed.TotalSeconds, family.Width,
+                (double)family.ContextSamples / family.SampleRate, o.MaxBatchSize);
             serving.Set(true);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -63,7 +66,7 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
             loaded = null;
             metrics.QueueDepth = () => 0;
             l.Worker.Dispose();
-            l.Encoder.Dispose();
+            l.Embedder.Encoder.Dispose();
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LLark.Encoder.Engine;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Multimodal;
 

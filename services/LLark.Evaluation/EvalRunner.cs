@@ -1,4 +1,5 @@
 using LLark.Data;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Audio;
 using LLark.Evaluation.Dsp;
 

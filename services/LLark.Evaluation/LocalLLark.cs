@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LLark.Data;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using LLark.Language.Engine.Generation;
@@ -19,31 +20,30 @@ public sealed record LocalLLarkOptions
 }
 
 /// <summary>
-/// LLark with no services: the Jukebox encoder and the language model loaded here, one clip embedded at the
+/// LLark with no services: the audio encoder and the language model loaded here, one clip embedded at the
 /// checkpoint's frame rate, questions answered greedily with LLark's stop string ("###"). Loading refuses a pair
 /// whose widths or frame rates disagree (<see cref="ModelConfigException"/>), as the services do. Not thread-safe.
 /// </summary>
 public sealed class LocalLLark : IDisposable
 {
-    private LocalLLark(LLarkModel model, JukeboxEncoder encoder, ResolvedModel modelDir, ResolvedModel encoderDir, double fps)
+    private LocalLLark(LLarkModel model, ClipEmbedder embedder, ResolvedModel modelDir, ResolvedModel encoderDir)
     {
         Model = model;
-        Encoder = encoder;
+        Embedder = embedder;
         ModelDirectory = modelDir;
         EncoderDirectory = encoderDir;
-        Fps = fps;
     }
 
     public LLarkModel Model { get; }
 
-    public JukeboxEncoder Encoder { get; }
+    public ClipEmbedder Embedder { get; }
 
     public ResolvedModel ModelDirectory { get; }
 
     public ResolvedModel EncoderDirectory { get; }
 
     /// <summary>The frame rate clips are embedded at: the checkpoint's.</summary>
-    public double Fps { get; }
+    public double Fps => Model.AudioFps;
 
     /// <summary>A short description for reports: the two folders' names.</summary>
     public string Name => $"local:{Path.GetFileName(ModelDirectory.Directory)}+{Path.GetFileName(EncoderDirectory.Directory)}";
@@ -54,36 +54,34 @@ public sealed class LocalLLark : IDisposable
         options ??= new LocalLLarkOptions();
         ResolvedModel model = ModelLocator.Resolve(ModelLocator.Language, modelDir);
         ResolvedModel encoder = ModelLocator.Resolve(ModelLocator.Encoder, encoderDir);
-        JukeboxEncoder jukebox = JukeboxEncoderLoader.Load(encoder.Directory, new JukeboxLoadOptions { Layers = options.Layers }, ct);
+        LLarkModel llark = LLarkModel.Load(model.Directory, cancellationToken: ct);
         try
         {
-            LLarkModel llark = LLarkModel.Load(model.Directory, cancellationToken: ct);
+            // At the checkpoint's rate: a family that cannot make it refuses (EncoderConfigException).
+            IAudioEncoder audio = AudioEncoderLoader.Load(encoder.Directory, new AudioEncoderOptions { Fps = llark.AudioFps, Layers = options.Layers }, ct);
             try
             {
-                double fps = CheckPair(llark.AudioWidth, llark.AudioFps, jukebox.Config.Prior.Width, jukebox.Config.TokensPerSecond, options.Fps,
-                    model.Directory, encoder.Directory);
-                return new LocalLLark(llark, jukebox, model, encoder, fps);
+                CheckPair(llark.AudioWidth, llark.AudioFps, audio.Width, options.Fps, model.Directory, encoder.Directory);
+                return new LocalLLark(llark, new ClipEmbedder(audio), model, encoder);
             }
             catch
             {
-                llark.Dispose();
+                audio.Dispose();
                 throw;
             }
         }
         catch
         {
-            jukebox.Dispose();
+            llark.Dispose();
             throw;
         }
     }
 
     /// <summary>
     /// The frame rate a pair runs at, or why it cannot run: the encoder's width must be the projector's input width,
-    /// the pooling rate asked for (if any) must be the checkpoint's, and the encoder must produce at least that many
-    /// tokens a second.
+    /// and the pooling rate asked for (if any) must be the checkpoint's.
     /// </summary>
-    public static double CheckPair(int modelWidth, double modelFps, int encoderWidth, double encoderTokensPerSecond, double? requestedFps,
-        string modelDir, string encoderDir)
+    public static double CheckPair(int modelWidth, double modelFps, int encoderWidth, double? requestedFps, string modelDir, string encoderDir)
     {
         if (modelWidth != encoderWidth)
             throw new ModelConfigException($"the model ({modelDir}) projects {modelWidth}-wide audio frames (mm_hidden_size) but the encoder " +
@@ -91,19 +89,13 @@ public sealed class LocalLLark : IDisposable
         if (requestedFps is double fps && Math.Abs(fps - modelFps) > 1e-6)
             throw new ModelConfigException($"the model ({modelDir}) was trained on {modelFps} fps embeddings (mm_audio_fps); " +
                 $"embedding at {fps} fps would not match");
-        if (modelFps > encoderTokensPerSecond)
-            throw new ModelConfigException($"the model ({modelDir}) wants {modelFps} fps but the encoder ({encoderDir}) makes only " +
-                $"{encoderTokensPerSecond:0.###} tokens a second");
         return modelFps;
     }
 
-    /// <summary>Decodes and embeds one clip (LLark's front end: mono, 44.1 kHz, peak-normalised, one context at most).</summary>
+    /// <summary>Decodes and embeds one clip (LLark's front end: mono, at the encoder's rate, peak-normalised, one context at most).</summary>
     public AudioFrames Embed(byte[] clip, CancellationToken ct = default)
     {
-        PreparedAudio audio = AudioFrontEnd.Prepare(clip, Encoder.Config.Prior.SampleRate, Encoder.Config.ContextSamples);
-        if (Pooling.TooShortForOneFrame(audio.Samples.Length, Encoder.Config, Fps) is { } problem)
-            throw new UnusableClipException(problem);
-        AudioEmbedding e = Encoder.Embed(audio.Samples, new EmbedOptions { Fps = Fps }, ct);
+        ClipFrames e = Embedder.Embed(clip, ct: ct);
         return new AudioFrames(e.Values, e.Frames, e.Width, Fps, Model.AudioEncoder);
     }
 
@@ -136,9 +128,6 @@ public sealed class LocalLLark : IDisposable
     public void Dispose()
     {
         Model.Dispose();
-        Encoder.Dispose();
+        Embedder.Encoder.Dispose();
     }
 }
-
-/// <summary>A clip that decodes but cannot be asked about (too short for one frame; refused by the encoder service).</summary>
-public sealed class UnusableClipException(string message) : Exception(message);

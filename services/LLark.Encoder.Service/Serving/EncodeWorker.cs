@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
 
 namespace LLark.Encoder.Service.Serving;
@@ -12,14 +13,13 @@ public sealed class QueueFullException(int depth, TimeSpan retryAfter)
 
 /// <summary>
 /// The one thread that runs the model. Requests wait in a bounded queue; each turn takes every clip waiting (up to
-/// the batch size) and encodes them in one <see cref="JukeboxEncoder.EmbedBatch"/> call: a single forward pass on the
-/// padded path, back to back on the jukemirlib path. A clip whose caller has gone is dropped before the pass; a
+/// the batch size) and encodes them in one <see cref="IAudioEncoder.EmbedBatch"/> call (for Jukebox's padded path, a
+/// single forward pass). A clip whose caller has gone is dropped before the pass; a
 /// pass whose callers have all gone is cancelled between blocks.
 /// </summary>
 public sealed class EncodeWorker : IDisposable
 {
-    private readonly JukeboxEncoder encoder;
-    private readonly EmbedOptions embedOptions;
+    private readonly IAudioEncoder encoder;
     private readonly int maxQueued;
     private readonly int maxBatch;
     private readonly EncoderMetrics metrics;
@@ -32,10 +32,9 @@ public sealed class EncodeWorker : IDisposable
     private bool held;
     private double secondsPerBatch = 1;
 
-    public EncodeWorker(JukeboxEncoder encoder, EmbedOptions embedOptions, int maxQueued, int maxBatch, EncoderMetrics metrics, ILogger logger)
+    public EncodeWorker(IAudioEncoder encoder, int maxQueued, int maxBatch, EncoderMetrics metrics, ILogger logger)
     {
         this.encoder = encoder;
-        this.embedOptions = embedOptions;
         this.maxQueued = maxQueued;
         this.maxBatch = maxBatch;
         this.metrics = metrics;
@@ -120,7 +119,7 @@ public sealed class EncodeWorker : IDisposable
         var clock = Stopwatch.StartNew();
         try
         {
-            IReadOnlyList<AudioEmbedding> results = encoder.EmbedBatch([.. batch.Select(j => j.Samples)], embedOptions, abandoned.Token);
+            IReadOnlyList<AudioEmbedding> results = encoder.EmbedBatch([.. batch.Select(j => j.Samples)], abandoned.Token);
             TimeSpan elapsed = clock.Elapsed;
             metrics.Encoded(batch.Count, elapsed);
             secondsPerBatch = 0.8 * secondsPerBatch + 0.2 * elapsed.TotalSeconds;

@@ -169,9 +169,9 @@ public sealed class EvalCommandTests : IDisposable
     [Fact]
     public void PairsOfOtherWidthsAreRefused()
     {
-        var e = Assert.Throws<LLark.Language.Engine.Model.ModelConfigException>(() => LocalLLark.CheckPair(4800, 25, 48, 344.53, null, "m", "e"));
+        var e = Assert.Throws<LLark.Language.Engine.Model.ModelConfigException>(() => LocalLLark.CheckPair(4800, 25, 48, null, "m", "e"));
         Assert.Contains("4800", e.Message, StringComparison.Ordinal);
-        Assert.Equal(10, LocalLLark.CheckPair(48, 10, 48, 344.53, 10, "m", "e"));
+        Assert.Equal(10, LocalLLark.CheckPair(48, 10, 48, 10, "m", "e"));
     }
 
     [Fact]

@@ -30,7 +30,7 @@ internal static class CliErrors
             Console.Error.WriteLine($"error: cannot decode the clip ({e.Reason}): {e.Message}");
             return ExitCodes.BadInput;
         }
-        catch (Evaluation.UnusableClipException e)
+        catch (LLark.Encoder.Engine.UnusableClipException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;

@@ -5,9 +5,9 @@ using Google.Protobuf;
 using Grpc.Core;
 using LLark.Common.V1;
 using LLark.Data;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
-using LLark.Encoder.Service.Serving;
 using LLark.Encoder.V1;
 
 namespace LLark.Cli.Commands;
@@ -166,62 +166,52 @@ internal sealed class DatasetEmbedding(string manifestPath, string outDir, int? 
         [property: System.Text.Json.Serialization.JsonPropertyName("error")] string Error);
 }
 
-/// <summary>Jukebox in this process; the embedding ids and encoder ids are the ones the encoder service would give.</summary>
+/// <summary>The encoder in this process; the embedding ids and encoder ids are the ones the encoder service would give.</summary>
 internal sealed class LocalClipEmbedder : IClipEmbedder
 {
-    private readonly JukeboxEncoder encoder;
-    private readonly EncoderIdentity identity;
-    private readonly EmbedOptions options;
+    private readonly ClipEmbedder embedder;
 
     public LocalClipEmbedder(string folder, string? modelName, int? layers, double fps, ExtractionPath path, string dtype, int batchSize)
     {
-        encoder = EmbedCommand.Load(folder, layers, dtype);
-        string dtypeName = LLark.Checkpoints.RunTimeDTypes.ShortName(EmbedCommand.ParseDType(dtype));
-        identity = new EncoderIdentity(encoder.Config, modelName, fps, dtypeName, path);
-        options = new EmbedOptions { Path = path, Fps = fps };
-        BatchSize = path == ExtractionPath.LLarkPadded ? batchSize : 1;
+        if (layers is < 1) throw new UsageException("--layers must be at least 1");
+        embedder = new ClipEmbedder(AudioEncoderLoader.Load(folder, new AudioEncoderOptions
+        {
+            Fps = fps, Layers = layers, MatrixType = EmbedCommand.ParseDType(dtype), Path = path, ModelName = modelName, BatchSize = batchSize,
+        }));
     }
 
-    public int BatchSize { get; }
+    public int BatchSize => embedder.Encoder.PreferredBatchSize;
 
-    public string Describe => $"encoder {identity.ModelId} here";
+    public string Describe => $"encoder {embedder.Encoder.ModelId} here";
 
     public Task<IReadOnlyList<IClipEmbedder.Result>> EmbedAsync(IReadOnlyList<string> audioPaths, CancellationToken ct)
     {
         var results = new IClipEmbedder.Result?[audioPaths.Count];
-        var ready = new List<(int Index, PreparedAudio Audio)>();
+        var ready = new List<(int Index, PreparedClip Clip)>();
         for (int i = 0; i < audioPaths.Count; i++)
         {
             try
             {
-                ready.Add((i, AudioFrontEnd.Prepare(EmbedCommand.ReadClip(audioPaths[i]), identity.SampleRate, identity.ContextSamples)));
+                ready.Add((i, embedder.Prepare(EmbedCommand.ReadClip(audioPaths[i]))));
             }
-            catch (Exception e) when (e is AudioDecodeException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is AudioDecodeException or UnusableClipException or IOException or UnauthorizedAccessException)
             {
                 results[i] = new IClipEmbedder.Result(null, e.Message);
             }
         }
-        var embeddable = new List<(int Index, PreparedAudio Audio)>();
-        foreach ((int i, PreparedAudio audio) in ready)
+        if (ready.Count > 0)
         {
-            if (Pooling.TooShortForOneFrame(audio.Samples.Length, identity.Config, identity.Fps) is { } problem)
-                results[i] = new IClipEmbedder.Result(null, problem);
-            else embeddable.Add((i, audio));
-        }
-        if (embeddable.Count > 0)
-        {
-            IReadOnlyList<AudioEmbedding> embeddings = encoder.EmbedBatch(embeddable.ConvertAll(r => r.Audio.Samples), options, ct);
-            for (int j = 0; j < embeddable.Count; j++)
+            IReadOnlyList<ClipFrames> embedded = embedder.Embed(ready.ConvertAll(r => r.Clip), ct);
+            for (int j = 0; j < ready.Count; j++)
             {
-                AudioEmbedding e = embeddings[j];
-                results[embeddable[j].Index] = new IClipEmbedder.Result(new ClipEmbedding(e.Values, e.Frames, e.Width, identity.Fps, identity.ModelId,
-                    encoder.Config.Layers, identity.EmbeddingId(embeddable[j].Audio.Samples)), null);
+                ClipFrames e = embedded[j];
+                results[ready[j].Index] = new IClipEmbedder.Result(new ClipEmbedding(e.Values, e.Frames, e.Width, e.Fps, e.EncoderId, e.Layer, e.EmbeddingId), null);
             }
         }
         return Task.FromResult<IReadOnlyList<IClipEmbedder.Result>>(results.Select(r => r!).ToArray());
     }
 
-    public void Dispose() => encoder.Dispose();
+    public void Dispose() => embedder.Encoder.Dispose();
 }
 
 /// <summary>The encoder service behind a gateway: several requests in flight, so a fleet shares the work and the cache.</summary>

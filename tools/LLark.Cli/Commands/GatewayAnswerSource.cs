@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using LLark.Common.V1;
+using LLark.Encoder.Engine;
 using LLark.Encoder.V1;
 using LLark.Evaluation;
 using LLark.Language.V1;
