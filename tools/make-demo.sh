@@ -7,8 +7,8 @@
 #   bash tools/make-demo.sh [WORK_DIR]      # default .llark/demo; the result is WORK_DIR/llark-demo, WORK_DIR/jukebox-demo
 #
 # The recipe's files are in tools/demo/: train.json (the llark train config) and prior-clips.txt (the training clips,
-# in order, that the codebook and the prior were fitted on). Time of each stage and the scores measured on this 2-core
-# machine: tools/demo/README.md.
+# in order, that the codebook and the prior were fitted on). Stages and their times: tools/demo/README.md; scores:
+# docs/experiments/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,7 +27,7 @@ done
 mkdir -p "$work"
 cd "$work"
 stage() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
-# The Jukebox verbs run one libtorch thread: on 2 cores that was faster than libtorch's default.
+# The Jukebox verbs run one libtorch thread: on small machines that avoids oversubscribing the cores.
 export OMP_NUM_THREADS=1
 
 stage "1/7 training clips: 1500 x 8 s, seed 1001, FluidR3_GM and sf_GMbank"

@@ -11,8 +11,8 @@ namespace LLark.Language.Engine.Model;
 /// once per chunk and multiplied with all of its rows in the 4 x 2 tiles the batched step uses.
 /// </summary>
 /// <remarks>
-/// libtorch on one thread (the scheduler prefills with one, see <c>SchedulerOptions.PrefillThreads</c>) took about 30 ms
-/// for a 70-row stories15M-shaped prompt, mostly in per-op overhead: a forward is some 40 tensor calls a layer. Row i
+/// libtorch on one thread (the scheduler prefills with one, see <c>SchedulerOptions.PrefillThreads</c>) spends a small
+/// model's prefill mostly in per-op overhead: a forward is some 40 tensor calls a layer. Row i
 /// attends causally over the cache and rows 0..i, each head as <see cref="AttendHead"/> does it for a decode step; the
 /// arithmetic is the libtorch prefill's in another summation order (float32 throughout).
 /// </remarks>

@@ -13,7 +13,7 @@ namespace LLark.Language.Engine.Model;
 /// </summary>
 /// <remarks>
 /// Decoding a small model through libtorch cost more in per-op overhead than in arithmetic: a stories15M-shaped
-/// step made about 40 tensor calls per layer, and 58% of the main thread's time went outside the matrix products.
+/// step made about 40 tensor calls per layer, and most of the main thread's time went outside the matrix products.
 /// Here a step is its matrix-vector products on <see cref="SpinWorkers"/> (five hand-offs per layer) and a few
 /// short serial loops; residual adds and SwiGLU are fused into the products that produce their inputs. The
 /// arithmetic is the libtorch path's in float32, in another summation order: RMSNorm as x * rsqrt(mean(x²) + eps)
@@ -27,7 +27,7 @@ internal sealed unsafe partial class DecodeStep
 
     /// <summary>
     /// How far ahead of the row being multiplied the products prefetch, in floats (8 KB). The hardware
-    /// prefetcher alone left the stories15M-shaped matrices (1 KB rows) at about 17 GB/s of the 22 two cores reach.
+    /// prefetcher alone does not keep matrices of small rows (1 KB at the stories15M shape) streaming at memory speed.
     /// </summary>
     private const int PrefetchAhead = 2048;
 

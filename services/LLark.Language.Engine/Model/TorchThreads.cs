@@ -6,8 +6,8 @@ namespace LLark.Language.Engine.Model;
 /// libtorch intra-op threads for the calling thread while in scope (OpenMP keeps the count per calling thread). The
 /// serving process runs its small libtorch work (prompt building on request threads, prefill on the scheduler) at one
 /// thread by default: each caller's OpenMP team of all cores would oversubscribe a small machine beside the decode
-/// loop's own workers, and a team member that loses its core stalls the whole op (measured on 2 cores: a 77-token
-/// prefill of 25-35 ms took up to 366 ms while other requests were being parsed).
+/// loop's own workers, and a team member that loses its core stalls the whole op, so a short prefill can take ten
+/// times as long while other requests are being parsed.
 /// </summary>
 public readonly struct TorchThreadScope : IDisposable
 {

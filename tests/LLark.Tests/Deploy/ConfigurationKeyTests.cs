@@ -14,10 +14,8 @@ namespace LLark.Tests.Deploy;
 /// </summary>
 /// <remarks>
 /// The language service's options are read by reflection from its assembly, and its settings are bound and validated
-/// as the host does at start. The encoder service and the gateway are not referenced by this test project yet (they
-/// are being written), so their keys are matched against the names their specs give (issue 5 and 6:
-/// <see cref="EncoderKeys"/>, <see cref="GatewayKeys"/>); once they land, read them from
-/// <c>EncoderServiceOptions</c> and <c>GatewayOptions</c> as the language service's are.
+/// as the host does at start. The encoder service's and the gateway's keys are matched against the names listed in
+/// <see cref="EncoderKeys"/> and <see cref="GatewayKeys"/>.
 /// </remarks>
 [Trait("Category", "Kubectl")]
 public sealed class ConfigurationKeyTests

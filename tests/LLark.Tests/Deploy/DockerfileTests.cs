@@ -128,16 +128,9 @@ public sealed partial class DockerfileTests
         Assert.Contains($"dotnet publish {project} ", publish, StringComparison.Ordinal);
         string assembly = Path.GetFileNameWithoutExtension(project);
         string csproj = Path.Combine(RepoPaths.Root, project);
-        if (File.Exists(csproj))
-        {
-            string? declared = XDocument.Load(csproj).Descendants("AssemblyName").Select(e => e.Value).SingleOrDefault();
-            Assert.True(declared is null || declared == assembly, $"{project} names its assembly {declared}");
-        }
-        else
-        {
-            // Being written in another branch (issues 5 and 6); the spec names the project and its assembly.
-            Assert.NotEqual("language", service);
-        }
+        Assert.True(File.Exists(csproj), $"{project} does not exist");
+        string? declared = XDocument.Load(csproj).Descendants("AssemblyName").Select(e => e.Value).SingleOrDefault();
+        Assert.True(declared is null || declared == assembly, $"{project} names its assembly {declared}");
         Assert.Equal(new[] { "dotnet", $"{assembly}.dll" }, file.EntryPoint);
     }
 

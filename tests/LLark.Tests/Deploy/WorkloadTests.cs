@@ -11,7 +11,7 @@ public sealed class WorkloadTests
     /// <summary>The model services: their gRPC service (what readiness asks the health service about) and weights.</summary>
     internal static readonly Dictionary<string, (string GrpcService, double WeightBytes)> ModelServices = new(StringComparer.Ordinal)
     {
-        // README.md's memory plan: Llama-2-7B in bf16.
+        // The language service README's memory plan: Llama-2-7B in bf16.
         ["language"] = (LanguageServiceHost.GrpcServiceName, 13.48e9),
         // services/LLark.Encoder.Engine/README.md: the 36-block Jukebox encoder, bf16 matrices. The encoder service's
         // name is the spec's (llark.encoder.v1.EncoderService); its host is not referenced by the tests yet.

@@ -14,7 +14,7 @@ internal static class TinyLLark
     public const int AudioWidth = 48;
     public const double Fps = 25;
 
-    /// <summary>The committed copy, <c>models/llark-tiny-untrained</c>, which the README's main job also runs.</summary>
+    /// <summary>The committed copy, <c>models/llark-tiny-untrained</c>, which the tests and the micro pipeline run.</summary>
     public static string Directory { get; } = Path.Combine(RepoPaths.Root, "models", "llark-tiny-untrained");
 
     public static void Create(string dir)
