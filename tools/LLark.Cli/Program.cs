@@ -5,7 +5,6 @@ var root = new RootCommand("llark: run and inspect LLark models from the command
 {
     GenerateCommand.Create(),
     TokenizeCommand.Create(),
-    BenchCommand.Create(),
     AskCommand.Create(),
     ClientCommands.Info(),
     ConvertJukeboxCommand.Create(),

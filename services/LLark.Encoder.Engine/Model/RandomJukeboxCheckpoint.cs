@@ -60,7 +60,7 @@ public static class RandomJukeboxCheckpoint
 
     private static long WriteFile(string path, IReadOnlyDictionary<string, Tensor> parameters, bool isPrior, Generator generator)
     {
-        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark bench embed (random weights)" };
+        var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark-bench embed (random weights)" };
         var tensors = new List<KeyValuePair<string, Tensor>>();
         long bytes = 0;
         try

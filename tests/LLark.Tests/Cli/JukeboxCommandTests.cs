@@ -5,14 +5,15 @@ using TorchSharp;
 
 namespace LLark.Tests.Cli;
 
-/// <summary><c>llark convert-jukebox</c>, <c>llark embed</c> and <c>llark bench embed</c> as processes, on the tiny Jukebox.</summary>
+/// <summary><c>llark convert-jukebox</c>, <c>llark embed</c> and <c>llark jukebox</c> as processes, on the tiny Jukebox.</summary>
 public sealed class JukeboxCommandTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("llark-jukebox-").FullName;
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private string Convert(string vqvae = "vqvae.pth.tar", string prior = "prior_level_2.pth.tar")
+    /// <summary>The tiny Jukebox converted by <c>llark convert-jukebox</c> into <paramref name="dir"/>/encoder, 3 blocks.</summary>
+    internal static string Convert(string dir, string vqvae = "vqvae.pth.tar", string prior = "prior_level_2.pth.tar")
     {
         string output = Path.Combine(dir, "encoder");
         var run = LlarkProcess.Run("convert-jukebox", "--vqvae", JukeboxTiny.File(vqvae), "--prior", JukeboxTiny.File(prior), "--layers", "3", "--out", output);
@@ -23,7 +24,7 @@ public sealed class JukeboxCommandTests : IDisposable
     [Fact]
     public void ConvertKeepsOnlyTheEncodersTensorsAndEmbedReproducesLLarksPooledFrames()
     {
-        string encoder = Convert();
+        string encoder = Convert(dir);
         using (var prior = new SafetensorsFile(Path.Combine(encoder, "prior_level_2.safetensors")))
         {
             Assert.Equal(7 + 3 * 12, prior.Entries.Count);
@@ -60,7 +61,7 @@ public sealed class JukeboxCommandTests : IDisposable
     [Fact]
     public void TrainVqvaeTrainsResumesAndWritesAFolderThatEmbeds()
     {
-        string encoder = Convert();
+        string encoder = Convert(dir);
         string clips = Path.Combine(dir, "clips");
         Directory.CreateDirectory(clips);
         File.Copy(JukeboxTiny.File("test_audio_4s.wav"), Path.Combine(clips, "a.wav"));
@@ -96,7 +97,7 @@ public sealed class JukeboxCommandTests : IDisposable
     [Fact]
     public void BadClipsAndBadSettingsExitWithTheirCodes()
     {
-        string encoder = Convert();
+        string encoder = Convert(dir);
         string npy = Path.Combine(dir, "x.npy");
         string flac = RepoPaths.Fixture("audio-formats", "tone_440_660_stereo.flac");
         var unsupported = LlarkProcess.Run("embed", "--encoder", encoder, "--out", npy, flac);
@@ -109,16 +110,5 @@ public sealed class JukeboxCommandTests : IDisposable
         Assert.Equal(2, badPath.ExitCode);
         var noModel = LlarkProcess.Run("embed", "--encoder", Path.Combine(dir, "nothing"), "--out", npy, JukeboxTiny.File("test_audio_4s.wav"));
         Assert.Equal(3, noModel.ExitCode);
-    }
-
-    [Fact]
-    [Trait("Category", "Heavy")]
-    public void BenchEmbedPrintsSpeedAndThe5bMemoryPlan()
-    {
-        var run = LlarkProcess.Run("bench", "embed", "--encoder", Convert(), "--seconds", "2", "--repeat", "1", "--json");
-        Assert.True(run.ExitCode == 0, run.Stderr);
-        var result = System.Text.Json.JsonDocument.Parse(run.Stdout).RootElement;
-        Assert.True(result.GetProperty("audio_seconds_per_second").GetDouble() > 0);
-        Assert.Equal(4L * (2_560_963_200 + 299_296), result.GetProperty("real_5b").GetProperty("fp32_weight_bytes").GetInt64());
     }
 }

@@ -2,12 +2,16 @@ using System.Diagnostics;
 
 namespace LLark.Tests.Cli;
 
-/// <summary>Runs the built <c>llark</c> tool (copied beside the tests) as its users do: a process, stdout, exit code.</summary>
+/// <summary>Runs the built <c>llark</c> and <c>llark-bench</c> tools (copied beside the tests) as their users do: a process, stdout, exit code.</summary>
 internal static class LlarkProcess
 {
     public sealed record Output(int ExitCode, string Stdout, string Stderr);
 
-    public static Output Run(params string[] args)
+    public static Output Run(params string[] args) => RunTool("llark", args);
+
+    public static Output RunBench(params string[] args) => RunTool("llark-bench", args);
+
+    private static Output RunTool(string tool, string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -16,7 +20,7 @@ internal static class LlarkProcess
             StandardOutputEncoding = System.Text.Encoding.UTF8,
             WorkingDirectory = TestSupport.RepoPaths.Root,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llark.dll"));
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, tool + ".dll"));
         foreach (string a in args) start.ArgumentList.Add(a);
         using Process process = Process.Start(start)!;
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
@@ -24,7 +28,7 @@ internal static class LlarkProcess
         if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"llark {string.Join(' ', args)} did not finish");
+            throw new TimeoutException($"{tool} {string.Join(' ', args)} did not finish");
         }
         return new Output(process.ExitCode, stdout.Result, stderr.Result);
     }

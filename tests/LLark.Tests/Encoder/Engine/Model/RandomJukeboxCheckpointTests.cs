@@ -5,7 +5,7 @@ using Xunit;
 
 namespace LLark.Tests.Encoder.Engine.Model;
 
-/// <summary>The random-weight checkpoints <c>llark bench embed --shape</c> writes load and run like converted ones.</summary>
+/// <summary>The random-weight checkpoints <c>llark-bench embed --shape</c> writes load and run like converted ones.</summary>
 public sealed class RandomJukeboxCheckpointTests
 {
     [Fact]

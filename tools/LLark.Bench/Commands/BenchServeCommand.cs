@@ -6,6 +6,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using LLark.Checkpoints;
+using LLark.Cli.Commands;
 using LLark.Common.V1;
 using LLark.Language.Engine.Model;
 using LLark.Language.Service;
@@ -16,10 +17,10 @@ using Microsoft.Extensions.Configuration;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLark.Cli.Commands;
+namespace LLark.Bench.Commands;
 
 /// <summary>
-/// <c>llark bench serve</c>: the language service on loopback with a random-weight LLark of a known shape, driven by
+/// <c>llark-bench serve</c>: the language service on loopback with a random-weight LLark of a known shape, driven by
 /// 1, 4, 8 and 16 concurrent gRPC streams; prints aggregate decode tokens/s and client-side time to first token, each
 /// row the median of --rounds rounds measured in turn with the other rows.
 /// </summary>

@@ -2,14 +2,15 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using LLark.Cli.Commands;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using TorchSharp;
 
-namespace LLark.Cli.Commands;
+namespace LLark.Bench.Commands;
 
 /// <summary>
-/// <c>llark bench embed</c>: seconds per clip and seconds of audio per second for a Jukebox encoder, peak resident
+/// <c>llark-bench embed</c>: seconds per clip and seconds of audio per second for a Jukebox encoder, peak resident
 /// memory, and the weight and activation memory of the real 5b encoder computed from its shapes.
 /// </summary>
 internal static class BenchEmbedCommand

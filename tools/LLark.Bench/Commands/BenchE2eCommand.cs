@@ -5,15 +5,16 @@ using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using LLark.Cli.Commands;
 using LLark.Common.V1;
 using LLark.Encoder.V1;
 using LLark.Language.Engine.Model;
 using LLark.Language.V1;
 
-namespace LLark.Cli.Commands;
+namespace LLark.Bench.Commands;
 
 /// <summary>
-/// <c>llark bench e2e</c>, against the system <c>tools/run.sh</c> started: per-token latency and throughput through the
+/// <c>llark-bench e2e</c>, against the system <c>tools/run.sh</c> started: per-token latency and throughput through the
 /// gateway beside straight to the language service, and time to first token for a cached clip beside an uncached one.
 /// </summary>
 internal static class BenchE2eCommand

@@ -1,7 +1,7 @@
 using LLark.Language.Engine.Model;
 using static TorchSharp.torch;
 
-namespace LLark.Cli.Commands;
+namespace LLark.Bench.Commands;
 
 /// <summary>
 /// Writes a model as a llama2.c legacy (v0) checkpoint, the file <c>run.c</c> memory-maps, so a benchmark can

@@ -2,14 +2,15 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using LLark.Cli.Commands;
 using LLark.Language.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLark.Cli.Commands;
+namespace LLark.Bench.Commands;
 
 /// <summary>
-/// <c>llark bench batch</c>: the batched decode step alone (<see cref="LlamaForCausalLM.DecodeBatch(IReadOnlyList{int}, BatchKvCache)"/>: no service, no
+/// <c>llark-bench batch</c>: the batched decode step alone (<see cref="LlamaForCausalLM.DecodeBatch(IReadOnlyList{int}, BatchKvCache)"/>: no service, no
 /// sampling) at several batch sizes; prints milliseconds a step and aggregate tokens/s, and the prefill of one
 /// <c>--context</c>-row prompt by the managed kernels and by libtorch on one thread (the service's default).
 /// </summary>

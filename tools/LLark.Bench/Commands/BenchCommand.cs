@@ -2,14 +2,15 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using LLark.Cli.Commands;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLark.Cli.Commands;
+namespace LLark.Bench.Commands;
 
-/// <summary><c>llark bench generate</c>: prefill and decode speed, time to first token and peak memory.</summary>
+/// <summary><c>llark-bench generate</c>: prefill and decode speed, time to first token and peak memory.</summary>
 internal static class BenchCommand
 {
     /// <summary>Shapes of public checkpoints, for benchmarking with random weights when no model is at hand.</summary>
@@ -53,7 +54,7 @@ internal static class BenchCommand
         generate.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(shape), parse.GetValue(promptTokens),
             parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!, parse.GetValue(json),
             parse.GetValue(export), parse.GetValue(printTokens)));
-        return new Command("bench", "Benchmarks that print figures") { generate, BenchServeCommand.Create(), BenchBatchCommand.Create(), BenchEmbedCommand.Create(), BenchE2eCommand.Create() };
+        return generate;
     }
 
     private static int Run(string? modelDir, string? shapeName, int promptTokens, int newTokens, int repeat, int? threads,
