@@ -3,7 +3,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using static LLark.Checkpoints.KeptScalars;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>
 /// What the encoder's trainers share: Adam after a linear warm-up, global-norm clipping, the batch and the seed. The

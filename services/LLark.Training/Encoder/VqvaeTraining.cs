@@ -1,10 +1,11 @@
 using System.Globalization;
 using LLark.Checkpoints;
+using LLark.Encoder.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 using static LLark.Checkpoints.KeptScalars;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>
 /// How <see cref="VqvaeTrainer"/> trains. The loss weights and the bottleneck's constants are Jukebox's 5b VQ-VAE hps

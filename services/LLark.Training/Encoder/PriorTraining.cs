@@ -1,9 +1,10 @@
 using System.Globalization;
 using LLark.Checkpoints;
+using LLark.Encoder.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>How <see cref="PriorTrainer"/> optimises: Jukebox's <c>opt</c> defaults (<see cref="EncoderTrainingOptions"/>).</summary>
 public sealed record PriorTrainingOptions : EncoderTrainingOptions
@@ -248,23 +249,5 @@ public sealed class PriorTrainer : IDisposable
         adam.Dispose();
         outputHead.Dispose();
         encoder.Dispose();
-    }
-}
-
-/// <summary>Files that appear whole or not at all: written beside the target, then renamed over it.</summary>
-internal static class AtomicFile
-{
-    public static void WriteText(string path, string text)
-    {
-        string temporary = path + ".partial";
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
-    }
-
-    public static void Copy(string source, string path)
-    {
-        string temporary = path + ".partial";
-        File.Copy(source, temporary, overwrite: true);
-        File.Move(temporary, path, overwrite: true);
     }
 }
