@@ -41,6 +41,27 @@ public sealed class AdamW : IDisposable
     /// <summary>One update at learning rate <paramref name="lr"/> from the gradients the parameters hold.</summary>
     public void Step(double lr)
     {
+        Tensor?[] gradients = [.. parameters.Select(p => p.Tensor.grad)];
+        try
+        {
+            Step(lr, gradients);
+        }
+        finally
+        {
+            foreach (Tensor? g in gradients) g?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// One update at learning rate <paramref name="lr"/> from <paramref name="gradients"/>, in parameter order, for
+    /// trainers that take them from autograd.grad rather than leaving them on the parameters; a null one leaves its
+    /// parameter and moments as they are.
+    /// </summary>
+    public void Step(double lr, IReadOnlyList<Tensor?> gradients)
+    {
+        ArgumentNullException.ThrowIfNull(gradients);
+        if (gradients.Count != parameters.Count)
+            throw new ArgumentException($"{gradients.Count} gradients for {parameters.Count} parameters", nameof(gradients));
         StepCount++;
         double bias1 = 1 - Math.Pow(Beta1, StepCount);
         double bias2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
@@ -54,7 +75,7 @@ public sealed class AdamW : IDisposable
         for (int i = 0; i < parameters.Count; i++)
         {
             Tensor p = parameters[i].Tensor;
-            using Tensor? grad = p.grad;
+            Tensor? grad = gradients[i];
             if (grad is null) continue;
             using var scope = NewDisposeScope();
             if (WeightDecay != 0) p.mul_(decay);

@@ -42,26 +42,6 @@ internal sealed class Conv1d : nn.Module
     public Tensor Forward(Tensor x) => nn.functional.conv1d(x, weight, bias, stride: stride, padding: padding, dilation: dilation);
 }
 
-/// <summary>A torch <c>nn.ConvTranspose1d</c>: <c>weight</c> [in, out, kernel] and <c>bias</c> [out].</summary>
-internal sealed class ConvTranspose1d : nn.Module
-{
-    private readonly Parameter weight;
-    private readonly Parameter bias;
-    private readonly long stride;
-    private readonly long padding;
-
-    public ConvTranspose1d(string name, long inChannels, long outChannels, long kernel, long stride, long padding, Device device) : base(name)
-    {
-        weight = new Parameter(empty([inChannels, outChannels, kernel], dtype: ScalarType.Float32, device: device), requires_grad: false);
-        bias = new Parameter(empty([outChannels], dtype: ScalarType.Float32, device: device), requires_grad: false);
-        this.stride = stride;
-        this.padding = padding;
-        RegisterComponents();
-    }
-
-    public Tensor Forward(Tensor x) => nn.functional.conv_transpose1d(x, weight, bias, stride: stride, padding: padding);
-}
-
 /// <summary>
 /// Jukebox's <c>Conv1D</c>: <c>x @ w + b</c> with <c>w</c> stored [in, out] (the transpose of a Linear weight).
 /// The checkpoint keeps <c>w</c> in float16; it runs in the matrix type chosen at load (float32 or bfloat16) and

@@ -4,6 +4,7 @@ using System.Globalization;
 using LLark.Data;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
+using LLark.Training.Encoder;
 using TorchSharp;
 using static TorchSharp.torch;
 

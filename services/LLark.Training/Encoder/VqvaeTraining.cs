@@ -1,10 +1,11 @@
 using System.Globalization;
 using LLark.Checkpoints;
+using LLark.Encoder.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 using static LLark.Checkpoints.KeptScalars;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>
 /// How <see cref="VqvaeTrainer"/> trains. The loss weights and the bottleneck's constants are Jukebox's 5b VQ-VAE hps
@@ -188,7 +189,7 @@ public sealed class VqvaeTrainer : IDisposable
 
     private readonly VqvaeTopEncoder encoder;
     private readonly VqvaeTopDecoder decoder;
-    private readonly AdamState adam;
+    private readonly EncoderOptimizer optimizer;
     private readonly VqvaeTrainingOptions options;
     private readonly Tensor kSum;
     private readonly Tensor kElem;
@@ -201,21 +202,21 @@ public sealed class VqvaeTrainer : IDisposable
         this.decoder = decoder;
         this.options = options;
         string codebook = CodebookName(config.Vqvae);
-        adam = new AdamState(encoder.CheckpointParameters().Where(p => p.Key != codebook).Select(p => (p.Key, p.Value))
-            .Concat(decoder.CheckpointParameters().Select(p => (p.Key, p.Value))));
+        optimizer = new EncoderOptimizer(encoder.CheckpointParameters().Where(p => p.Key != codebook)
+            .Concat(decoder.CheckpointParameters()).Select(p => new TrainedTensor(p.Key, p.Value)), options);
         kSum = zeros(config.Vqvae.CodebookSize, config.Vqvae.EmbWidth);
         kElem = zeros(config.Vqvae.CodebookSize);
     }
 
     public JukeboxEncoderConfig Config { get; }
 
-    public int Step => adam.Step;
+    public int Step => optimizer.Step;
 
     /// <summary>The loss scales; set from the training audio before the first step (or restored with the state).</summary>
     public VqvaeBandwidth? Bandwidth { get; set; }
 
     /// <summary>Parameters trained: the top encoder's convs and the top decoder's.</summary>
-    public long TrainedParameters => adam.Parameters.Sum(p => p.Value.NumberOfElements);
+    public long TrainedParameters => optimizer.Parameters.Sum(p => p.Tensor.NumberOfElements);
 
     private static string CodebookName(VqvaeConfig config) => $"bottleneck.level_blocks.{config.TopLevel}.k";
 
@@ -303,9 +304,9 @@ public sealed class VqvaeTrainer : IDisposable
         using (enable_grad())
         {
             terms = Forward(audio, updateCodebook: true);
-            grads = adam.Gradients(terms.Loss);
+            grads = optimizer.Gradients(terms.Loss);
         }
-        double norm = adam.Apply(grads, options);
+        double norm = optimizer.Apply(grads);
         CodeUsage usage = CodeUsage.Of(terms.Codes, Config.Vqvae.CodebookSize);
         return new VqvaeStepMetrics(terms.Loss.item<float>(), terms.Reconstruction.item<float>(), terms.Multispectral.item<float>(),
             terms.Commit.item<float>(), norm, usage.Used, usage.Perplexity);
@@ -435,7 +436,7 @@ public sealed class VqvaeTrainer : IDisposable
             if (!string.Equals(Path.GetFullPath(source), Path.GetFullPath(target), StringComparison.Ordinal))
                 AtomicFile.Copy(source, target);
         }
-        var state = adam.Entries().Append(new(KSumName, kSum)).Append(new(KElemName, kElem)).ToList();
+        var state = optimizer.Entries().Append(new(KSumName, kSum)).Append(new(KElemName, kElem)).ToList();
         var inv = CultureInfo.InvariantCulture;
         string statePath = Path.Combine(folder, StateFileName);
         SafetensorsWriter.Save(statePath, state, new Dictionary<string, string>
@@ -450,8 +451,8 @@ public sealed class VqvaeTrainer : IDisposable
     {
         using var state = new SafetensorsFile(statePath);
         using var vqvae = new SafetensorsFile(vqvaePath);
-        int step = AdamState.ResumedStep(state, vqvae, options.Seed);
-        adam.Load(state);
+        int step = EncoderOptimizer.ResumedStep(state, vqvae, options.Seed);
+        optimizer.Load(state);
         using (no_grad())
         {
             state.ReadInto(KSumName, kSum);
@@ -462,12 +463,12 @@ public sealed class VqvaeTrainer : IDisposable
             && double.TryParse(state.Metadata.GetValueOrDefault("bandwidth_spec"), NumberStyles.Float, inv, out double spec))
             Bandwidth = new VqvaeBandwidth(l2, spec);
         initialised = state.Metadata.GetValueOrDefault("initialised") == "1";
-        adam.Step = step;
+        optimizer.Step = step;
     }
 
     public void Dispose()
     {
-        adam.Dispose();
+        optimizer.Dispose();
         kSum.Dispose();
         kElem.Dispose();
         encoder.Dispose();

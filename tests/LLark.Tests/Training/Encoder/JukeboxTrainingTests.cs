@@ -1,11 +1,13 @@
 using LLark.Checkpoints;
 using LLark.Encoder.Engine.Model;
+using LLark.Tests.Encoder.Engine;
 using LLark.Tests.Checkpoints;
+using LLark.Training.Encoder;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace LLark.Tests.Encoder.Engine.Model;
+namespace LLark.Tests.Training.Encoder;
 
 /// <summary>Making a small Jukebox from clips: codebook initialisation from encoder outputs and next-code training of the prior.</summary>
 public sealed class JukeboxTrainingTests(ITestOutputHelper output)

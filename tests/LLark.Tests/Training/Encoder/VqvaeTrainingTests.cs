@@ -1,11 +1,13 @@
 using LLark.Checkpoints;
 using LLark.Encoder.Engine.Model;
+using LLark.Tests.Encoder.Engine;
 using LLark.Tests.Checkpoints;
+using LLark.Training.Encoder;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace LLark.Tests.Encoder.Engine.Model;
+namespace LLark.Tests.Training.Encoder;
 
 /// <summary>Training the VQ-VAE's top level as Jukebox trains it: decoder, EMA codebook, losses, resume.</summary>
 public sealed class VqvaeTrainingTests(ITestOutputHelper output)

@@ -1,9 +1,10 @@
 using System.Globalization;
 using LLark.Checkpoints;
+using LLark.Encoder.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>How <see cref="PriorTrainer"/> optimises: Jukebox's <c>opt</c> defaults (<see cref="EncoderTrainingOptions"/>).</summary>
 public sealed record PriorTrainingOptions : EncoderTrainingOptions
@@ -84,7 +85,7 @@ public sealed class PriorTrainer : IDisposable
     private static readonly Scalar Ln2 = Math.Log(2).ToScalar();
 
     private readonly JukeboxEncoder encoder;
-    private readonly AdamState adam;
+    private readonly EncoderOptimizer optimizer;
     private readonly PriorTrainingOptions options;
     private readonly ConditioningLabels labels;
     private readonly Tensor outputHead;
@@ -96,7 +97,8 @@ public sealed class PriorTrainer : IDisposable
         EmbedLayers = embedLayers;
         labels = ConditioningLabels.ForExtraction(encoder.Config);
         this.outputHead = outputHead;
-        adam = new AdamState(encoder.Prior.CheckpointParameters().Select(p => (p.Key, p.Value)).Append((OutputHeadName, outputHead)));
+        optimizer = new EncoderOptimizer(encoder.Prior.CheckpointParameters().Select(p => new TrainedTensor(p.Key, p.Value))
+            .Append(new TrainedTensor(OutputHeadName, outputHead)), options);
     }
 
     /// <summary>Blocks trained (every block the prior file holds) and the config they run with.</summary>
@@ -106,7 +108,7 @@ public sealed class PriorTrainer : IDisposable
     public int EmbedLayers { get; }
 
     /// <summary>Optimiser steps taken so far.</summary>
-    public int Step => adam.Step;
+    public int Step => optimizer.Step;
 
     /// <summary>The VQ-VAE the codes come from (frozen).</summary>
     public JukeboxEncoder Encoder => encoder;
@@ -190,9 +192,9 @@ public sealed class PriorTrainer : IDisposable
         using (enable_grad())
         {
             loss = NextCodeLoss(codes);
-            grads = adam.Gradients(loss);
+            grads = optimizer.Gradients(loss);
         }
-        double norm = adam.Apply(grads, options);
+        double norm = optimizer.Apply(grads);
         return (loss.item<float>(), norm);
     }
 
@@ -207,7 +209,7 @@ public sealed class PriorTrainer : IDisposable
         string step = Step.ToString(CultureInfo.InvariantCulture);
         using (var scope = NewDisposeScope())
         {
-            var tensors = adam.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value.detach())).ToList();
+            var tensors = optimizer.Parameters.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Tensor.detach())).ToList();
             SafetensorsWriter.Save(Path.Combine(folder, JukeboxEncoderLoader.ConvertedPriorFileName), tensors,
                 new Dictionary<string, string> { ["format"] = "pt", ["source"] = "llark jukebox train-prior", ["step"] = step });
         }
@@ -218,7 +220,7 @@ public sealed class PriorTrainer : IDisposable
         AtomicFile.WriteText(Path.Combine(folder, JukeboxEncoderLoader.ConfigFileName), (encoder.Config with { Layers = EmbedLayers }).ToJson());
         using (var scope = NewDisposeScope())
         {
-            SafetensorsWriter.Save(Path.Combine(folder, StateFileName), [.. adam.Entries()],
+            SafetensorsWriter.Save(Path.Combine(folder, StateFileName), [.. optimizer.Entries()],
                 new Dictionary<string, string> { ["format"] = "pt", ["step"] = step, ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture) });
         }
     }
@@ -238,33 +240,15 @@ public sealed class PriorTrainer : IDisposable
     {
         using var state = new SafetensorsFile(statePath);
         using var prior = new SafetensorsFile(priorPath);
-        int step = AdamState.ResumedStep(state, prior, options.Seed);
-        adam.Load(state);
-        adam.Step = step;
+        int step = EncoderOptimizer.ResumedStep(state, prior, options.Seed);
+        optimizer.Load(state);
+        optimizer.Step = step;
     }
 
     public void Dispose()
     {
-        adam.Dispose();
+        optimizer.Dispose();
         outputHead.Dispose();
         encoder.Dispose();
-    }
-}
-
-/// <summary>Files that appear whole or not at all: written beside the target, then renamed over it.</summary>
-internal static class AtomicFile
-{
-    public static void WriteText(string path, string text)
-    {
-        string temporary = path + ".partial";
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
-    }
-
-    public static void Copy(string source, string path)
-    {
-        string temporary = path + ".partial";
-        File.Copy(source, temporary, overwrite: true);
-        File.Move(temporary, path, overwrite: true);
     }
 }

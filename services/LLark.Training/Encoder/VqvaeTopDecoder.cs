@@ -1,7 +1,29 @@
+using LLark.Encoder.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
+using Parameter = TorchSharp.Modules.Parameter;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
+
+/// <summary>A torch <c>nn.ConvTranspose1d</c>: <c>weight</c> [in, out, kernel] and <c>bias</c> [out].</summary>
+internal sealed class ConvTranspose1d : nn.Module
+{
+    private readonly Parameter weight;
+    private readonly Parameter bias;
+    private readonly long stride;
+    private readonly long padding;
+
+    public ConvTranspose1d(string name, long inChannels, long outChannels, long kernel, long stride, long padding, Device device) : base(name)
+    {
+        weight = new Parameter(empty([inChannels, outChannels, kernel], dtype: ScalarType.Float32, device: device), requires_grad: false);
+        bias = new Parameter(empty([outChannels], dtype: ScalarType.Float32, device: device), requires_grad: false);
+        this.stride = stride;
+        this.padding = padding;
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x) => nn.functional.conv_transpose1d(x, weight, bias, stride: stride, padding: padding);
+}
 
 /// <summary>
 /// One level block of a Jukebox decoder (<c>DecoderConvBock</c>): a kernel-3 conv from <c>emb_width</c> to the level's

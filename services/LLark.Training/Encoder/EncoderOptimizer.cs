@@ -3,7 +3,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using static LLark.Checkpoints.KeptScalars;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>
 /// What the encoder's trainers share: Adam after a linear warm-up, global-norm clipping, the batch and the seed. The
@@ -40,68 +40,62 @@ public abstract record EncoderTrainingOptions
 }
 
 /// <summary>
-/// torch.optim.Adam over a fixed list of parameters, with linear warm-up and global-norm clipping as
-/// <c>torch.nn.utils.clip_grad_norm_</c> does it; its moments are saved as <c>exp_avg/NAME</c> and <c>exp_avg_sq/NAME</c>
-/// so a run resumes exactly. Shared by the encoder's trainers (prior and VQ-VAE).
+/// Jukebox's optimiser over a fixed list of parameters: global-norm clipping, a linear warm-up, then
+/// <see cref="AdamW"/> without decay (torch.optim.Adam's arithmetic). The moments are saved as <c>exp_avg/NAME</c> and
+/// <c>exp_avg_sq/NAME</c> so a run resumes exactly. Shared by the encoder's trainers (prior and VQ-VAE).
 /// </summary>
-internal sealed class AdamState : IDisposable
+internal sealed class EncoderOptimizer : IDisposable
 {
-    private readonly (string Name, Tensor Value)[] parameters;
-    private readonly Tensor[] firstMoments;
-    private readonly Tensor[] secondMoments;
+    private readonly TrainedTensor[] parameters;
+    private readonly EncoderTrainingOptions options;
+    private readonly AdamW adam;
 
-    public AdamState(IEnumerable<(string Name, Tensor Value)> trained)
+    public EncoderOptimizer(IEnumerable<TrainedTensor> trained, EncoderTrainingOptions options)
     {
         parameters = [.. trained];
-        foreach ((_, Tensor p) in parameters)
-            p.requires_grad = true;
-        firstMoments = [.. parameters.Select(p => zeros_like(p.Value))];
-        secondMoments = [.. parameters.Select(p => zeros_like(p.Value))];
+        foreach (TrainedTensor p in parameters)
+            p.Tensor.requires_grad = true;
+        this.options = options;
+        adam = new AdamW(parameters, options.Beta1, options.Beta2, options.Epsilon, weightDecay: 0);
     }
 
-    public IReadOnlyList<(string Name, Tensor Value)> Parameters => parameters;
+    public IReadOnlyList<TrainedTensor> Parameters => parameters;
 
     /// <summary>Optimiser steps taken so far.</summary>
-    public int Step { get; set; }
+    public int Step
+    {
+        get => checked((int)adam.StepCount);
+        set => adam.StepCount = value;
+    }
 
     /// <summary>Gradients of <paramref name="loss"/> with respect to every parameter, in order.</summary>
-    public IList<Tensor> Gradients(Tensor loss) => autograd.grad([loss], [.. parameters.Select(p => p.Value)]);
+    public IList<Tensor> Gradients(Tensor loss) => autograd.grad([loss], [.. parameters.Select(p => p.Tensor)]);
 
-    /// <summary>One Adam step with gradients <paramref name="grads"/>; returns their global norm before clipping.</summary>
-    public double Apply(IList<Tensor> grads, EncoderTrainingOptions options)
+    /// <summary>One step with gradients <paramref name="grads"/>; returns their global norm before clipping.</summary>
+    public double Apply(IList<Tensor> grads)
     {
-        double learningRate = options.LearningRate, beta1 = options.Beta1, beta2 = options.Beta2, epsilon = options.Epsilon, clipNorm = options.ClipNorm;
-        int warmupSteps = options.WarmupSteps;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        // The squares summed per tensor in float, then in double: not Gradients.ClipNorm's float norm of norms, which
+        // rounds differently and would move every saved run's numbers.
         double norm = Math.Sqrt(grads.Sum(g => g.pow(Two).sum().item<float>()));
-        double clip = norm > clipNorm ? clipNorm / (norm + 1e-6) : 1.0;
-        Step++;
-        double lr = learningRate * (warmupSteps == 0 ? 1.0 : Math.Min(1.0, Step / (double)warmupSteps));
-        double bias1 = 1 - Math.Pow(beta1, Step), bias2 = 1 - Math.Pow(beta2, Step);
+        double clip = norm > options.ClipNorm ? options.ClipNorm / (norm + 1e-6) : 1.0;
         // Scalars that outlive the native calls reading them (see LLark.Checkpoints.KeptScalars).
-        using Scalar clipBy = clip.ToScalar(), b1 = beta1.ToScalar(), rest1 = (1 - beta1).ToScalar(),
-            b2 = beta2.ToScalar(), rest2 = (1 - beta2).ToScalar(), bias2Sqrt = Math.Sqrt(bias2).ToScalar(),
-            eps = epsilon.ToScalar(), step = (-lr / bias1).ToScalar();
-        for (int i = 0; i < parameters.Length; i++)
-        {
-            Tensor g = clip < 1.0 ? grads[i].mul(clipBy) : grads[i];
-            firstMoments[i].mul_(b1).add_(g, alpha: rest1);
-            secondMoments[i].mul_(b2).addcmul_(g, g, value: rest2);
-            // torch.optim.Adam: p -= lr / bias1 · m / (√v / √bias2 + eps)
-            Tensor denominator = secondMoments[i].sqrt().div_(bias2Sqrt).add_(eps, KeptScalars.One);
-            parameters[i].Value.addcdiv_(firstMoments[i], denominator, value: step);
-        }
+        using Scalar clipBy = clip.ToScalar();
+        Tensor[] clipped = clip < 1.0 ? [.. grads.Select(g => g.mul(clipBy))] : [.. grads];
+        int warmupSteps = options.WarmupSteps;
+        double lr = options.LearningRate * (warmupSteps == 0 ? 1.0 : Math.Min(1.0, (Step + 1) / (double)warmupSteps));
+        adam.Step(lr, clipped);
         return norm;
     }
 
     /// <summary>The moments as checkpoint entries (views of the live tensors).</summary>
     public IEnumerable<KeyValuePair<string, Tensor>> Entries()
     {
-        for (int i = 0; i < parameters.Length; i++)
+        foreach ((string name, Tensor expAvg, Tensor expAvgSq) in adam.Moments())
         {
-            yield return new("exp_avg/" + parameters[i].Name, firstMoments[i]);
-            yield return new("exp_avg_sq/" + parameters[i].Name, secondMoments[i]);
+            yield return new("exp_avg/" + name, expAvg);
+            yield return new("exp_avg_sq/" + name, expAvgSq);
         }
     }
 
@@ -109,10 +103,10 @@ internal sealed class AdamState : IDisposable
     public void Load(SafetensorsFile state)
     {
         using var noGrad = no_grad();
-        for (int i = 0; i < parameters.Length; i++)
+        foreach ((string name, Tensor expAvg, Tensor expAvgSq) in adam.Moments())
         {
-            state.ReadInto("exp_avg/" + parameters[i].Name, firstMoments[i]);
-            state.ReadInto("exp_avg_sq/" + parameters[i].Name, secondMoments[i]);
+            state.ReadInto("exp_avg/" + name, expAvg);
+            state.ReadInto("exp_avg_sq/" + name, expAvgSq);
         }
     }
 
@@ -131,9 +125,5 @@ internal sealed class AdamState : IDisposable
         return int.Parse(stateStep, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    public void Dispose()
-    {
-        foreach (Tensor t in firstMoments.Concat(secondMoments))
-            t.Dispose();
-    }
+    public void Dispose() => adam.Dispose();
 }

@@ -1,9 +1,10 @@
 using LLark.Checkpoints;
+using LLark.Encoder.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 using static LLark.Checkpoints.KeptScalars;
 
-namespace LLark.Encoder.Engine.Model;
+namespace LLark.Training.Encoder;
 
 /// <summary>How a codebook is used on some audio: distinct codes and the perplexity exp(H) of the code histogram.</summary>
 public sealed record CodeUsage(int Used, int Bins, double Perplexity, long Frames)
