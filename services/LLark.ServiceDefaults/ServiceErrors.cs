@@ -1,0 +1,16 @@
+namespace LLark.ServiceDefaults;
+
+/// <summary>A request the caller got wrong; <see cref="Field"/> names the setting or proto field (INVALID_ARGUMENT).</summary>
+public sealed class InvalidRequestException(string field, string message) : ArgumentException(message)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>A queue is full; the caller should try again after <see cref="RetryAfter"/> (RESOURCE_EXHAUSTED with a pushback).</summary>
+public sealed class QueueFullException(string message, TimeSpan retryAfter) : Exception(message)
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>This replica cannot serve now (its model is loading, failed to load, or it is stopping): UNAVAILABLE, so callers retry elsewhere.</summary>
+public sealed class ServiceUnavailableException(string message) : Exception(message);
