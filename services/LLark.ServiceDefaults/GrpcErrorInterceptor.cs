@@ -114,8 +114,6 @@ public sealed class GrpcErrorInterceptor(IEnumerable<GrpcErrorMapping> mappings,
             case QueueFullException full:
                 return new RpcException(new Status(StatusCode.ResourceExhausted, full.Message),
                     new Metadata { { "grpc-retry-pushback-ms", ((long)full.RetryAfter.TotalMilliseconds).ToString(CultureInfo.InvariantCulture) } });
-            case ServiceUnavailableException unavailable:
-                return new RpcException(new Status(StatusCode.Unavailable, unavailable.Message));
         }
         foreach (GrpcErrorMapping mapping in mappings)
         {

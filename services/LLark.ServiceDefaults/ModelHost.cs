@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Microsoft.Extensions.Hosting;
 
 namespace LLark.ServiceDefaults;
@@ -13,10 +14,10 @@ public abstract class ModelHost<TModel>(string description, ServingStatus servin
     private volatile TModel? loaded;
     private volatile bool failed;
 
-    /// <summary>The model; <see cref="ServiceUnavailableException"/> while it loads or after it failed to.</summary>
-    public TModel Ready() => loaded ?? throw new ServiceUnavailableException(failed
+    /// <summary>The model; UNAVAILABLE, so that callers retry elsewhere, while it loads or after it failed to.</summary>
+    public TModel Ready() => loaded ?? throw new RpcException(new Status(StatusCode.Unavailable, failed
         ? $"{description} failed to load; this replica is stopping"
-        : $"{description} is still loading; retry shortly");
+        : $"{description} is still loading; retry shortly"));
 
     /// <summary>Loads the model on a pool thread; logs its own progress.</summary>
     protected abstract TModel Load(CancellationToken stoppingToken);

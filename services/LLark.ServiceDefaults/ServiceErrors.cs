@@ -11,6 +11,3 @@ public sealed class QueueFullException(string message, TimeSpan retryAfter) : Ex
 {
     public TimeSpan RetryAfter { get; } = retryAfter;
 }
-
-/// <summary>This replica cannot serve now (its model is loading, failed to load, or it is stopping): UNAVAILABLE, so callers retry elsewhere.</summary>
-public sealed class ServiceUnavailableException(string message) : Exception(message);
