@@ -4,15 +4,10 @@ using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using LLark.Encoder.Service.Caching;
 using LLark.Encoder.Service.Serving;
+using LLark.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
 namespace LLark.Encoder.Service;
-
-/// <summary>A request the caller got wrong, with the proto field it concerns.</summary>
-public sealed class InvalidEmbedRequestException(string field, string message) : Exception(message)
-{
-    public string Field { get; } = field;
-}
 
 /// <summary>No tier holds the id.</summary>
 public sealed class EmbeddingNotFoundException(string id)
@@ -71,9 +66,9 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
 
     private static void CheckId(string id)
     {
-        if (id.Length == 0) throw new InvalidEmbedRequestException("embedding_id", "an embedding id is required");
+        if (id.Length == 0) throw new InvalidRequestException("embedding_id", "an embedding id is required");
         if (!ClipEmbedder.IsWellFormedId(id))
-            throw new InvalidEmbedRequestException("embedding_id", $"'{Shorten(id)}' is not an id this service issues (64 lowercase hex digits)");
+            throw new InvalidRequestException("embedding_id", $"'{Shorten(id)}' is not an id this service issues (64 lowercase hex digits)");
     }
 
     private static string Shorten(string s) => s.Length <= 80 ? s : s[..80] + "...";
@@ -89,7 +84,7 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         }
         catch (UnusableClipException e)
         {
-            throw new InvalidEmbedRequestException("audio", e.Message);
+            throw new InvalidRequestException("audio", e.Message);
         }
         finally
         {

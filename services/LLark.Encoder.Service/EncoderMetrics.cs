@@ -4,24 +4,24 @@ namespace LLark.Encoder.Service;
 
 /// <summary>
 /// The "LLark.Encoder" meter: cache hits and misses by tier, corrupt entries found, bytes held in memory, encode
-/// seconds per batch, clips and batches encoded, queue depth. The clip count is also kept here for the tests.
+/// seconds per batch, clips and batches encoded, queue depth.
 /// </summary>
-public sealed class EncoderMetrics : IDisposable
+public sealed class EncoderMetrics
 {
     public const string MeterName = "LLark.Encoder";
 
-    private readonly Meter meter = new(MeterName);
+    private readonly Meter meter;
     private readonly Counter<long> hits;
     private readonly Counter<long> misses;
     private readonly Counter<long> corrupt;
     private readonly Counter<long> clips;
     private readonly Histogram<double> encodeSeconds;
     private readonly Histogram<int> batchSize;
-    private long clipsEncoded;
-    private long batches;
 
-    public EncoderMetrics()
+    /// <param name="meters">The host's, which owns the meter, so that a listener can tell one host's numbers from another's in the same process.</param>
+    public EncoderMetrics(IMeterFactory meters)
     {
+        meter = meters.Create(MeterName);
         hits = meter.CreateCounter<long>("llark.encoder.cache.hits", "{lookup}", "Lookups answered by a cache tier, by tier");
         misses = meter.CreateCounter<long>("llark.encoder.cache.misses", "{lookup}", "Lookups a cache tier could not answer, by tier");
         corrupt = meter.CreateCounter<long>("llark.encoder.cache.corrupt", "{entry}", "Stored entries that failed their checks and were deleted, by tier");
@@ -48,12 +48,6 @@ public sealed class EncoderMetrics : IDisposable
 
     public Func<int> QueueDepth { get; set; } = () => 0;
 
-    /// <summary>Clips encoded since start (every forward pass counts each of its clips).</summary>
-    public long ClipsEncoded => Interlocked.Read(ref clipsEncoded);
-
-    /// <summary>Forward passes run since start.</summary>
-    public long Batches => Interlocked.Read(ref batches);
-
     public void Hit(string tier) => hits.Add(1, new KeyValuePair<string, object?>("tier", tier));
 
     public void Miss(string tier) => misses.Add(1, new KeyValuePair<string, object?>("tier", tier));
@@ -62,12 +56,8 @@ public sealed class EncoderMetrics : IDisposable
 
     public void Encoded(int count, TimeSpan elapsed)
     {
-        Interlocked.Add(ref clipsEncoded, count);
-        Interlocked.Increment(ref batches);
         clips.Add(count);
         encodeSeconds.Record(elapsed.TotalSeconds);
         batchSize.Record(count);
     }
-
-    public void Dispose() => meter.Dispose();
 }

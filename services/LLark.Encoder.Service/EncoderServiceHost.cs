@@ -1,3 +1,5 @@
+using Grpc.Core;
+using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Service.Caching;
 using LLark.ServiceDefaults;
 
@@ -26,6 +28,12 @@ public static class EncoderServiceHost
             o.MaxSendMessageSize = null;
         });
 
+        builder.Services.AddGrpcErrorMapping<AudioDecodeException>(e =>
+            new RpcException(new Status(StatusCode.InvalidArgument, $"audio: {Reason(e.Reason)}: {e.Message}"), new Metadata { { "llark-audio-error", Reason(e.Reason) } }));
+        builder.Services.AddGrpcErrorMapping<EmbeddingNotFoundException>(e => new RpcException(new Status(StatusCode.NotFound, $"embedding_id: {e.Message}")));
+        // The worker refuses clips once the host is stopping.
+        builder.Services.AddGrpcErrorMapping<ObjectDisposedException>(_ =>
+            new RpcException(new Status(StatusCode.Unavailable, "the encoder is shutting down; retry on another replica")));
         builder.Services.AddSingleton<EncoderMetrics>();
         builder.Services.AddSingleton<EmbeddingCache>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EmbeddingCache>());
@@ -39,4 +47,12 @@ public static class EncoderServiceHost
         app.MapLLarkDefaults();
         return app;
     }
+
+    /// <summary>empty, truncated, corrupt, unsupported, too-large, too-long.</summary>
+    private static string Reason(AudioDecodeError reason) => reason switch
+    {
+        AudioDecodeError.TooLarge => "too-large",
+        AudioDecodeError.TooLong => "too-long",
+        _ => reason.ToString().ToLowerInvariant(),
+    };
 }

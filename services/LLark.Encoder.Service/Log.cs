@@ -14,12 +14,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 2100, Level = LogLevel.Information, Message = "Embedded {EmbeddingId} ({File}): {Frames} frames, {AudioSeconds:F2} s of audio, {Source}, {Milliseconds:F1} ms")]
     public static partial void Embedded(ILogger logger, string embeddingId, string file, int frames, double audioSeconds, string source, double milliseconds);
 
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "{Method} refused: {Status} {Detail}")]
-    public static partial void Refused(ILogger logger, string method, Grpc.Core.StatusCode status, string detail);
-
-    [LoggerMessage(EventId = 2102, Level = LogLevel.Error, Message = "{Method} failed")]
-    public static partial void Failed(ILogger logger, Exception error, string method);
-
     [LoggerMessage(EventId = 2200, Level = LogLevel.Debug, Message = "Encoded a batch of {Clips} clips in {Milliseconds:F1} ms")]
     public static partial void BatchEncoded(ILogger logger, int clips, double milliseconds);
 

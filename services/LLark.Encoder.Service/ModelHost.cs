@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Grpc.Core;
 using LLark.Checkpoints;
 using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
@@ -11,62 +10,42 @@ using TorchSharp;
 namespace LLark.Encoder.Service;
 
 /// <summary>
-/// Loads the encoder in the background after start (health says NOT_SERVING meanwhile), then owns it and its worker
-/// for the life of the process. Weights that cannot be loaded stop the host with exit code 3.
+/// Loads the encoder and owns it and its worker for the life of the process. A registered <see cref="IEncodeGate"/>
+/// goes to the worker; the service registers none.
 /// </summary>
 public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingStatus serving, EncoderMetrics metrics,
-    IHostApplicationLifetime lifetime, ILogger<ModelHost> logger) : BackgroundService
+    IHostApplicationLifetime lifetime, ILogger<ModelHost> logger, IEncodeGate? gate = null)
+    : ModelHost<ModelHost.Loaded>("the encoder model", serving, lifetime)
 {
-    private volatile Loaded? loaded;
-
     public sealed record Loaded(ClipEmbedder Embedder, EncodeWorker Worker);
 
-    /// <summary>The model, or UNAVAILABLE while it loads.</summary>
-    public Loaded Ready() => loaded ?? throw new RpcException(new Status(StatusCode.Unavailable, "the encoder model is still loading; retry shortly"));
-
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() =>
+    protected override Loaded Load(CancellationToken stoppingToken)
     {
         EncoderServiceOptions o = options.Value;
         string dtype = RunTimeDTypes.ShortName(ParseDType(o.DType));
         Log.ModelLoading(logger, o.ModelPath, dtype, o.Device);
         var clock = Stopwatch.StartNew();
-        try
+        ExtractionPath path = o.ExtractionPath.Equals("jukemirlib", StringComparison.OrdinalIgnoreCase) ? ExtractionPath.Jukemirlib : ExtractionPath.LLarkPadded;
+        IAudioEncoder family = AudioEncoderLoader.Load(o.ModelPath, new AudioEncoderOptions
         {
-            ExtractionPath path = o.ExtractionPath.Equals("jukemirlib", StringComparison.OrdinalIgnoreCase) ? ExtractionPath.Jukemirlib : ExtractionPath.LLarkPadded;
-            IAudioEncoder family = AudioEncoderLoader.Load(o.ModelPath, new AudioEncoderOptions
-            {
-                Fps = o.Fps, Layers = o.Layers, MatrixType = ParseDType(o.DType), Device = new torch.Device(o.Device), Path = path,
-                ModelName = o.ModelName, BatchSize = o.MaxBatchSize,
-            }, stoppingToken);
-            var worker = new EncodeWorker(family, o.MaxQueuedRequests, o.MaxBatchSize, metrics, logger);
-            metrics.QueueDepth = () => worker.QueueDepth;
-            loaded = new Loaded(new ClipEmbedder(family), worker);
-            Log.ModelLoaded(logger, family.ModelId, clock.Elapsed.TotalSeconds, family.Width,
-                (double)family.ContextSamples / family.SampleRate, o.MaxBatchSize);
-            serving.Set(true);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            Log.ModelLoadFailed(logger, e, o.ModelPath);
-            lifetime.StopOnceStarted(exitCode: 3);
-        }
-    }, stoppingToken);
+            Fps = o.Fps, Layers = o.Layers, MatrixType = ParseDType(o.DType), Device = new torch.Device(o.Device), Path = path,
+            ModelName = o.ModelName, BatchSize = o.MaxBatchSize,
+        }, stoppingToken);
+        var worker = new EncodeWorker(family, o.MaxQueuedRequests, o.MaxBatchSize, metrics, logger, gate);
+        metrics.QueueDepth = () => worker.QueueDepth;
+        Log.ModelLoaded(logger, family.ModelId, clock.Elapsed.TotalSeconds, family.Width,
+            (double)family.ContextSamples / family.SampleRate, o.MaxBatchSize);
+        return new Loaded(new ClipEmbedder(family), worker);
+    }
+
+    protected override void LogLoadFailed(Exception exception) => Log.ModelLoadFailed(logger, exception, options.Value.ModelPath);
 
     internal static torch.ScalarType ParseDType(string name) => RunTimeDTypes.Parse(name, RunTimeDTypes.Encoder);
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    protected override void Unload(Loaded model)
     {
-        serving.Set(false);
-        await base.StopAsync(cancellationToken).ConfigureAwait(false);
-        if (loaded is { } l)
-        {
-            loaded = null;
-            metrics.QueueDepth = () => 0;
-            l.Worker.Dispose();
-            l.Embedder.Encoder.Dispose();
-        }
+        metrics.QueueDepth = () => 0;
+        model.Worker.Dispose();
+        model.Embedder.Encoder.Dispose();
     }
 }

@@ -10,44 +10,27 @@ using ChatTurn = LLark.Language.Engine.Multimodal.ChatTurn;
 
 namespace LLark.Language.Service;
 
-/// <summary>Validates, maps the request to the engine, streams the scheduler's updates, and maps errors to real statuses.</summary>
+/// <summary>Validates, maps the request to the engine, and streams the scheduler's updates.</summary>
 public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, IOptions<LanguageServiceOptions> options,
     ILogger<LanguageGrpcService> logger) : LanguageService.LanguageServiceBase
 {
     public override async Task Generate(GenerateRequest request, IServerStreamWriter<GenerateResponse> responseStream, ServerCallContext context)
     {
-        try
+        ModelHost.Loaded model = host.Ready();
+        GenerationOptions generation = RequestMapping.ToGenerationOptions(request, options.Value);
+        IReadOnlyList<ChatTurn> turns = RequestMapping.ToTurns(request);
+        (AudioFrames? audio, TimeSpan encoderTime) = request.AudioCase switch
         {
-            ModelHost.Loaded model = host.Ready();
-            GenerationOptions generation = RequestMapping.ToGenerationOptions(request, options.Value);
-            IReadOnlyList<ChatTurn> turns = RequestMapping.ToTurns(request);
-            (AudioFrames? audio, TimeSpan encoderTime) = request.AudioCase switch
-            {
-                GenerateRequest.AudioOneofCase.EmbeddingId => await encoder.FetchAsync(request.EmbeddingId, context).ConfigureAwait(false),
-                GenerateRequest.AudioOneofCase.AudioBytes => await encoder.EmbedAsync(request.AudioBytes, context).ConfigureAwait(false),
-                GenerateRequest.AudioOneofCase.Frames => (RequestMapping.ToAudio(request.Frames), TimeSpan.Zero),
-                _ => ((AudioFrames?)null, TimeSpan.Zero),
-            };
-            LLarkPromptInput prompt;
-            using (TorchThreadScope.Use(options.Value.TorchThreads)) prompt = model.Model.BuildPrompt(turns, audio);
-            GenerationFeed updates = model.Scheduler.Submit(prompt.Embeddings, prompt.Ids,
-                model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, context.CancellationToken);
-            await Stream(updates, request.ReturnOptions, prompt.AudioFrames, encoderTime, responseStream, context).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
-        {
-            // The client went away or its deadline passed; the scheduler has freed the slot.
-        }
-        catch (Exception e) when (ToStatus(e) is { } status)
-        {
-            Log.GenerateRefused(logger, status.Status.StatusCode, status.Status.Detail);
-            throw status;
-        }
-        catch (Exception e)
-        {
-            Log.GenerateFailed(logger, e);
-            throw new RpcException(new Status(StatusCode.Internal, "generation failed on the server; see its logs"));
-        }
+            GenerateRequest.AudioOneofCase.EmbeddingId => await encoder.FetchAsync(request.EmbeddingId, context).ConfigureAwait(false),
+            GenerateRequest.AudioOneofCase.AudioBytes => await encoder.EmbedAsync(request.AudioBytes, context).ConfigureAwait(false),
+            GenerateRequest.AudioOneofCase.Frames => (RequestMapping.ToAudio(request.Frames), TimeSpan.Zero),
+            _ => ((AudioFrames?)null, TimeSpan.Zero),
+        };
+        LLarkPromptInput prompt;
+        using (TorchThreadScope.Use(options.Value.TorchThreads)) prompt = model.Model.BuildPrompt(turns, audio);
+        GenerationFeed updates = model.Scheduler.Submit(prompt.Embeddings, prompt.Ids,
+            model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, context.CancellationToken);
+        await Stream(updates, request.ReturnOptions, prompt.AudioFrames, encoderTime, responseStream, context).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -118,15 +101,4 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
             MaxNewTokensLimit = (uint)options.Value.MaxNewTokensLimit,
         });
     }
-
-    /// <summary>The status for what the caller got wrong or what is temporarily unavailable; null for a server bug.</summary>
-    private static RpcException? ToStatus(Exception e) => e switch
-    {
-        RpcException rpc => rpc,
-        InvalidRequestException invalid => new RpcException(new Status(StatusCode.InvalidArgument, $"{invalid.Field}: {invalid.Message}")),
-        ContextLengthException context => new RpcException(new Status(StatusCode.InvalidArgument, $"turns: the prompt is too long: {context.Message}")),
-        QueueFullException full => new RpcException(new Status(StatusCode.ResourceExhausted, full.Message),
-            new Metadata { { "grpc-retry-pushback-ms", ((long)full.RetryAfter.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) } }),
-        _ => null,
-    };
 }

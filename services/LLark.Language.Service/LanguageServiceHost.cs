@@ -1,4 +1,6 @@
+using Grpc.Core;
 using LLark.Encoder.V1;
+using LLark.Language.Engine.Model;
 using LLark.Language.Engine.Serving;
 using LLark.ServiceDefaults;
 
@@ -25,6 +27,8 @@ public static class LanguageServiceHost
                 .ConfigureChannel(c => c.MaxReceiveMessageSize = 64 << 20);
         }
         builder.Services.AddSingleton(sp => new EncoderClient(sp.GetService<EncoderService.EncoderServiceClient>(), sp.GetRequiredService<ILogger<EncoderClient>>()));
+        builder.Services.AddGrpcErrorMapping<ContextLengthException>(e =>
+            new RpcException(new Status(StatusCode.InvalidArgument, $"turns: the prompt is too long: {e.Message}")));
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
 

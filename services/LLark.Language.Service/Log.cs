@@ -14,12 +14,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Generate finished: {FinishReason}, prompt {PromptTokens} (audio {AudioTokens}), generated {Generated}, queue {QueueMs:F1} ms, first token {TtftMs:F1} ms, decode {DecodeMs:F1} ms")]
     public static partial void GenerateFinished(ILogger logger, LLark.Language.Engine.Generation.FinishReason finishReason, int promptTokens, int audioTokens, int generated, double queueMs, double ttftMs, double decodeMs);
 
-    [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Generate refused: {Status} {Detail}")]
-    public static partial void GenerateRefused(ILogger logger, Grpc.Core.StatusCode status, string detail);
-
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Error, Message = "Generate failed")]
-    public static partial void GenerateFailed(ILogger logger, Exception error);
-
     [LoggerMessage(EventId = 1200, Level = LogLevel.Warning, Message = "Encoder call failed: {Status} {Detail}")]
     public static partial void EncoderFailed(ILogger logger, Grpc.Core.StatusCode status, string detail);
 }

@@ -1,6 +1,7 @@
 using LLark.Common.V1;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Multimodal;
+using LLark.ServiceDefaults;
 using LLark.Language.V1;
 using EngineFinish = LLark.Language.Engine.Generation.FinishReason;
 using WireFinish = LLark.Language.V1.FinishReason;

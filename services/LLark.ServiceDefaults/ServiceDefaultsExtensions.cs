@@ -18,7 +18,8 @@ public static class ServiceDefaultsExtensions
 {
     /// <summary>
     /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1, both over TLS when a certificate is configured), gRPC with
-    /// reflection and the standard health service, OpenTelemetry metrics for the given meters, JSON console logs, and
+    /// reflection, the standard health service and errors mapped to statuses (<see cref="GrpcErrorInterceptor"/>),
+    /// OpenTelemetry metrics for the given meters, JSON console logs, and
     /// options validated at start.
     /// </summary>
     public static WebApplicationBuilder AddLLarkServiceDefaults(this WebApplicationBuilder builder, params string[] meters)
@@ -54,7 +55,11 @@ public static class ServiceDefaultsExtensions
             o.UseUtcTimestamp = true;
         });
 
-        builder.Services.AddGrpc(o => o.EnableDetailedErrors = false);
+        builder.Services.AddGrpc(o =>
+        {
+            o.EnableDetailedErrors = false;
+            o.Interceptors.Add<GrpcErrorInterceptor>();
+        });
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<ServingStatus>();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingStatus>().Service);

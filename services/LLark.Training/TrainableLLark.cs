@@ -300,12 +300,6 @@ public sealed class TrainableLLark : IDisposable
         return (logits, Index(targets));
     }
 
-    /// <summary>The projector on frames [n, width], without gradients (tests).</summary>
-    internal Tensor ProjectForTest(Tensor frames)
-    {
-        using (no_grad()) return projector.Forward(frames);
-    }
-
     /// <summary>Called before each optimizer step's micro-batches: fixes the step's LoRA dropout masks.</summary>
     public void BeginStep(int step) => lora?.BeginStep(step);
 

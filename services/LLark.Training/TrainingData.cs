@@ -2,6 +2,7 @@ using LLark.Data;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Multimodal;
 using LLark.Language.Engine.Tokenization;
+using LLark.ServiceDefaults;
 
 namespace LLark.Training;
 

@@ -1,14 +1,15 @@
 using System.Diagnostics;
 using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
+using LLark.ServiceDefaults;
 
 namespace LLark.Encoder.Service.Serving;
 
-/// <summary>The queue is full; try again after <see cref="RetryAfter"/>.</summary>
-public sealed class QueueFullException(int depth, TimeSpan retryAfter)
-    : Exception($"the encoder queue is full ({depth} clips waiting); retry after {retryAfter.TotalMilliseconds:F0} ms")
+/// <summary>Called on the worker's thread when clips are waiting, before it takes them; while it blocks, clips queue up.</summary>
+public interface IEncodeGate
 {
-    public TimeSpan RetryAfter { get; } = retryAfter;
+    /// <param name="stopping">Cancelled when the worker stops; a gate that blocks returns then.</param>
+    void BeforeBatch(CancellationToken stopping);
 }
 
 /// <summary>
@@ -29,16 +30,18 @@ public sealed class EncodeWorker : IDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
     private bool stopped;
-    private bool held;
+    private readonly IEncodeGate? batchGate;
     private double secondsPerBatch = 1;
 
-    public EncodeWorker(IAudioEncoder encoder, int maxQueued, int maxBatch, EncoderMetrics metrics, ILogger logger)
+    /// <summary>Starts the worker thread; <paramref name="gate"/>, if any, is asked before each batch (none in service).</summary>
+    public EncodeWorker(IAudioEncoder encoder, int maxQueued, int maxBatch, EncoderMetrics metrics, ILogger logger, IEncodeGate? gate = null)
     {
         this.encoder = encoder;
         this.maxQueued = maxQueued;
         this.maxBatch = maxBatch;
         this.metrics = metrics;
         this.logger = logger;
+        batchGate = gate;
         thread = new Thread(Run) { IsBackground = true, Name = "llark-encoder" };
         thread.Start();
     }
@@ -59,22 +62,13 @@ public sealed class EncodeWorker : IDisposable
             if (queue.Count >= maxQueued)
             {
                 double seconds = Math.Max(0.1, (queue.Count / maxBatch + 1) * secondsPerBatch);
-                throw new QueueFullException(queue.Count, TimeSpan.FromSeconds(seconds));
+                var retry = TimeSpan.FromSeconds(seconds);
+                throw new QueueFullException($"the encoder queue is full ({queue.Count} clips waiting); retry after {retry.TotalMilliseconds:F0} ms", retry);
             }
             queue.Enqueue(job);
             Monitor.PulseAll(gate);
         }
         return job.Completion.Task;
-    }
-
-    /// <summary>Tests only: while held, clips queue up and nothing is encoded, so a queue can be filled deterministically.</summary>
-    internal void Hold(bool hold)
-    {
-        lock (gate)
-        {
-            held = hold;
-            Monitor.PulseAll(gate);
-        }
     }
 
     private void DropCancelledLocked()
@@ -95,7 +89,12 @@ public sealed class EncodeWorker : IDisposable
             var batch = new List<Job>(maxBatch);
             lock (gate)
             {
-                while (!stopped && (held || queue.Count == 0)) Monitor.Wait(gate);
+                while (!stopped && queue.Count == 0) Monitor.Wait(gate);
+                if (stopped) break;
+            }
+            batchGate?.BeforeBatch(stopping.Token);
+            lock (gate)
+            {
                 if (stopped) break;
                 while (batch.Count < maxBatch && queue.TryDequeue(out Job? job))
                 {

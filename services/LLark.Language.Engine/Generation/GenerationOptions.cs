@@ -1,3 +1,5 @@
+using LLark.ServiceDefaults;
+
 namespace LLark.Language.Engine.Generation;
 
 /// <summary>How the next token is chosen. The defaults give greedy decoding.</summary>

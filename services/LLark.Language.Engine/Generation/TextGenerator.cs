@@ -1,4 +1,5 @@
 using LLark.Language.Engine.Model;
+using LLark.ServiceDefaults;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 using LLark.Language.Engine.Tokenization;
+using LLark.ServiceDefaults;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,5 @@
 using System.Text;
+using LLark.ServiceDefaults;
 
 namespace LLark.Language.Engine.Multimodal;
 
@@ -25,19 +26,19 @@ public static class LLarkPrompt
     /// <summary>Renders the conversation; the last turn must await its answer.</summary>
     public static string Render(IReadOnlyList<ChatTurn> turns, bool withAudio)
     {
-        if (turns.Count == 0) throw new Generation.InvalidRequestException("turns", "the conversation has no turns");
+        if (turns.Count == 0) throw new InvalidRequestException("turns", "the conversation has no turns");
         var text = new StringBuilder(SystemMessage).Append("\n\n");
         for (int i = 0; i < turns.Count; i++)
         {
             ChatTurn turn = turns[i];
             if (string.IsNullOrWhiteSpace(turn.Human))
-                throw new Generation.InvalidRequestException($"turns[{i}].human", $"turn {i} has an empty human message");
+                throw new InvalidRequestException($"turns[{i}].human", $"turn {i} has an empty human message");
             if (turn.Human.Contains(AudioPlaceholder, StringComparison.Ordinal) || turn.Human.Contains(StopString, StringComparison.Ordinal))
-                throw new Generation.InvalidRequestException($"turns[{i}].human",
+                throw new InvalidRequestException($"turns[{i}].human",
                     $"turn {i} contains '{AudioPlaceholder}' or '{StopString}', which the template reserves");
             bool last = i == turns.Count - 1;
             if (last != turn.Assistant is null)
-                throw new Generation.InvalidRequestException($"turns[{i}].assistant",
+                throw new InvalidRequestException($"turns[{i}].assistant",
                     last ? "the last turn must not have an answer: it is the one to generate" : $"turn {i} needs the answer it was given");
             text.Append("### Human: ");
             if (i == 0 && withAudio) text.Append(AudioPlaceholder).Append('\n');

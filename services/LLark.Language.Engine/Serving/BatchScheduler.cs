@@ -5,6 +5,7 @@ using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
+using LLark.ServiceDefaults;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -58,11 +59,10 @@ public sealed class GenerationFeed : IAsyncEnumerable<GenerationUpdate>
     public bool TryRead([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out GenerationUpdate? update) => reader.TryRead(out update);
 }
 
-/// <summary>The queue is full; try again after <see cref="RetryAfter"/>.</summary>
-public sealed class QueueFullException(int depth, TimeSpan retryAfter)
-    : Exception($"the generation queue is full ({depth} requests waiting); retry in {retryAfter.TotalMilliseconds:F0} ms")
+/// <summary>Called on the scheduler's thread after every decode step, before the next one starts.</summary>
+public interface IDecodeStepHook
 {
-    public TimeSpan RetryAfter { get; } = retryAfter;
+    void AfterStep();
 }
 
 /// <summary>
@@ -76,6 +76,7 @@ public sealed class BatchScheduler : IDisposable
 
     private readonly LlamaForCausalLM model;
     private readonly SchedulerOptions options;
+    private readonly IDecodeStepHook? stepHook;
     private readonly BlockingCollection<Job> queue;
     private readonly List<Job> active = [];
     private readonly BatchKvCache cache;
@@ -88,9 +89,11 @@ public sealed class BatchScheduler : IDisposable
     private readonly Histogram<double> queueWait;
     private double averageStepSeconds = 0.05;
 
-    public BatchScheduler(LlamaForCausalLM model, SchedulerOptions? options = null)
+    /// <summary>Starts the worker thread; <paramref name="stepHook"/>, if any, runs after every decode step (none in service).</summary>
+    public BatchScheduler(LlamaForCausalLM model, SchedulerOptions? options = null, IDecodeStepHook? stepHook = null)
     {
         this.model = model;
+        this.stepHook = stepHook;
         this.options = options ??= new SchedulerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueuedRequests, 1);
@@ -118,12 +121,6 @@ public sealed class BatchScheduler : IDisposable
     public int ActiveSequences { get; private set; }
 
     /// <summary>
-    /// Test hook: a pause after every decode step, so a test can hold a request "running" for as long as it needs
-    /// whatever the model's speed. Zero (default) in service.
-    /// </summary>
-    internal TimeSpan StepPause { get; set; }
-
-    /// <summary>
     /// Queues a generation and returns its updates as they are made. Takes ownership of
     /// <paramref name="promptEmbeds"/> [1, T, hidden]. Throws at once (before any update) for bad settings, a prompt
     /// too long for the context, or a full queue. Cancelling <paramref name="cancellationToken"/> ends the sequence
@@ -144,7 +141,8 @@ public sealed class BatchScheduler : IDisposable
             {
                 // One batch's worth of steps is roughly when a slot frees up.
                 var retry = TimeSpan.FromSeconds(Math.Clamp(averageStepSeconds * 32, 0.05, 30));
-                throw new QueueFullException(queue.Count, retry);
+                throw new QueueFullException(
+                    $"the generation queue is full ({queue.Count} requests waiting); retry in {retry.TotalMilliseconds:F0} ms", retry);
             }
             return new GenerationFeed(job.Output.Reader, cancellationToken);
         }
@@ -188,7 +186,7 @@ public sealed class BatchScheduler : IDisposable
                 AcceptAll(n, logits, updates);
                 for (int i = 0; i < n; i++) Publish(active[i], updates[i]);
                 Compact();
-                if (StepPause > TimeSpan.Zero) Thread.Sleep(StepPause);
+                stepHook?.AfterStep();
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {

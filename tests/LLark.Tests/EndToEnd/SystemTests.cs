@@ -11,6 +11,7 @@ using LLark.Tests.Checkpoints;
 using LLark.Tests.Cli;
 using LLark.Tests.Encoder.Service;
 using LLark.Tests.Gateway;
+using LLark.Tests.Language.Engine.Serving;
 using LLark.Tests.Language.Service;
 using LLark.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,12 +45,12 @@ public sealed class SystemFixture : IAsyncLifetime, IDisposable
     public async Task InitializeAsync()
     {
         Encoder = await StartEncoder();
-        Language = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        Language = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], StepPause.In(LoopbackHost.Settings(new Dictionary<string, string?>
         {
             ["LLark:Language:ModelPath"] = TinyLLark.Directory,
             ["LLark:Language:EncoderAddress"] = Encoder.GrpcAddress.ToString(),
             ["LLark:Language:DefaultMaxNewTokens"] = "16",
-        })));
+        }))));
         await LanguageServiceTests.WaitServing(Language);
         var settings = GatewayTestHost.Destinations(Language.GrpcAddress, Encoder.GrpcAddress);
         settings["LLark:Gateway:ApiKeys:1:Name"] = "limited";
@@ -142,14 +143,14 @@ public sealed class SystemTests(SystemFixture system) : IClassFixture<SystemFixt
         GenerateRequest request = Ask("Describe this clip at length.", maxNew: 300);
         request.EmbeddingId = embedded.EmbeddingId;
         var scheduler = system.Language.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler;
-        scheduler.StepPause = TimeSpan.FromMilliseconds(5);
+        StepPause.Of(system.Language).Pause = TimeSpan.FromMilliseconds(5);
         using var cts = new CancellationTokenSource();
         using var call = Language.Generate(request, Key, cancellationToken: cts.Token);
         for (int i = 0; i < 3; i++) Assert.True(await call.ResponseStream.MoveNext(cts.Token));
         Assert.Equal(1, scheduler.ActiveSequences);
         cts.Cancel();
         for (int i = 0; i < 300 && scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
-        scheduler.StepPause = TimeSpan.Zero;
+        StepPause.Of(system.Language).Pause = TimeSpan.Zero;
         Assert.Equal(0, scheduler.ActiveSequences);
     }
 

@@ -207,9 +207,16 @@ public sealed class TrainerTests
         using Tensor frames = randn(7, TinyLLark.AudioWidth);
         using Tensor mu = tensor(mean), sigma = tensor(std);
         using Tensor standardized = (frames - mu) / sigma;
-        using Tensor expected = a.ProjectForTest(standardized), actual = b.ProjectForTest(frames);
+        using Tensor expected = Project(a, standardized), actual = Project(b, frames);
         Assert.True(expected.allclose(actual, rtol: 1e-4, atol: 1e-5), "W/σ and b − Wμ/σ must equal the default projector on standardised frames");
         Assert.Equal("projector_init", Assert.Throws<TrainingConfigException>(() => (plain with { ProjectorInit = "zeros" }).Validate()).Field);
+    }
+
+    /// <summary>The model's projector (its trained weight and bias, a linear map) on frames [n, width].</summary>
+    private static Tensor Project(TrainableLLark model, Tensor frames)
+    {
+        Tensor Trained(string name) => model.Trained.Single(t => t.Name == name).Tensor;
+        using (no_grad()) return nn.functional.linear(frames, Trained("model.mm_projector.weight"), Trained("model.mm_projector.bias"));
     }
 
     private static System.Text.Json.Nodes.JsonObject TinyFreshLlama() =>

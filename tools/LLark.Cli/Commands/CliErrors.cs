@@ -3,6 +3,7 @@ using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
+using LLark.ServiceDefaults;
 
 namespace LLark.Cli.Commands;
 

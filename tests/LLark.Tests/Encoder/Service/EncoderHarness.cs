@@ -1,13 +1,17 @@
 using System.Buffers.Binary;
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Health.V1;
 using LLark.Common.V1;
 using LLark.Encoder.Service;
+using LLark.Encoder.Service.Serving;
 using LLark.Encoder.V1;
 using LLark.Tests.Encoder.Engine;
 using LLark.Tests.Encoder.Engine.Audio;
 using LLark.Tests.TestSupport;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace LLark.Tests.Encoder.Service;
@@ -15,6 +19,8 @@ namespace LLark.Tests.Encoder.Service;
 /// <summary>The tiny Jukebox as the service loads it, hosts on loopback, and clips made to order.</summary>
 internal static class EncoderHarness
 {
+    private static readonly ConditionalWeakTable<WebApplication, EncodeCounts> Counts = new();
+
     private static readonly Lazy<string> ModelFolder = new(() =>
     {
         // A convert-jukebox folder: the fixture's authoritative config (3 blocks) beside its safetensors weights.
@@ -37,10 +43,27 @@ internal static class EncoderHarness
             ["LLark:Encoder:Cache:Directory"] = cacheDirectory,
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) all[key] = value;
-        LoopbackHost host = await LoopbackHost.StartAsync(EncoderServiceHost.Build([], LoopbackHost.Settings(all)));
+        WebApplication app = EncoderServiceHost.Build([], builder =>
+        {
+            LoopbackHost.Settings(all)(builder);
+            builder.Services.AddSingleton<IEncodeGate, WorkerGate>();
+        });
+        // Counted from before the start, so a count says everything this host encoded.
+        var counts = new EncodeCounts(app.Services.GetRequiredService<IMeterFactory>());
+        app.Lifetime.ApplicationStopped.Register(counts.Dispose);
+        Counts.Add(app, counts);
+        LoopbackHost host = await LoopbackHost.StartAsync(app);
         await WaitServing(host);
         return host;
     }
+
+    /// <summary>What a host started here has encoded.</summary>
+    public static EncodeCounts Metrics(LoopbackHost host) => Counts.TryGetValue(host.App, out EncodeCounts? counts)
+        ? counts
+        : throw new InvalidOperationException("only hosts started by EncoderHarness.StartAsync are counted");
+
+    /// <summary>The gate of a host started here; hold it to keep the worker from taking clips.</summary>
+    public static WorkerGate Gate(LoopbackHost host) => (WorkerGate)host.App.Services.GetRequiredService<IEncodeGate>();
 
     public static async Task WaitServing(LoopbackHost host)
     {
@@ -55,8 +78,6 @@ internal static class EncoderHarness
     }
 
     public static EncoderService.EncoderServiceClient Client(LoopbackHost host) => new(host.Channel);
-
-    public static EncoderMetrics Metrics(LoopbackHost host) => host.App.Services.GetRequiredService<EncoderMetrics>();
 
     public static ModelHost.Loaded Model(LoopbackHost host) => host.App.Services.GetRequiredService<ModelHost>().Ready();
 

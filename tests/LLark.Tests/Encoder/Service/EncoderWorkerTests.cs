@@ -40,14 +40,14 @@ public sealed class EncoderWorkerTests : IDisposable
         ModelHost.Loaded model = EncoderHarness.Model(host);
         byte[] a = File.ReadAllBytes(JukeboxTiny.File("test_audio_4s.wav")), b = EncoderHarness.Wav(seed: 30, seconds: 3);
 
-        model.Worker.Hold(true);
+        EncoderHarness.Gate(host).Hold(true);
         var first = client.EmbedAsync(EncoderHarness.Request(a, frames: true));
         var second = client.EmbedAsync(EncoderHarness.Request(b, frames: true));
         await WaitForQueue(model, 2);
         var full = await Assert.ThrowsAsync<RpcException>(async () => await client.EmbedAsync(EncoderHarness.Request(EncoderHarness.Wav(seed: 31))));
         Assert.Equal(StatusCode.ResourceExhausted, full.StatusCode);
         Assert.True(long.Parse(full.Trailers.GetValue("grpc-retry-pushback-ms")!, CultureInfo.InvariantCulture) > 0);
-        model.Worker.Hold(false);
+        EncoderHarness.Gate(host).Hold(false);
 
         EmbedResponse[] done = [await first, await second];
         Assert.Equal(2, EncoderHarness.Metrics(host).ClipsEncoded);
@@ -74,7 +74,7 @@ public sealed class EncoderWorkerTests : IDisposable
         ModelHost.Loaded model = EncoderHarness.Model(host);
         byte[] left = EncoderHarness.Wav(seed: 32), late = EncoderHarness.Wav(seed: 33);
 
-        model.Worker.Hold(true);
+        EncoderHarness.Gate(host).Hold(true);
         using var cts = new CancellationTokenSource();
         var cancelled = client.EmbedAsync(EncoderHarness.Request(left), cancellationToken: cts.Token);
         var timed = client.EmbedAsync(EncoderHarness.Request(late), deadline: DateTime.UtcNow.AddSeconds(2));
@@ -82,7 +82,7 @@ public sealed class EncoderWorkerTests : IDisposable
         cts.Cancel();
         Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(async () => await cancelled)).StatusCode);
         Assert.Equal(StatusCode.DeadlineExceeded, (await Assert.ThrowsAsync<RpcException>(async () => await timed)).StatusCode);
-        model.Worker.Hold(false);
+        EncoderHarness.Gate(host).Hold(false);
 
         Assert.False((await client.EmbedAsync(EncoderHarness.Request(EncoderHarness.Wav(seed: 34, seconds: 1)))).Cached);
         Assert.Equal(1, EncoderHarness.Metrics(host).ClipsEncoded);

@@ -5,6 +5,7 @@ using Grpc.Health.V1;
 using LLark.Common.V1;
 using LLark.Language.Service;
 using LLark.Language.V1;
+using LLark.Tests.Language.Engine.Serving;
 using LLark.Tests.TestSupport;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,14 +27,14 @@ public sealed class LanguageServiceLimitsTests
     [Fact]
     public async Task PastTheQueueLimitCallsGetResourceExhaustedWithARetryHint()
     {
-        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], StepPause.In(LoopbackHost.Settings(new Dictionary<string, string?>
         {
             ["LLark:Language:ModelPath"] = TinyLLark.Directory,
             ["LLark:Language:MaxBatchSize"] = "1",
             ["LLark:Language:MaxQueuedRequests"] = "1",
-        })));
+        }))));
         await LanguageServiceTests.WaitServing(host);
-        host.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler.StepPause = TimeSpan.FromMilliseconds(5);
+        StepPause.Of(host).Pause = TimeSpan.FromMilliseconds(5);
         var client = new LanguageService.LanguageServiceClient(host.Channel);
         using var cts = new CancellationTokenSource();
         using var running = client.Generate(Request(2000, LanguageServiceTests.Frames(3)), cancellationToken: cts.Token);

@@ -5,6 +5,7 @@ using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Multimodal;
 using LLark.Language.Service;
 using LLark.Language.V1;
+using LLark.Tests.Language.Engine.Serving;
 using LLark.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using ChatTurn = LLark.Language.V1.ChatTurn;
@@ -24,13 +25,13 @@ public sealed class LanguageServiceFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         (EncoderHost, Encoder) = await StoredEmbeddingsEncoder.StartAsync();
-        Host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        Host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], StepPause.In(LoopbackHost.Settings(new Dictionary<string, string?>
         {
             ["LLark:Language:ModelPath"] = TinyLLark.Directory,
             ["LLark:Language:MaxBatchSize"] = "4",
             ["LLark:Language:DefaultMaxNewTokens"] = "24",
             ["LLark:Language:EncoderAddress"] = EncoderHost.GrpcAddress.ToString(),
-        })));
+        }))));
         await LanguageServiceTests.WaitServing(Host);
     }
 
@@ -204,27 +205,27 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
     public async Task CancellingMidStreamStopsTheServerWithinAStep()
     {
         ModelHost host = fixture.Host.App.Services.GetRequiredService<ModelHost>();
-        host.Ready().Scheduler.StepPause = TimeSpan.FromMilliseconds(5);
+        StepPause.Of(fixture.Host).Pause = TimeSpan.FromMilliseconds(5);
         using var cts = new CancellationTokenSource();
         using var call = fixture.Client.Generate(Request(Frames(5), maxNew: 2000), cancellationToken: cts.Token);
         for (int i = 0; i < 3; i++) Assert.True(await call.ResponseStream.MoveNext(cts.Token));
         Assert.True(host.Ready().Scheduler.ActiveSequences >= 1);
         cts.Cancel();
         for (int i = 0; i < 200 && host.Ready().Scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
-        host.Ready().Scheduler.StepPause = TimeSpan.Zero;
+        StepPause.Of(fixture.Host).Pause = TimeSpan.Zero;
         Assert.Equal(0, host.Ready().Scheduler.ActiveSequences);
     }
 
     [Fact]
     public async Task ADeadlineEndsAGenerationWithDeadlineExceeded()
     {
-        fixture.Host.App.Services.GetRequiredService<ModelHost>().Ready().Scheduler.StepPause = TimeSpan.FromMilliseconds(5);
+        StepPause.Of(fixture.Host).Pause = TimeSpan.FromMilliseconds(5);
         using var call = fixture.Client.Generate(Request(Frames(5), maxNew: 2000), deadline: DateTime.UtcNow.AddMilliseconds(400));
         var e = await Assert.ThrowsAsync<RpcException>(async () => { while (await call.ResponseStream.MoveNext()) { } });
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         ModelHost host = fixture.Host.App.Services.GetRequiredService<ModelHost>();
         for (int i = 0; i < 200 && host.Ready().Scheduler.ActiveSequences > 0; i++) await Task.Delay(10);
-        host.Ready().Scheduler.StepPause = TimeSpan.Zero;
+        StepPause.Of(fixture.Host).Pause = TimeSpan.Zero;
         Assert.Equal(0, host.Ready().Scheduler.ActiveSequences);
     }
 

@@ -2,6 +2,7 @@ using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 using LLark.Language.Engine.Serving;
 using LLark.Language.Engine.Tokenization;
+using LLark.ServiceDefaults;
 using LLark.Tests.Language.Engine.Model;
 using LLark.Tests.TestSupport;
 using static TorchSharp.torch;
@@ -87,7 +88,7 @@ public sealed class BatchSchedulerTests : IDisposable
     [Fact]
     public async Task ANewRequestJoinsTheRunningBatchAndFinishesFirst()
     {
-        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 2 }) { StepPause = TimeSpan.FromMilliseconds(2) };
+        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 2 }, new StepPause(TimeSpan.FromMilliseconds(2)));
         int[] ids = LlamaReference.Ints(golden.Prompt("story").GetProperty("ids"));
         var longOne = Submit(scheduler, ids, 200).GetAsyncEnumerator();
         for (int i = 0; i < 5; i++) Assert.True(await longOne.MoveNextAsync());
@@ -154,10 +155,8 @@ public sealed class BatchSchedulerTests : IDisposable
     [Fact]
     public async Task AFullQueueIsRefusedWithARetryHintAndServingGoesOn()
     {
-        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 1, MaxQueuedRequests = 2 })
-        {
-            StepPause = TimeSpan.FromMilliseconds(5),
-        };
+        using var scheduler = new BatchScheduler(model, new SchedulerOptions { MaxBatchSize = 1, MaxQueuedRequests = 2 },
+            new StepPause(TimeSpan.FromMilliseconds(5)));
         int[] ids = LlamaReference.Ints(golden.Prompt("short").GetProperty("ids"));
         using var cts = new CancellationTokenSource();
         var running = Submit(scheduler, ids, 250, cts.Token).GetAsyncEnumerator();

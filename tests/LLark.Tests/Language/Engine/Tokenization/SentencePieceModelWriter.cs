@@ -1,23 +1,23 @@
-namespace LLark.Language.Engine.Tokenization;
+using LLark.Language.Engine.Tokenization;
+
+namespace LLark.Tests.Language.Engine.Tokenization;
 
 /// <summary>
 /// Writes a <see cref="SentencePieceModel"/> as a SentencePiece <c>ModelProto</c> that SentencePiece itself
 /// and <see cref="LlamaTextTokenizer"/> load. Used to rebuild a Llama <c>tokenizer.model</c> from a vocabulary
 /// and merge list published elsewhere (see tests/fixtures/llama2-tokenizer-model/README.md).
 /// </summary>
-public static class SentencePieceModelWriter
+internal static class SentencePieceModelWriter
 {
     public static void Save(SentencePieceModel model, string path) => File.WriteAllBytes(path, ToBytes(model));
-
-    public static void Write(SentencePieceModel model, Stream output) => output.Write(ToBytes(model));
 
     public static byte[] ToBytes(SentencePieceModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var root = new ProtoWire.Writer();
+        var root = new ProtoWireWriter();
         foreach (SentencePiece piece in model.Pieces)
         {
-            var entry = new ProtoWire.Writer();
+            var entry = new ProtoWireWriter();
             entry.WriteString(1, piece.Piece);
             entry.WriteFloat(2, piece.Score);
             // NORMAL is the proto default; SentencePiece leaves it out, and so do we.
@@ -29,9 +29,9 @@ public static class SentencePieceModelWriter
         return root.ToArray();
     }
 
-    private static ProtoWire.Writer TrainerSpec(SentencePieceModel model)
+    private static ProtoWireWriter TrainerSpec(SentencePieceModel model)
     {
-        var spec = new ProtoWire.Writer();
+        var spec = new ProtoWireWriter();
         spec.WriteInt32(3, (int)model.ModelType);
         spec.WriteInt32(4, model.Pieces.Count);
         spec.WriteFloat(10, model.CharacterCoverage);
@@ -55,9 +55,9 @@ public static class SentencePieceModelWriter
         return spec;
     }
 
-    private static ProtoWire.Writer NormalizerSpec(SentencePieceModel model)
+    private static ProtoWireWriter NormalizerSpec(SentencePieceModel model)
     {
-        var spec = new ProtoWire.Writer();
+        var spec = new ProtoWireWriter();
         spec.WriteString(1, model.NormalizerName);
         spec.WriteBytes(2, model.PrecompiledCharsmap.Span);
         spec.WriteBool(3, model.AddDummyPrefix);
