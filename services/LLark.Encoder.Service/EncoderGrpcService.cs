@@ -1,4 +1,5 @@
 using Grpc.Core;
+using LLark.Common;
 using LLark.Common.V1;
 using LLark.Encoder.Service.Caching;
 using LLark.Encoder.V1;

@@ -1,11 +1,12 @@
 using LLark.Common.V1;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Multimodal;
-using LLark.ServiceDefaults;
 using LLark.Language.V1;
+using LLark.ServiceDefaults;
 using EngineFinish = LLark.Language.Engine.Generation.FinishReason;
 using WireFinish = LLark.Language.V1.FinishReason;
 using ChatTurn = LLark.Language.Engine.Multimodal.ChatTurn;
+using LLark.Common;
 
 namespace LLark.Language.Service;
 

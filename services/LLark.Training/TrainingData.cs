@@ -1,8 +1,8 @@
+using LLark.Common;
 using LLark.Data;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Multimodal;
 using LLark.Language.Engine.Tokenization;
-using LLark.ServiceDefaults;
 
 namespace LLark.Training;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LLark.Common;
 using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
 using LLark.ServiceDefaults;

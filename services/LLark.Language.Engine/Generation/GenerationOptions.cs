@@ -1,4 +1,4 @@
-using LLark.ServiceDefaults;
+using LLark.Common;
 
 namespace LLark.Language.Engine.Generation;
 

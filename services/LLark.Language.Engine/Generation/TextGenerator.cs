@@ -1,5 +1,5 @@
+using LLark.Common;
 using LLark.Language.Engine.Model;
-using LLark.ServiceDefaults;
 using TorchSharp;
 using static TorchSharp.torch;
 

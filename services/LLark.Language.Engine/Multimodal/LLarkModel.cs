@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LLark.Common;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 using LLark.Language.Engine.Tokenization;
-using LLark.ServiceDefaults;
 using TorchSharp;
 using static TorchSharp.torch;
 

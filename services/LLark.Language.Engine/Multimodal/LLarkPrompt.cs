@@ -1,5 +1,5 @@
 using System.Text;
-using LLark.ServiceDefaults;
+using LLark.Common;
 
 namespace LLark.Language.Engine.Multimodal;
 

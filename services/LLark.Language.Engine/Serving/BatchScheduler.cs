@@ -3,9 +3,9 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
+using LLark.Common;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
-using LLark.ServiceDefaults;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,9 +1,9 @@
 using LLark.Checkpoints;
+using LLark.Common;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
-using LLark.ServiceDefaults;
 
 namespace LLark.Cli.Commands;
 

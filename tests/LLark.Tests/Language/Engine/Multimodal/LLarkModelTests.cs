@@ -1,7 +1,7 @@
+using LLark.Common;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 using LLark.Language.Engine.Multimodal;
-using LLark.ServiceDefaults;
 using LLark.Tests.Checkpoints;
 using LLark.Tests.TestSupport;
 using static TorchSharp.torch;

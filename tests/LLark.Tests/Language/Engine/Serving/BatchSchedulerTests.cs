@@ -1,8 +1,8 @@
+using LLark.Common;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
 using LLark.Language.Engine.Serving;
 using LLark.Language.Engine.Tokenization;
-using LLark.ServiceDefaults;
 using LLark.Tests.Language.Engine.Model;
 using LLark.Tests.TestSupport;
 using static TorchSharp.torch;

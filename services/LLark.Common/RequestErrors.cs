@@ -1,4 +1,4 @@
-namespace LLark.ServiceDefaults;
+namespace LLark.Common;
 
 /// <summary>A request the caller got wrong; <see cref="Field"/> names the setting or proto field (INVALID_ARGUMENT).</summary>
 public sealed class InvalidRequestException(string field, string message) : ArgumentException(message)
