@@ -10,7 +10,7 @@ WORKDIR /src
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY protos/ protos/
-COPY services/ services/
+COPY common/ common/
 COPY gateway/ gateway/
 RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
     dotnet publish gateway/LLark.Gateway/LLark.Gateway.csproj -c Release -r linux-x64 --self-contained false \

@@ -17,6 +17,8 @@ WORKDIR /src
 COPY Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY protos/ protos/
+COPY common/ common/
+COPY engines/ engines/
 COPY services/ services/
 RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
     dotnet publish services/LLark.Language.Service/LLark.Language.Service.csproj -c Release -r linux-x64 --self-contained false \

@@ -13,7 +13,7 @@ public sealed class WorkloadTests
     {
         // The language service README's memory plan: Llama-2-7B in bf16.
         ["language"] = (LanguageServiceHost.GrpcServiceName, 13.48e9),
-        // services/LLark.Encoder.Engine/README.md: the 36-block Jukebox encoder, bf16 matrices. The encoder service's
+        // engines/LLark.Encoder.Engine/README.md: the 36-block Jukebox encoder, bf16 matrices. The encoder service's
         // name is the spec's (llark.encoder.v1.EncoderService); its host is not referenced by the tests yet.
         ["encoder"] = ("llark.encoder.v1.EncoderService", 5.27e9),
     };

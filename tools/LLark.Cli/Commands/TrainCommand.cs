@@ -15,7 +15,7 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config") { Description = "training config (JSON; see services/LLark.Training/README.md)", Required = true };
+        var config = new Option<string>("--config") { Description = "training config (JSON; see pipeline/LLark.Training/README.md)", Required = true };
         var resume = new Option<bool>("--resume") { Description = "continue from the training state saved in --out" };
         var output = new Option<string?>("--out") { Description = "run folder: loss.jsonl, state/, model/ (default: runs/<config name> beside the config)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object at the end instead of progress lines" };
