@@ -152,6 +152,32 @@ public static class SpectralDsp
         return onset;
     }
 
+    /// <summary>
+    /// Convolution with a Gaussian of standard deviation <paramref name="sigma"/> samples, cut at ±3σ; near the ends
+    /// the weights that fall inside are renormalised to sum to 1. σ = 0 returns a copy.
+    /// </summary>
+    public static double[] GaussianSmooth(ReadOnlySpan<double> x, double sigma)
+    {
+        if (!(sigma > 0))
+            return x.ToArray();
+        int reach = (int)Math.Ceiling(3 * sigma);
+        var kernel = new double[2 * reach + 1];
+        for (int i = -reach; i <= reach; i++)
+            kernel[i + reach] = Math.Exp(-0.5 * i * i / (sigma * sigma));
+        var y = new double[x.Length];
+        for (int s = 0; s < x.Length; s++)
+        {
+            double sum = 0, weight = 0;
+            for (int i = Math.Max(-reach, -s); i <= Math.Min(reach, x.Length - 1 - s); i++)
+            {
+                sum += kernel[i + reach] * x[s + i];
+                weight += kernel[i + reach];
+            }
+            y[s] = sum / weight;
+        }
+        return y;
+    }
+
     /// <summary>The tempi of the tempogram's bins: min·2^(k/bins_per_octave), k = 0..bins − 1.</summary>
     public static double[] TempoGrid(double minBpm, int binsPerOctave, int bins)
     {

@@ -93,7 +93,8 @@ public sealed class SpectralEncoder : IAudioEncoder
         for (int t = 0; t < frames; t++)
             centres[t] = t * sub + sub / 2;
         int halfWindow = (int)Math.Round(c.TempogramSeconds * c.OnsetRate / 2);
-        double[] gram = SpectralDsp.Tempogram(onset, c.OnsetRate, centres, halfWindow, tempi);
+        double[] smoothed = SpectralDsp.GaussianSmooth(onset, c.OnsetSmoothingSeconds * c.OnsetRate);
+        double[] gram = SpectralDsp.Tempogram(smoothed, c.OnsetRate, centres, halfWindow, tempi);
 
         var values = new float[frames * width];
         var framePower = new double[bins];

@@ -55,6 +55,13 @@ public sealed record SpectralEncoderConfig
     /// <summary>Onset value = mean positive log-mel flux (dB per STFT hop) / this scale (3 dB).</summary>
     [JsonPropertyName("onset_scale_db")] public double OnsetScaleDb { get; init; } = 3;
 
+    /// <summary>
+    /// Standard deviation of the Gaussian that smooths the onset envelope before the tempogram, seconds (0.03): a beat
+    /// whose period is not a whole number of STFT hops lands alternately on two lags; smoothed, its peak stays at its
+    /// own tempo instead of moving to the half tempo, whose lag is whole.
+    /// </summary>
+    [JsonPropertyName("onset_smoothing_seconds")] public double OnsetSmoothingSeconds { get; init; } = 0.03;
+
     /// <summary>Length of the onset window each frame's tempogram autocorrelates, seconds (8).</summary>
     [JsonPropertyName("tempogram_seconds")] public double TempogramSeconds { get; init; } = 8;
 
@@ -98,6 +105,7 @@ public sealed record SpectralEncoderConfig
         Require(MelBands >= 1, "n_mels must be positive");
         Require(MelFmin >= 0 && MelFmax > MelFmin && MelFmax <= SampleRate / 2.0, "fmin must be below fmax, which must be at most Nyquist");
         Require(MelScaleDb > 0 && OnsetScaleDb > 0, "mel_scale_db and onset_scale_db must be positive");
+        Require(OnsetSmoothingSeconds >= 0, "onset_smoothing_seconds must not be negative");
         Require(ChromaOctaveWidth > 0, "chroma_octave_width must be positive");
         Require(TempoMinBpm > 0 && TempoMaxBpm > TempoMinBpm && TempoBinsPerOctave >= 1, "tempo range and bins must be positive");
         Require(60 * OnsetRate / TempoMaxBpm >= 1, "tempo_max_bpm must be a lag of at least one STFT hop");
