@@ -12,6 +12,8 @@ internal sealed class RealFft
     private readonly int[] bitReverse;
     private readonly double[] cos;
     private readonly double[] sin;
+    private readonly double[] stageCos;
+    private readonly double[] stageSin;
     private readonly double[] re;
     private readonly double[] im;
 
@@ -36,6 +38,17 @@ internal sealed class RealFft
             cos[k] = Math.Cos(2 * Math.PI * k / n);
             sin[k] = Math.Sin(2 * Math.PI * k / n);
         }
+        // The butterflies of the stage with half-size m read their m twiddles from [m, 2m), in order, not strided.
+        stageCos = new double[half];
+        stageSin = new double[half];
+        for (int m = 1; m < half; m <<= 1)
+        {
+            for (int k = 0; k < m; k++)
+            {
+                stageCos[m + k] = cos[k * (half / m)];
+                stageSin[m + k] = -sin[k * (half / m)];
+            }
+        }
         re = new double[half];
         im = new double[half];
     }
@@ -43,21 +56,21 @@ internal sealed class RealFft
     /// <summary>|X[k]|² · scale for k = 0..n/2 of the real frame <paramref name="frame"/> (length n).</summary>
     public void Power(ReadOnlySpan<double> frame, Span<double> power, double scale)
     {
+        Span<double> re = this.re, im = this.im;
         for (int i = 0; i < half; i++)
         {
             int j = bitReverse[i];
             re[j] = frame[2 * i];
             im[j] = frame[2 * i + 1];
         }
-        for (int size = 2; size <= half; size <<= 1)
+        for (int span = 1; span < half; span <<= 1)
         {
-            int step = n / size;
-            int span = size >> 1;
-            for (int start = 0; start < half; start += size)
+            ReadOnlySpan<double> wrs = stageCos.AsSpan(span, span), wis = stageSin.AsSpan(span, span);
+            for (int start = 0; start < half; start += 2 * span)
             {
                 for (int k = 0; k < span; k++)
                 {
-                    double wr = cos[k * step], wi = -sin[k * step];
+                    double wr = wrs[k], wi = wis[k];
                     int a = start + k, b = a + span;
                     double tr = wr * re[b] - wi * im[b];
                     double ti = wr * im[b] + wi * re[b];

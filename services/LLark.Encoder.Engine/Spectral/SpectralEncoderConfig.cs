@@ -40,8 +40,11 @@ public sealed record SpectralEncoderConfig
     /// <summary>Floor of the mel energies in dB, re a full-scale sine's bin power (−80).</summary>
     [JsonPropertyName("mel_floor_db")] public double MelFloorDb { get; init; } = -80;
 
-    /// <summary>Log-mel value = (dB − offset) / scale: with −50 and 20, music lands mostly within ±1.5.</summary>
-    [JsonPropertyName("mel_offset_db")] public double MelOffsetDb { get; init; } = -50;
+    /// <summary>
+    /// Log-mel value = (dB − offset) / scale (−60 and 20): on the synth clips the values average about −0.2 and a
+    /// clip's mean stays within ±1.5, the scale of the other blocks (the engine's README has the figures).
+    /// </summary>
+    [JsonPropertyName("mel_offset_db")] public double MelOffsetDb { get; init; } = -60;
 
     /// <summary>See <see cref="MelOffsetDb"/>.</summary>
     [JsonPropertyName("mel_scale_db")] public double MelScaleDb { get; init; } = 20;
