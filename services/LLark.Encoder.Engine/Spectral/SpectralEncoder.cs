@@ -144,6 +144,7 @@ public sealed class SpectralEncoder : IAudioEncoder
         return new AudioEmbedding(values, frames, width, c.EffectiveFps, subframes);
     }
 
+    /// <summary>Nothing to release: the filterbanks are managed arrays; the seam is disposable for families with native weights.</summary>
     public void Dispose()
     {
     }
