@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Text.Json.Serialization;
 using LLark.Encoder.Engine.Model;
@@ -130,28 +129,5 @@ public sealed class SpectralEncoderTests(ITestOutputHelper output)
         Assert.Throws<EncoderConfigException>(() => new SpectralEncoder(Defaults with { FftSize = 2000 }));
         Assert.Throws<EncoderConfigException>(() => new SpectralEncoder(Defaults with { MelFmax = 20000 }));
         Assert.Throws<EncoderConfigException>(() => SpectralEncoderConfig.FromJson("{\"n_fft\": \"many\"}"));
-    }
-
-    [Fact]
-    public void Encode25SecondsOnOneThread()
-    {
-        var random = new Random(5);
-        float[] clip = Enumerable.Range(0, 25 * 22050).Select(i => (float)(0.3 * Math.Sin(i * 0.05) + 0.1 * (random.NextDouble() - 0.5))).ToArray();
-        Encoder.Embed(clip);
-        var wall = new List<double>();
-        var cpu = new List<double>();
-        using var process = Process.GetCurrentProcess();
-        for (int run = 0; run < 5; run++)
-        {
-            process.Refresh();
-            TimeSpan cpuBefore = process.TotalProcessorTime;
-            var clock = Stopwatch.StartNew();
-            Encoder.Embed(clip);
-            wall.Add(clock.Elapsed.TotalMilliseconds);
-            process.Refresh();
-            cpu.Add((process.TotalProcessorTime - cpuBefore).TotalMilliseconds);
-        }
-        // CPU time, not only wall time: on a shared machine the wall clock counts other processes' turns too.
-        output.WriteLine($"25 s at 22,050 Hz on one thread: wall {wall.Min():F1} ms best, {wall.Average():F1} ms mean; process CPU {cpu.Min():F1} ms best of 5");
     }
 }
