@@ -1,5 +1,6 @@
 using LLark.Checkpoints;
 using LLark.Encoder.Engine.Model;
+using LLark.Encoder.Engine.Spectral;
 using static TorchSharp.torch;
 
 namespace LLark.Encoder.Engine;
@@ -29,12 +30,22 @@ public sealed record AudioEncoderOptions
     public int BatchSize { get; init; } = 1;
 }
 
-/// <summary>Opens an encoder folder as the family it holds.</summary>
+/// <summary>
+/// Opens an encoder folder as the family it holds: <see cref="SpectralEncoderConfig.FileName"/> makes it the spectral
+/// family (no weights), anything else is read as Jukebox (a <c>convert-jukebox</c> folder or the original checkpoints).
+/// </summary>
 public static class AudioEncoderLoader
 {
     public static IAudioEncoder Load(string folder, AudioEncoderOptions options, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        string spectral = System.IO.Path.Combine(folder, SpectralEncoderConfig.FileName);
+        if (File.Exists(spectral))
+        {
+            // The frame rate is the caller's (the checkpoint's or the service's setting); the rest is the folder's.
+            SpectralEncoderConfig config = SpectralEncoderConfig.FromJson(File.ReadAllText(spectral)) with { Fps = options.Fps };
+            return new SpectralEncoder(config);
+        }
         JukeboxEncoder jukebox = JukeboxEncoderLoader.Load(folder,
             new JukeboxLoadOptions { Layers = options.Layers, MatrixType = options.MatrixType, Device = options.Device }, ct);
         try

@@ -47,6 +47,9 @@ public sealed class SpectralEncoder : IAudioEncoder
 
     public int PreferredBatchSize => 1;
 
+    /// <summary>No layers: 0.</summary>
+    public int Layer => 0;
+
     /// <summary>The tempo of each tempogram value, BPM, in the order of the frame's last block.</summary>
     public IReadOnlyList<double> Tempi => tempi;
 

@@ -120,6 +120,9 @@ public sealed record SpectralEncoderConfig
     /// <summary>One line of JSON in declaration order: the same settings always give the same text.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Options);
 
+    /// <summary>The file that makes a folder a spectral encoder (<see cref="AudioEncoderLoader"/>).</summary>
+    public const string FileName = "spectral_encoder.json";
+
     public static SpectralEncoderConfig FromJson(string json)
     {
         try

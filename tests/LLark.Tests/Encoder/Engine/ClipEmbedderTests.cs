@@ -70,4 +70,32 @@ public sealed class ClipEmbedderTests
         Assert.False(ClipEmbedder.IsWellFormedId(id.ToUpperInvariant()));
         Assert.False(ClipEmbedder.IsWellFormedId(id[..63]));
     }
+
+    [Fact]
+    public async Task ASpectralFolderServesItsOwnFamilyAndNeverSharesAnIdWithJukebox()
+    {
+        string spectralFolder = Path.Combine(RepoPaths.Root, "models", "spectral");
+        byte[] wav = File.ReadAllBytes(JukeboxTiny.File("test_audio_4s.wav"));
+        using IAudioEncoder spectral = AudioEncoderLoader.Load(spectralFolder, new AudioEncoderOptions { Fps = 25 });
+        using IAudioEncoder jukebox = AudioEncoderLoader.Load(EncoderHarness.ModelPath, new AudioEncoderOptions { Fps = 25 });
+        Assert.Equal(("spectral", "jukebox"), (spectral.Family, jukebox.Family));
+        ClipFrames a = new ClipEmbedder(spectral).Embed(wav), b = new ClipEmbedder(jukebox).Embed(wav);
+        Assert.NotEqual(a.EmbeddingId, b.EmbeddingId);
+        Assert.Equal((131, 100, 25.0, "spectral-v1/fps25"), (a.Width, a.Frames, a.EffectiveFps, a.EncoderId));
+
+        string cache = Directory.CreateTempSubdirectory("llark-encoder-cache-").FullName;
+        try
+        {
+            await using LoopbackHost host = await EncoderHarness.StartAsync(cache, new Dictionary<string, string?> { ["LLark:Encoder:ModelPath"] = spectralFolder });
+            EmbedResponse first = await EncoderHarness.Client(host).EmbedAsync(EncoderHarness.Request(wav, frames: true));
+            EmbedResponse second = await EncoderHarness.Client(host).EmbedAsync(EncoderHarness.Request(wav));
+            Assert.Equal(a.EmbeddingId, first.EmbeddingId);
+            Assert.Equal(a.Values, EmbeddingFramesCodec.Decode(first.Embedding));
+            Assert.Equal(("spectral-v1/fps25", 131u, false, true), (first.EncoderModelId, first.Width, first.Cached, second.Cached));
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
 }
