@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using LLark.Cli.Commands;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
 using TorchSharp;
@@ -10,8 +11,9 @@ using TorchSharp;
 namespace LLark.Bench.Commands;
 
 /// <summary>
-/// <c>llark-bench embed</c>: seconds per clip and seconds of audio per second for a Jukebox encoder, peak resident
-/// memory, and the weight and activation memory of the real 5b encoder computed from its shapes.
+/// <c>llark-bench embed</c>: seconds per clip and seconds of audio per second for a Jukebox encoder (and, with
+/// <c>--spectral</c>, the spectral family on the same clip in the same rounds), peak resident memory, and the weight
+/// and activation memory of the real 5b encoder computed from its shapes.
 /// </summary>
 internal static class BenchEmbedCommand
 {
@@ -31,22 +33,29 @@ internal static class BenchEmbedCommand
             Description = "instead of --encoder: a random-weight encoder of this shape (mid: the 5b VQ-VAE, prior width 1024, 8 heads, 12 blocks, n_ctx 8192)",
         };
         var write = new Option<string?>("--write") { Description = "with --shape: keep its checkpoint folder here (convert-jukebox layout; default: a temporary folder, deleted)" };
-        var command = new Command("embed", "Measure Jukebox embedding speed and memory") { encoder, layers, path, dtype, clip, seconds, repeat, threads, json, shape, write };
+        var spectral = new Option<string?>("--spectral")
+        {
+            Description = "also time this spectral encoder folder (e.g. models/spectral) on the same clip, in the same rounds",
+        };
+        var command = new Command("embed", "Measure Jukebox embedding speed and memory")
+        {
+            encoder, layers, path, dtype, clip, seconds, repeat, threads, json, shape, write, spectral,
+        };
         command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(encoder), parse.GetValue(shape), parse.GetValue(write), parse.GetValue(layers),
             parse.GetValue(path)!, parse.GetValue(dtype)!, parse.GetValue(clip), parse.GetValue(seconds), parse.GetValue(repeat), parse.GetValue(threads),
-            parse.GetValue(json))));
+            parse.GetValue(json), parse.GetValue(spectral))));
         return command;
     }
 
     private static int Run(string? folder, string? shape, string? write, int? layers, string pathName, string dtype, string? clip, double? seconds,
-        int repeat, int? threads, bool json)
+        int repeat, int? threads, bool json, string? spectral)
     {
         if ((folder is null) == (shape is null))
             throw new UsageException("give either --encoder PATH or --shape NAME");
         if (write is not null && shape is null)
             throw new UsageException("--write goes with --shape");
         if (shape is null)
-            return Run(folder!, layers, pathName, dtype, clip, seconds, repeat, threads, json);
+            return Run(folder!, layers, pathName, dtype, clip, seconds, repeat, threads, json, spectral);
         JukeboxEncoderConfig config = RandomJukeboxCheckpoint.Shape(shape);
         string target = write ?? Path.Combine(Path.GetTempPath(), $"llark-bench-{shape}-{Environment.ProcessId}");
         try
@@ -54,7 +63,7 @@ internal static class BenchEmbedCommand
             long bytes = RandomJukeboxCheckpoint.Write(config, target);
             if (!json)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"random {shape} checkpoint  {target} ({bytes / 1048576.0:F1} MiB of weights)"));
-            return Run(target, layers, pathName, dtype, clip, seconds, repeat, threads, json);
+            return Run(target, layers, pathName, dtype, clip, seconds, repeat, threads, json, spectral);
         }
         finally
         {
@@ -63,7 +72,8 @@ internal static class BenchEmbedCommand
         }
     }
 
-    private static int Run(string folder, int? layers, string pathName, string dtype, string? clip, double? seconds, int repeat, int? threads, bool json)
+    private static int Run(string folder, int? layers, string pathName, string dtype, string? clip, double? seconds, int repeat, int? threads, bool json,
+        string? spectralFolder)
     {
         if (repeat < 1)
             throw new UsageException("--repeat must be at least 1");
@@ -88,15 +98,25 @@ internal static class BenchEmbedCommand
         }
         double audioSeconds = audio.Length / (double)config.Prior.SampleRate;
         var options = new EmbedOptions { Path = path };
+        // The spectral family takes the same clip at its own rate, as the front end would give it.
+        using IAudioEncoder? spectral = spectralFolder is null ? null : AudioEncoderLoader.Load(spectralFolder, new AudioEncoderOptions());
+        float[]? spectralAudio = spectral is null ? null : AudioDsp.Resample(audio, config.Prior.SampleRate, spectral.SampleRate);
         encoder.Embed(audio, options);
+        spectral?.EmbedBatch([spectralAudio!]);
         var times = new List<double>();
+        var spectralTimes = new List<double>();
         for (int i = 0; i < repeat; i++)
         {
             var clock = Stopwatch.StartNew();
             encoder.Embed(audio, options);
             times.Add(clock.Elapsed.TotalSeconds);
+            if (spectral is null) continue;
+            clock.Restart();
+            spectral.EmbedBatch([spectralAudio!]);
+            spectralTimes.Add(clock.Elapsed.TotalSeconds);
         }
         double median = times.Order().ElementAt(times.Count / 2);
+        double? spectralMedian = spectral is null ? null : spectralTimes.Order().ElementAt(spectralTimes.Count / 2);
         long peak = BenchCommand.PeakResidentBytes();
         var model = MemoryPlan.Estimate(config, EmbedCommand.ParseDType(dtype));
         var real32 = MemoryPlan.Estimate(JukeboxEncoderConfig.Preset5b, torch.ScalarType.Float32);
@@ -127,6 +147,14 @@ internal static class BenchEmbedCommand
                 },
                 runs = repeat,
                 run_seconds = times,
+                spectral = spectral is null ? null : new
+                {
+                    encoder = spectral.ModelId,
+                    width = spectral.Width,
+                    seconds_per_clip = spectralMedian,
+                    audio_seconds_per_second = audioSeconds / spectralMedian,
+                    run_seconds = spectralTimes,
+                },
             }));
             return ExitCodes.Ok;
         }
@@ -134,6 +162,8 @@ internal static class BenchEmbedCommand
         Console.WriteLine(string.Create(inv, $"encoder          {folder} (width {config.Prior.Width}, {config.Layers} blocks, n_ctx {config.Prior.NCtx}, {dtype}, {torch.get_num_threads()} threads)"));
         Console.WriteLine(string.Create(inv, $"clip             {audioSeconds:F2} s of audio, {path} path"));
         Console.WriteLine(string.Create(inv, $"speed            {median:F3} s per clip, {audioSeconds / median:F2} s of audio per second (median of {repeat}: {string.Join(", ", times.Select(t => t.ToString("F3", inv)))})"));
+        if (spectral is not null)
+            Console.WriteLine(string.Create(inv, $"spectral         {spectralMedian:F4} s per clip, {audioSeconds / spectralMedian:F1} s of audio per second ({spectral.ModelId}, width {spectral.Width}, same rounds: {string.Join(", ", spectralTimes.Select(t => t.ToString("F4", inv)))})"));
         Console.WriteLine(string.Create(inv, $"peak memory      {peak / 1048576.0:F0} MiB resident; planned: weights {model.WeightBytes / 1048576.0:F1} MiB, activations {model.PeakActivationBytes / 1048576.0:F1} MiB"));
         Console.WriteLine(string.Create(inv, $"real 5b encoder  fp32: weights {real32.WeightBytes / 1e9:F2} GB, peak activations {real32.PeakActivationBytes / 1e9:F2} GB; " +
             $"bf16: weights {real16.WeightBytes / 1e9:F2} GB, peak activations {real16.PeakActivationBytes / 1e9:F2} GB (36 blocks, 8192 codes)"));
