@@ -45,8 +45,7 @@ public sealed class JukeboxAudioEncoder : IAudioEncoder
             $"blocks={config.Layers} fps={BitConverter.DoubleToInt64Bits(fps):x16} dtype={dtype} path={path} rate={config.Prior.SampleRate} context={config.ContextSamples}");
     }
 
-    /// <summary>The model itself, for work beyond embedding (codes, the codebook).</summary>
-    public JukeboxEncoder Model { get; }
+    private JukeboxEncoder Model { get; }
 
     public string Family => "jukebox";
 
