@@ -55,25 +55,24 @@ internal sealed unsafe partial class DecodeStep
         float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
 
         for (int i = 0; i < m; i++) new Span<float>(Embedding(ids[i]), dim).CopyTo(new Span<float>(x + (long)i * dim, dim));
-        for (int l = 0; l < layers.Length; l++)
-        {
-            Layer w = layers[l];
-            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
-            MatMul(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
-
-            (Tensor keys, Tensor values) = cache.Layer(l);
-            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
-            for (int i = 0; i < m; i++) RopeAndAppend(qkv + (long)i * qkvDim, positions[i], kc + i * slotStride, vc + i * slotStride, capacity);
-            AttentionBatch(qkv, kc, vc, attn, scores, positions, maxSteps, capacity, slotStride);
-
-            MatMul(w.O, attn, x, m, dim, qDim, accumulate: true);
-            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
-            SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
-            MatMul(w.Down, hb, x, m, dim, ffn, accumulate: true);
-        }
+        RunLayers(new SlotRows(cache, positions, maxSteps, slotStride), x, xb, qkv, attn, hb, scores, m);
         for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, finalNorm, xb + (long)i * dim, dim, eps);
         MatMul(head, xb, logits, m, vocab, dim, accumulate: false);
         for (int i = 0; i < m; i++) cache.Slot(i).SetLength(positions[i] + 1);
+    }
+
+    /// <summary>Row i is its own sequence, in slot i of the batch cache, at position positions[i].</summary>
+    private readonly struct SlotRows(BatchKvCache cache, int[] positions, int maxSteps, long slotStride) : IRowAttention
+    {
+        public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
+        {
+            int capacity = cache.Capacity, qkvDim = (step.heads + 2 * step.kvHeads) * step.headDim;
+            (Tensor keys, Tensor values) = cache.Layer(layer);
+            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
+            for (int i = 0; i < positions.Length; i++)
+                step.RopeAndAppend(qkv + (long)i * qkvDim, positions[i], kc + i * slotStride, vc + i * slotStride, capacity);
+            step.AttentionBatch(qkv, kc, vc, attn, scores, positions, maxSteps, capacity, slotStride);
+        }
     }
 
     /// <summary>Row i's query heads attend over its own slot's keys and values at positions 0..positions[i].</summary>

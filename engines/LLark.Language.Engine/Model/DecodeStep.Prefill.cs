@@ -57,27 +57,25 @@ internal sealed unsafe partial class DecodeStep
         float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
 
         new Span<float>(rows, m * dim).CopyTo(new Span<float>(x, m * dim));
-        for (int l = 0; l < layers.Length; l++)
-        {
-            Layer w = layers[l];
-            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
-            MatMul(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
-
-            (Tensor keys, Tensor values) = cache.Layer(l);
-            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
-            for (int i = 0; i < m; i++) RopeAndAppend(qkv + (long)i * qkvDim, start + i, kc, vc, capacity);
-            PrefillAttention(qkv, kc, vc, attn, scores, m, start, steps, capacity);
-
-            MatMul(w.O, attn, x, m, dim, qDim, accumulate: true);
-            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
-            SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
-            MatMul(w.Down, hb, x, m, dim, ffn, accumulate: true);
-        }
+        RunLayers(new PromptRows(cache, m, start, steps), x, xb, qkv, attn, hb, scores, m);
         cache.Advance(m);
         if (logits is null) return;
         int first = lastOnly ? m - 1 : 0, count = m - first;
         for (int i = first; i < m; i++) RmsNorm(x + (long)i * dim, finalNorm, xb + (long)(i - first) * dim, dim, eps);
         MatMul(head, xb, logits, count, vocab, dim, accumulate: false);
+    }
+
+    /// <summary>Rows of one prompt at positions start, start + 1, ..., each attending causally.</summary>
+    private readonly struct PromptRows(KvCache cache, int m, int start, int steps) : IRowAttention
+    {
+        public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
+        {
+            int capacity = cache.Capacity, qkvDim = (step.heads + 2 * step.kvHeads) * step.headDim;
+            (Tensor keys, Tensor values) = cache.Layer(layer);
+            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
+            for (int i = 0; i < m; i++) step.RopeAndAppend(qkv + (long)i * qkvDim, start + i, kc, vc, capacity);
+            step.PrefillAttention(qkv, kc, vc, attn, scores, m, start, steps, capacity);
+        }
     }
 
     /// <summary>Row i (position start + i) attends over positions 0..start + i; one score row per part in flight.</summary>

@@ -100,24 +100,64 @@ internal sealed unsafe partial class DecodeStep
         float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
 
         new Span<float>(x0, dim).CopyTo(new Span<float>(x, dim));
-        for (int l = 0; l < layers.Length; l++)
-        {
-            Layer w = layers[l];
-            RmsNorm(x, w.AttnNorm, xb, dim, eps);
-            MatVec(w.Qkv, xb, qkv, qDim + 2 * kvDim, dim, accumulate: false);
-            (Tensor keys, Tensor values) = cache.Layer(l);
-            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
-            RopeAndAppend(qkv, pos, kc, vc, capacity);
-            Attention(qkv, kc, vc, attn, scores, pos, capacity);
-
-            MatVec(w.O, attn, x, dim, qDim, accumulate: true);
-            RmsNorm(x, w.MlpNorm, xb, dim, eps);
-            SwiGlu(w.GateUp, xb, hb, ffn, dim);
-            MatVec(w.Down, hb, x, dim, ffn, accumulate: true);
-        }
+        RunLayers(new OneRow(cache, pos), x, xb, qkv, attn, hb, scores, 1);
         RmsNorm(x, finalNorm, xb, dim, eps);
         MatVec(head, xb, logits, vocab, dim, accumulate: false);
         cache.Advance(1);
+    }
+
+    /// <summary>
+    /// What differs between the decode step, the batched step and the prefill inside a layer: where each row's keys
+    /// and values go, and what it attends over. The rest of the layer is <see cref="RunLayers"/>, written once.
+    /// </summary>
+    private interface IRowAttention
+    {
+        /// <summary>Rotates and appends the rows' keys and values (in <paramref name="qkv"/>) to layer
+        /// <paramref name="layer"/>'s cache, then writes each row's attention output to <paramref name="attn"/>.</summary>
+        void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores);
+    }
+
+    /// <summary>One sequence's next token at position <paramref name="pos"/>.</summary>
+    private readonly struct OneRow(KvCache cache, int pos) : IRowAttention
+    {
+        public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
+        {
+            (Tensor keys, Tensor values) = cache.Layer(layer);
+            float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
+            step.RopeAndAppend(qkv, pos, kc, vc, cache.Capacity);
+            step.Attention(qkv, kc, vc, attn, scores, pos, cache.Capacity);
+        }
+    }
+
+    /// <summary>
+    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place. One row takes the matrix-vector
+    /// kernels, several the batched ones; both sum every dot product in the same order, so a row's result does not
+    /// depend on how many rows run beside it. Generic over the attention so each caller's loop is compiled for it.
+    /// </summary>
+    private void RunLayers<TAttention>(TAttention attention, float* x, float* xb, float* qkv, float* attn, float* hb, float* scores, int m)
+        where TAttention : struct, IRowAttention
+    {
+        int qDim = heads * headDim, qkvDim = qDim + 2 * kvHeads * headDim;
+        for (int l = 0; l < layers.Length; l++)
+        {
+            Layer w = layers[l];
+            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
+            Project(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
+            attention.Run(this, l, qkv, attn, scores);
+
+            Project(w.O, attn, x, m, dim, qDim, accumulate: true);
+            for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
+            if (m == 1) SwiGlu(w.GateUp, xb, hb, ffn, dim);
+            else SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
+            Project(w.Down, hb, x, m, dim, ffn, accumulate: true);
+        }
+    }
+
+    /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for m rows.</summary>
+    private static void Project(float* w, float* x, float* y, int m, int n, int k, bool accumulate)
+    {
+        if (m == 1) MatVec(w, x, y, n, k, accumulate);
+        else MatMul(w, x, y, m, n, k, accumulate);
     }
 
     /// <summary>
