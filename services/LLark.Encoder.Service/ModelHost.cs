@@ -2,6 +2,7 @@ using System.Diagnostics;
 using LLark.Checkpoints;
 using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
+using LLark.Encoder.Engine.Serving;
 using LLark.Encoder.Service.Serving;
 using LLark.ServiceDefaults;
 using Microsoft.Extensions.Options;
@@ -31,7 +32,7 @@ public sealed class ModelHost(IOptions<EncoderServiceOptions> options, ServingSt
             Fps = o.Fps, Layers = o.Layers, MatrixType = ParseDType(o.DType), Device = new torch.Device(o.Device), Path = path,
             ModelName = o.ModelName, BatchSize = o.MaxBatchSize,
         }, stoppingToken);
-        var worker = new EncodeWorker(family, o.MaxQueuedRequests, o.MaxBatchSize, metrics, logger, gate);
+        var worker = new EncodeWorker(family, o.MaxQueuedRequests, o.MaxBatchSize, new EncodeReporter(metrics, logger), gate);
         metrics.QueueDepth = () => worker.QueueDepth;
         Log.ModelLoaded(logger, family.ModelId, clock.Elapsed.TotalSeconds, family.Width,
             (double)family.ContextSamples / family.SampleRate, o.MaxBatchSize);

@@ -5,6 +5,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Health.V1;
 using LLark.Common.V1;
+using LLark.Encoder.Engine.Serving;
 using LLark.Encoder.Service;
 using LLark.Encoder.Service.Serving;
 using LLark.Encoder.V1;

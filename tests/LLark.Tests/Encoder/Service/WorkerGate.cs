@@ -1,3 +1,4 @@
+using LLark.Encoder.Engine.Serving;
 using LLark.Encoder.Service.Serving;
 
 namespace LLark.Tests.Encoder.Service;

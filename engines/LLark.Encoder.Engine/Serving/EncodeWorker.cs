@@ -1,10 +1,16 @@
 using System.Diagnostics;
 using LLark.Common;
-using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Model;
-using LLark.ServiceDefaults;
 
-namespace LLark.Encoder.Service.Serving;
+namespace LLark.Encoder.Engine.Serving;
+
+/// <summary>What the worker reports, on its own thread: each batch's size and time, and batches that fail.</summary>
+public interface IEncodeObserver
+{
+    void Encoded(int clips, TimeSpan elapsed);
+
+    void Failed(Exception exception, int clips);
+}
 
 /// <summary>Called on the worker's thread when clips are waiting, before it takes them; while it blocks, clips queue up.</summary>
 public interface IEncodeGate
@@ -24,8 +30,7 @@ public sealed class EncodeWorker : IDisposable
     private readonly IAudioEncoder encoder;
     private readonly int maxQueued;
     private readonly int maxBatch;
-    private readonly EncoderMetrics metrics;
-    private readonly ILogger logger;
+    private readonly IEncodeObserver? observer;
     private readonly Queue<Job> queue = new();
     private readonly object gate = new();
     private readonly CancellationTokenSource stopping = new();
@@ -35,13 +40,12 @@ public sealed class EncodeWorker : IDisposable
     private double secondsPerBatch = 1;
 
     /// <summary>Starts the worker thread; <paramref name="gate"/>, if any, is asked before each batch (none in service).</summary>
-    public EncodeWorker(IAudioEncoder encoder, int maxQueued, int maxBatch, EncoderMetrics metrics, ILogger logger, IEncodeGate? gate = null)
+    public EncodeWorker(IAudioEncoder encoder, int maxQueued, int maxBatch, IEncodeObserver? observer = null, IEncodeGate? gate = null)
     {
         this.encoder = encoder;
         this.maxQueued = maxQueued;
         this.maxBatch = maxBatch;
-        this.metrics = metrics;
-        this.logger = logger;
+        this.observer = observer;
         batchGate = gate;
         thread = new Thread(Run) { IsBackground = true, Name = "llark-encoder" };
         thread.Start();
@@ -121,9 +125,8 @@ public sealed class EncodeWorker : IDisposable
         {
             IReadOnlyList<AudioEmbedding> results = encoder.EmbedBatch([.. batch.Select(j => j.Samples)], abandoned.Token);
             TimeSpan elapsed = clock.Elapsed;
-            metrics.Encoded(batch.Count, elapsed);
+            observer?.Encoded(batch.Count, elapsed);
             secondsPerBatch = 0.8 * secondsPerBatch + 0.2 * elapsed.TotalSeconds;
-            Log.BatchEncoded(logger, batch.Count, elapsed.TotalMilliseconds);
             for (int i = 0; i < batch.Count; i++) batch[i].Completion.TrySetResult(results[i]);
         }
         catch (OperationCanceledException) when (abandoned.IsCancellationRequested)
@@ -136,7 +139,7 @@ public sealed class EncodeWorker : IDisposable
         }
         catch (Exception e)
         {
-            Log.BatchFailed(logger, e, batch.Count);
+            observer?.Failed(e, batch.Count);
             foreach (Job job in batch) job.Completion.TrySetException(e);
         }
         finally
