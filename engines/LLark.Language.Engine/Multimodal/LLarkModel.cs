@@ -157,7 +157,19 @@ public sealed class LLarkModel : IDisposable
             if (!float.IsFinite(v)) throw new InvalidRequestException("audio.frames", "the audio embedding holds NaN or infinite values");
         }
         if (AudioEncoder is not null && audio.Encoder is not null && audio.Encoder != AudioEncoder)
-            throw new InvalidRequestException("audio.encoder", $"embeddings from encoder '{audio.Encoder}' do not match the checkpoint's '{AudioEncoder}'");
+        {
+            string theirs = EncoderFamily(audio.Encoder), ours = EncoderFamily(AudioEncoder);
+            throw new InvalidRequestException("audio.encoder", theirs != ours
+                ? $"embeddings from the {theirs} encoder family ('{audio.Encoder}') cannot be read by a checkpoint trained on the {ours} family ('{AudioEncoder}', mm_audio_encoder)"
+                : $"embeddings from encoder '{audio.Encoder}' do not match the checkpoint's '{AudioEncoder}'");
+        }
+    }
+
+    /// <summary>The family an encoder id names: its first part, as the encoder engine writes ids ("jukebox-5b/...", "spectral-v1/...").</summary>
+    private static string EncoderFamily(string encoderId)
+    {
+        int end = encoderId.IndexOfAny(['-', '/']);
+        return end < 0 ? encoderId : encoderId[..end];
     }
 
     private int AddedTokenId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id

@@ -17,6 +17,24 @@ public sealed class LLarkModelTests
     }
 
     [Fact]
+    public void FramesOfAnotherEncoderFamilyAreRefusedNamingBoth()
+    {
+        using LLarkModel demo = LLarkModel.Load(Path.Combine(RepoPaths.Root, "models", "llark-demo"));
+        Assert.StartsWith("jukebox-", demo.AudioEncoder, StringComparison.Ordinal);
+        AudioFrames Frames(string encoder) => new(new float[4 * demo.AudioWidth], 4, demo.AudioWidth, demo.AudioFps, encoder);
+
+        var other = Assert.Throws<InvalidRequestException>(() => demo.BuildPrompt([new ChatTurn("Which key?")], Frames("spectral-v1/fps5")));
+        Assert.Equal("audio.encoder", other.Field);
+        Assert.Contains("spectral encoder family ('spectral-v1/fps5')", other.Message, StringComparison.Ordinal);
+        Assert.Contains($"jukebox family ('{demo.AudioEncoder}'", other.Message, StringComparison.Ordinal);
+
+        var sibling = Assert.Throws<InvalidRequestException>(() => demo.BuildPrompt([new ChatTurn("Which key?")], Frames("jukebox-5b/blocks36/fps5/fp32")));
+        Assert.Contains("do not match", sibling.Message, StringComparison.Ordinal);
+        using LLarkPromptInput same = demo.BuildPrompt([new ChatTurn("Which key?")], Frames(demo.AudioEncoder!));
+        Assert.Equal(4, same.AudioFrames);
+    }
+
+    [Fact]
     public void TheTemplateIsLLarksLlavaV0Style()
     {
         string text = LLarkPrompt.Render([new ChatTurn("What key is it in?", "A minor."), new ChatTurn("And the tempo?")], withAudio: true);
