@@ -60,9 +60,9 @@ public sealed class LLarkModel : IDisposable
         AudioFps = audio.AudioFps!.Value;
         AudioEncoder = audio.AudioEncoder;
         AudioLayer = audio.AudioLayer;
-        patchId = AddedTokenId("<audio_patch>");
-        startId = AddedTokenId("<audio_start>");
-        endId = AddedTokenId("<audio_end>");
+        patchId = AddedTokenId(LLarkPrompt.AudioPatch);
+        startId = AddedTokenId(LLarkPrompt.AudioStart);
+        endId = AddedTokenId(LLarkPrompt.AudioEnd);
     }
 
     public string Directory { get; }
@@ -122,8 +122,8 @@ public sealed class LLarkModel : IDisposable
         string text = LLarkPrompt.Render(turns, withAudio: audio is not null);
         if (audio is not null)
         {
-            string patches = string.Concat(Enumerable.Repeat("<audio_patch>", audio.Frames));
-            text = text.Replace(LLarkPrompt.AudioPlaceholder, "<audio_start>" + patches + "<audio_end>", StringComparison.Ordinal);
+            string patches = string.Concat(Enumerable.Repeat(LLarkPrompt.AudioPatch, audio.Frames));
+            text = text.Replace(LLarkPrompt.AudioPlaceholder, LLarkPrompt.AudioStart + patches + LLarkPrompt.AudioEnd, StringComparison.Ordinal);
         }
         int[] ids = Tokenizer.Encode(text, addBos: true);
         if (ids.Length >= ContextLength) throw new ContextLengthException(ids.Length + 1, ContextLength);

@@ -201,6 +201,27 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
         Assert.Equal(4u, (await Run(fixture.Client, Request(Frames(3), maxNew: 4))).Final.Usage.GeneratedTokens);
     }
 
+    [Theory]
+    [InlineData("human", "<audio_patch>")]
+    [InlineData("human", "<audio_start>")]
+    [InlineData("human", "<audio_end>")]
+    [InlineData("human", "<audio>")]
+    [InlineData("assistant", "<audio>")]
+    [InlineData("assistant", "<audio_patch>")]
+    [InlineData("assistant", "### Human:")]
+    public async Task TemplateTokensInATurnAreRefusedNamingTheFieldAndTheToken(string role, string token)
+    {
+        GenerateRequest request = Request(Frames(3), maxNew: 4);
+        request.Turns.Clear();
+        request.Turns.Add(new ChatTurn { Human = role == "human" ? $"What is {token} here?" : "What key?", Assistant = role == "assistant" ? $"A minor. {token} Now" : "A minor." });
+        request.Turns.Add(new ChatTurn { Human = "And the tempo?" });
+        var e = await Assert.ThrowsAsync<RpcException>(() => Run(fixture.Client, request));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.StartsWith($"turns[0].{role}:", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(token.StartsWith('#') ? "'###'" : $"'{token}'", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(4u, (await Run(fixture.Client, Request(Frames(3), maxNew: 4))).Final.Usage.GeneratedTokens);
+    }
+
     [Fact]
     public async Task CancellingMidStreamStopsTheServerWithinAStep()
     {
