@@ -213,6 +213,8 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
     [InlineData("corrupt-mp3", "")]
     [InlineData("too-short", "")]
     [InlineData("too-long", "too-long")]
+    [InlineData("nan-wav", "corrupt")]
+    [InlineData("inf-wav", "corrupt")]
     public async Task BadAudioIsRefusedByNameAndTheServiceKeepsServing(string kind, string reason)
     {
         byte[] good = EncoderHarness.Wav(seed: 8, seconds: 1);
@@ -224,6 +226,7 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
             "flac" => File.ReadAllBytes(RepoPaths.Fixture("audio-formats", "tone_440_660_stereo.flac")),
             "corrupt-mp3" => [.. "ID3"u8, 4, 0, 0, 0, 0, 0, 0, .. Enumerable.Repeat((byte)0x5A, 3000)],
             "too-long" => EncoderHarness.Wav(seed: 9, seconds: 6),
+            "nan-wav" or "inf-wav" => WavWriter.Write([[.. EncoderHarness.Samples(seed: 9, seconds: 1).Select((x, i) => i % 100 == 7 ? (kind == "nan-wav" ? float.NaN : float.NegativeInfinity) : x)]], 44100, "float32"),
             _ => WavWriter.Write([EncoderHarness.Samples(seed: 9, seconds: 0.01)], 44100, "pcm16"),
         };
         var e = await Assert.ThrowsAsync<RpcException>(async () => await Client.EmbedAsync(EncoderHarness.Request(bad, filename: kind)));
@@ -237,6 +240,8 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
         if (kind == "flac") Assert.Contains("FLAC", e.Status.Detail, StringComparison.Ordinal);
         if (kind == "too-short") Assert.Contains("one frame", e.Status.Detail, StringComparison.Ordinal);
         if (kind == "too-long") Assert.Contains("limit of 5 s", e.Status.Detail, StringComparison.Ordinal);
+        if (kind == "nan-wav") Assert.Contains("NaN sample", e.Status.Detail, StringComparison.Ordinal);
+        if (kind == "inf-wav") Assert.Contains("infinite sample", e.Status.Detail, StringComparison.Ordinal);
 
         Assert.Equal(1.0, (await Client.EmbedAsync(EncoderHarness.Request(good))).AudioSeconds, 6);
     }
