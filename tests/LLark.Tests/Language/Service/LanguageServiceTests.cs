@@ -283,5 +283,12 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
         string metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Contains("llark_language_generated_tokens", metrics, StringComparison.Ordinal);
         Assert.Contains("llark_language_queue_depth", metrics, StringComparison.Ordinal);
+        // Recorded in seconds, so bucketed in seconds: 5 ms up to 5 min, never OpenTelemetry's millisecond edges.
+        foreach (string histogram in new[] { "llark_language_time_to_first_token_seconds_bucket{", "llark_language_queue_wait_seconds_bucket{" })
+        {
+            string[] edges = [.. metrics.Split('\n').Where(l => l.StartsWith(histogram, StringComparison.Ordinal))
+                .Select(l => l[(l.IndexOf("le=\"", StringComparison.Ordinal) + 4)..].Split('"')[0])];
+            Assert.Equal(["0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5", "7.5", "10", "30", "60", "120", "300", "+Inf"], edges);
+        }
     }
 }
