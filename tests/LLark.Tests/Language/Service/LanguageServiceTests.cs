@@ -149,7 +149,7 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
         unknown.EmbeddingId = "no-such-clip";
         var e = await Assert.ThrowsAsync<RpcException>(() => Run(fixture.Client, unknown));
         Assert.Equal(StatusCode.NotFound, e.StatusCode);
-        Assert.Contains("no-such-clip", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("embedding_id: no embedding with id 'no-such-clip'", e.Status.Detail);
     }
 
     [Fact]
