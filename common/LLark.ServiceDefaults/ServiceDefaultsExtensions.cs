@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -9,6 +10,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 
 namespace LLark.ServiceDefaults;
@@ -60,6 +62,11 @@ public static class ServiceDefaultsExtensions
             o.EnableDetailedErrors = false;
             o.Interceptors.Add<GrpcErrorInterceptor>();
         });
+        // Kestrel's own body limit (30,000,000 bytes by default) would refuse a unary message that gRPC's limit allows,
+        // and grpc-dotnet answers that UNKNOWN. The host's gRPC message limit, plus the 5-byte message header, is the
+        // one limit; grpc-dotnet lifts Kestrel's for streaming calls itself.
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GrpcServiceOptions>>((kestrel, grpc) =>
+            kestrel.Limits.MaxRequestBodySize = grpc.Value.MaxReceiveMessageSize + 5L);
         builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<ServingStatus>();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingStatus>().Service);
@@ -71,9 +78,13 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps health, reflection and metrics; the gRPC port serves gRPC only, the HTTP port the rest.</summary>
+    /// <summary>
+    /// Maps health, reflection and metrics (the gRPC port serves gRPC only, the HTTP port the rest), and gives request
+    /// messages that fail before their handler a real status (<see cref="RequestMessageFailures"/>).
+    /// </summary>
     public static WebApplication MapLLarkDefaults(this WebApplication app)
     {
+        app.UseMiddleware<RequestMessageFailures>();
         app.MapGrpcService<Grpc.HealthCheck.HealthServiceImpl>();
         app.MapGrpcReflectionService();
         app.MapPrometheusScrapingEndpoint("/metrics");

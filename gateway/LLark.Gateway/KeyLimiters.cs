@@ -21,18 +21,18 @@ public sealed class KeyLimiters : IDisposable
     public (RateLimitLease? Lease, Refusal? Refused) TryAcquire(ApiKey key)
     {
         var (rate, streams, limits) = limiters[key.Name];
-        using (RateLimitLease started = rate.AttemptAcquire())
-        {
-            if (!started.IsAcquired)
-            {
-                TimeSpan retryAfter = started.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan after) ? after : TimeSpan.FromSeconds(1 / limits.RequestsPerSecond);
-                return (null, new Refusal("rate", retryAfter));
-            }
-        }
+        // Streams first: a call refused for being one too many in flight never started, so it must not spend a token.
         RateLimitLease inFlight = streams.AttemptAcquire();
-        if (inFlight.IsAcquired) return (inFlight, null);
+        if (!inFlight.IsAcquired)
+        {
+            inFlight.Dispose();
+            return (null, new Refusal("streams", limits.ConcurrencyRetryAfter));
+        }
+        using RateLimitLease started = rate.AttemptAcquire();
+        if (started.IsAcquired) return (inFlight, null);
         inFlight.Dispose();
-        return (null, new Refusal("streams", limits.ConcurrencyRetryAfter));
+        TimeSpan retryAfter = started.TryGetMetadata(MetadataName.RetryAfter, out TimeSpan after) ? after : TimeSpan.FromSeconds(1 / limits.RequestsPerSecond);
+        return (null, new Refusal("rate", retryAfter));
     }
 
     /// <summary>

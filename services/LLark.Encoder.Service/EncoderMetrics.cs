@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using LLark.Common;
 
 namespace LLark.Encoder.Service;
 
@@ -26,7 +27,8 @@ public sealed class EncoderMetrics
         misses = meter.CreateCounter<long>("llark.encoder.cache.misses", "{lookup}", "Lookups a cache tier could not answer, by tier");
         corrupt = meter.CreateCounter<long>("llark.encoder.cache.corrupt", "{entry}", "Stored entries that failed their checks and were deleted, by tier");
         clips = meter.CreateCounter<long>("llark.encoder.clips_encoded", "{clip}", "Clips the model encoded");
-        encodeSeconds = meter.CreateHistogram<double>("llark.encoder.encode.duration", "s", "Seconds of one forward pass (a batch of clips)");
+        encodeSeconds = meter.CreateHistogram<double>("llark.encoder.encode.duration", "s", "Seconds of one forward pass (a batch of clips)",
+            tags: null, advice: LatencyBuckets.Seconds);
         batchSize = meter.CreateHistogram<int>("llark.encoder.batch.size", "{clip}", "Clips per forward pass");
         var memory = new KeyValuePair<string, object?>("tier", "memory");
         var disk = new KeyValuePair<string, object?>("tier", "disk");

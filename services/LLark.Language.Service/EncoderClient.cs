@@ -73,13 +73,17 @@ public sealed class EncoderClient(EncoderService.EncoderServiceClient? client, I
         Log.EncoderFailed(logger, e.StatusCode, e.Status.Detail);
         return e.StatusCode switch
         {
-            StatusCode.NotFound => new RpcException(new Status(StatusCode.NotFound, $"{field}: {e.Status.Detail}")),
-            StatusCode.InvalidArgument => new RpcException(new Status(StatusCode.InvalidArgument, $"{field}: {e.Status.Detail}")),
+            StatusCode.NotFound => new RpcException(new Status(StatusCode.NotFound, Naming(field, e.Status.Detail))),
+            StatusCode.InvalidArgument => new RpcException(new Status(StatusCode.InvalidArgument, Naming(field, e.Status.Detail))),
             StatusCode.ResourceExhausted => new RpcException(new Status(StatusCode.ResourceExhausted, $"encoder: {e.Status.Detail}"), e.Trailers),
             StatusCode.Cancelled or StatusCode.DeadlineExceeded => e,
             _ => new RpcException(new Status(StatusCode.Unavailable, $"the encoder service is unavailable ({e.StatusCode}: {e.Status.Detail})")),
         };
     }
+
+    /// <summary>The encoder's detail under this request's field; as it is when the encoder already named the same field.</summary>
+    private static string Naming(string field, string detail) =>
+        detail.StartsWith($"{field}: ", StringComparison.Ordinal) ? detail : $"{field}: {detail}";
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }

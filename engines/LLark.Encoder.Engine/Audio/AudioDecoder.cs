@@ -37,12 +37,14 @@ public static class AudioDecoder
         AudioFormat format = Sniff(bytes);
         try
         {
-            return format switch
+            DecodedAudio audio = format switch
             {
                 AudioFormat.Wav => DecodeWav(bytes, limits),
                 AudioFormat.Mp3 => DecodeMp3(bytes, limits),
                 _ => DecodeVorbis(bytes, limits),
             };
+            RefuseNonFinite(audio);
+            return audio;
         }
         catch (AudioDecodeException)
         {
@@ -101,6 +103,24 @@ public static class AudioDecoder
     }
 
     private static long MaxFrames(int sampleRate, AudioLimits limits) => (long)Math.Ceiling(limits.MaxDuration.TotalSeconds * sampleRate);
+
+    /// <summary>
+    /// A float WAV can hold NaN or infinite samples; the DSP would turn them into finite but meaningless features, so
+    /// the clip is refused instead of answered.
+    /// </summary>
+    private static void RefuseNonFinite(DecodedAudio audio)
+    {
+        for (int c = 0; c < audio.Channels.Length; c++)
+        {
+            float[] channel = audio.Channels[c];
+            for (int i = 0; i < channel.Length; i++)
+            {
+                if (float.IsFinite(channel[i])) continue;
+                throw new AudioDecodeException(AudioDecodeError.Corrupt,
+                    $"the {audio.Format} audio holds a {(float.IsNaN(channel[i]) ? "NaN" : "infinite")} sample (channel {c}, sample {i}); samples must be finite numbers");
+            }
+        }
+    }
 
     private static AudioDecodeException TooLong(AudioLimits limits) =>
         new(AudioDecodeError.TooLong, $"the audio is longer than the limit of {limits.MaxDuration.TotalSeconds:0.###} s");
@@ -163,9 +183,25 @@ public static class AudioDecoder
     private static DecodedAudio DecodeMp3(byte[] bytes, AudioLimits limits)
     {
         using var stream = new MemoryStream(bytes, writable: false);
-        using var mpeg = new MpegFile(stream);
-        CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
-        return ReadAll((buffer, count) => mpeg.ReadSamples(buffer, 0, count), mpeg.Channels, mpeg.SampleRate, limits, AudioFormat.Mp3);
+        MpegFile? mpeg = null;
+        try
+        {
+            mpeg = new MpegFile(stream);
+            CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
+            return ReadAll((buffer, count) => mpeg.ReadSamples(buffer, 0, count), mpeg.Channels, mpeg.SampleRate, limits, AudioFormat.Mp3);
+        }
+        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentException or InvalidOperationException or NullReferenceException
+            or EndOfStreamException or InvalidDataException)
+        {
+            // NLayer does not check a frame's fields against the bytes it has, so a damaged frame surfaces as whatever
+            // its arithmetic hit; the caller needs to know where the stream broke, not that message.
+            throw new AudioDecodeException(AudioDecodeError.Corrupt,
+                $"the MP3 stream is corrupt or cut short: a frame near byte {stream.Position} of {bytes.Length} could not be decoded", e);
+        }
+        finally
+        {
+            mpeg?.Dispose();
+        }
     }
 
     private static DecodedAudio DecodeVorbis(byte[] bytes, AudioLimits limits)

@@ -33,6 +33,15 @@ public sealed class TokenSampler
         if (scratch.Length != logits.Length) scratch = new float[logits.Length];
         Span<float> l = scratch;
         logits.CopyTo(l);
+        // A NaN logit (a model pushed out of float range) gets no weight: every pass below would otherwise take it as
+        // the largest or spread NaN through the weights. Cheap beside the forward pass that made the row.
+        if (float.IsNaN(l[TensorPrimitives.IndexOfMax(l)]))
+        {
+            for (int i = 0; i < l.Length; i++)
+            {
+                if (float.IsNaN(l[i])) l[i] = float.NegativeInfinity;
+            }
+        }
         if (options.RepetitionPenalty != 1f && seen is not null)
         {
             foreach (int id in seen)
@@ -163,8 +172,19 @@ public sealed class TokenSampler
         return ArgMax(w);
     }
 
-    /// <summary>The index of the largest logit; the first one on ties (SIMD; a NaN in the row is taken as the largest).</summary>
-    public static int ArgMax(ReadOnlySpan<float> l) => TensorPrimitives.IndexOfMax(l);
+    /// <summary>The index of the largest logit, NaNs passed over; the first one on ties; 0 when every logit is NaN.</summary>
+    public static int ArgMax(ReadOnlySpan<float> l)
+    {
+        // SIMD for the usual row; it answers the first NaN when there is one, so only then walk the row.
+        int top = TensorPrimitives.IndexOfMax(l);
+        if (!float.IsNaN(l[top])) return top;
+        top = -1;
+        for (int i = 0; i < l.Length; i++)
+        {
+            if (!float.IsNaN(l[i]) && (top < 0 || l[i] > l[top])) top = i;
+        }
+        return Math.Max(top, 0);
+    }
 
     /// <summary>log softmax(logits)[id]: the row's exponentials summed with SIMD in single precision, the log in double.</summary>
     public static float LogProb(ReadOnlySpan<float> logits, int id)

@@ -60,9 +60,9 @@ public sealed class LLarkModel : IDisposable
         AudioFps = audio.AudioFps!.Value;
         AudioEncoder = audio.AudioEncoder;
         AudioLayer = audio.AudioLayer;
-        patchId = AddedTokenId("<audio_patch>");
-        startId = AddedTokenId("<audio_start>");
-        endId = AddedTokenId("<audio_end>");
+        patchId = AddedTokenId(LLarkPrompt.AudioPatch);
+        startId = AddedTokenId(LLarkPrompt.AudioStart);
+        endId = AddedTokenId(LLarkPrompt.AudioEnd);
     }
 
     public string Directory { get; }
@@ -122,8 +122,8 @@ public sealed class LLarkModel : IDisposable
         string text = LLarkPrompt.Render(turns, withAudio: audio is not null);
         if (audio is not null)
         {
-            string patches = string.Concat(Enumerable.Repeat("<audio_patch>", audio.Frames));
-            text = text.Replace(LLarkPrompt.AudioPlaceholder, "<audio_start>" + patches + "<audio_end>", StringComparison.Ordinal);
+            string patches = string.Concat(Enumerable.Repeat(LLarkPrompt.AudioPatch, audio.Frames));
+            text = text.Replace(LLarkPrompt.AudioPlaceholder, LLarkPrompt.AudioStart + patches + LLarkPrompt.AudioEnd, StringComparison.Ordinal);
         }
         int[] ids = Tokenizer.Encode(text, addBos: true);
         if (ids.Length >= ContextLength) throw new ContextLengthException(ids.Length + 1, ContextLength);
@@ -143,6 +143,13 @@ public sealed class LLarkModel : IDisposable
         return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0);
     }
 
+    /// <summary>
+    /// The largest |value| accepted in audio frames. Real encoder outputs (pooled activations, log spectra) stay within
+    /// a few thousand; values near float32's limit (3e38) overflow to inf and NaN in the projector and attention, and
+    /// the model answers garbage. 1e6 is far above any real frame and far below where float32 arithmetic breaks.
+    /// </summary>
+    public const float MaxAudioMagnitude = 1e6f;
+
     private void CheckAudio(AudioFrames audio)
     {
         if (audio.Frames < 1) throw new InvalidRequestException("audio", "the audio embedding has no frames");
@@ -154,7 +161,10 @@ public sealed class LLarkModel : IDisposable
             throw new InvalidRequestException("audio.frames", $"{audio.Data.Length} values for {audio.Frames} frames of width {audio.Width}");
         foreach (float v in audio.Data)
         {
-            if (!float.IsFinite(v)) throw new InvalidRequestException("audio.frames", "the audio embedding holds NaN or infinite values");
+            // !(|v| <= bound) also catches NaN.
+            if (!(Math.Abs(v) <= MaxAudioMagnitude))
+                throw new InvalidRequestException("audio.frames",
+                    $"the audio embedding holds {v}; values must be finite and within +-{MaxAudioMagnitude:0e0}");
         }
         if (AudioEncoder is not null && audio.Encoder is not null && audio.Encoder != AudioEncoder)
         {

@@ -20,8 +20,22 @@ public static class LLarkPrompt
     /// <summary>Where the audio goes in the text; expanded to start + F patches + end before tokenizing.</summary>
     public const string AudioPlaceholder = "<audio>";
 
+    /// <summary>The tokenizer's added tokens the placeholder expands to: <see cref="AudioStart"/>, one patch per frame, <see cref="AudioEnd"/>.</summary>
+    public const string AudioPatch = "<audio_patch>";
+
+    public const string AudioStart = "<audio_start>";
+
+    public const string AudioEnd = "<audio_end>";
+
     /// <summary>Generation stops when the answer contains this: the model's next turn marker.</summary>
     public const string StopString = "###";
+
+    /// <summary>
+    /// What a message may not contain: the placeholder and the audio tokens it expands to would splice audio where the
+    /// caller's text is (or make the patches no longer one run), and the turn marker would start a turn of the
+    /// caller's making, in either role.
+    /// </summary>
+    private static readonly string[] ReservedText = [AudioPlaceholder, AudioPatch, AudioStart, AudioEnd, StopString];
 
     /// <summary>Renders the conversation; the last turn must await its answer.</summary>
     public static string Render(IReadOnlyList<ChatTurn> turns, bool withAudio)
@@ -33,13 +47,12 @@ public static class LLarkPrompt
             ChatTurn turn = turns[i];
             if (string.IsNullOrWhiteSpace(turn.Human))
                 throw new InvalidRequestException($"turns[{i}].human", $"turn {i} has an empty human message");
-            if (turn.Human.Contains(AudioPlaceholder, StringComparison.Ordinal) || turn.Human.Contains(StopString, StringComparison.Ordinal))
-                throw new InvalidRequestException($"turns[{i}].human",
-                    $"turn {i} contains '{AudioPlaceholder}' or '{StopString}', which the template reserves");
+            RefuseReserved(turn.Human, $"turns[{i}].human", i);
             bool last = i == turns.Count - 1;
             if (last != turn.Assistant is null)
                 throw new InvalidRequestException($"turns[{i}].assistant",
                     last ? "the last turn must not have an answer: it is the one to generate" : $"turn {i} needs the answer it was given");
+            if (turn.Assistant is not null) RefuseReserved(turn.Assistant, $"turns[{i}].assistant", i);
             text.Append("### Human: ");
             if (i == 0 && withAudio) text.Append(AudioPlaceholder).Append('\n');
             text.Append(turn.Human).Append('\n');
@@ -47,5 +60,14 @@ public static class LLarkPrompt
             if (!last) text.Append(' ').Append(turn.Assistant).Append('\n');
         }
         return text.ToString();
+    }
+
+    private static void RefuseReserved(string message, string field, int turn)
+    {
+        foreach (string reserved in ReservedText)
+        {
+            if (message.Contains(reserved, StringComparison.Ordinal))
+                throw new InvalidRequestException(field, $"turn {turn} contains '{reserved}', which the template reserves");
+        }
     }
 }

@@ -104,8 +104,10 @@ public sealed class BatchScheduler : IDisposable
         cache = model.NewBatchCache(options.MaxBatchSize, ContextLength);
         generatedTokens = meter.CreateCounter<long>("llark.language.generated_tokens", "{token}", "Tokens generated");
         finished = meter.CreateCounter<long>("llark.language.requests", "{request}", "Finished generations by finish reason");
-        timeToFirstToken = meter.CreateHistogram<double>("llark.language.time_to_first_token", "s", "From joining the batch to the first token");
-        queueWait = meter.CreateHistogram<double>("llark.language.queue_wait", "s", "From submission to joining the batch");
+        timeToFirstToken = meter.CreateHistogram<double>("llark.language.time_to_first_token", "s", "From joining the batch to the first token",
+            tags: null, advice: LatencyBuckets.Seconds);
+        queueWait = meter.CreateHistogram<double>("llark.language.queue_wait", "s", "From submission to joining the batch",
+            tags: null, advice: LatencyBuckets.Seconds);
         meter.CreateObservableGauge("llark.language.queue_depth", () => QueueDepth, "{request}", "Requests waiting for a slot");
         meter.CreateObservableGauge("llark.language.active_sequences", () => ActiveSequences, "{sequence}", "Sequences in the running batch");
         worker = new Thread(Run) { IsBackground = true, Name = "llark-scheduler" };

@@ -3,6 +3,7 @@ using Grpc.Core;
 using LLark.Common.V1;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Engine.Model;
+using LLark.Encoder.Service;
 using LLark.Encoder.Service.Caching;
 using LLark.Encoder.V1;
 using LLark.Tests.Encoder.Engine;
@@ -212,6 +213,8 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
     [InlineData("corrupt-mp3", "")]
     [InlineData("too-short", "")]
     [InlineData("too-long", "too-long")]
+    [InlineData("nan-wav", "corrupt")]
+    [InlineData("inf-wav", "corrupt")]
     public async Task BadAudioIsRefusedByNameAndTheServiceKeepsServing(string kind, string reason)
     {
         byte[] good = EncoderHarness.Wav(seed: 8, seconds: 1);
@@ -223,6 +226,7 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
             "flac" => File.ReadAllBytes(RepoPaths.Fixture("audio-formats", "tone_440_660_stereo.flac")),
             "corrupt-mp3" => [.. "ID3"u8, 4, 0, 0, 0, 0, 0, 0, .. Enumerable.Repeat((byte)0x5A, 3000)],
             "too-long" => EncoderHarness.Wav(seed: 9, seconds: 6),
+            "nan-wav" or "inf-wav" => WavWriter.Write([[.. EncoderHarness.Samples(seed: 9, seconds: 1).Select((x, i) => i % 100 == 7 ? (kind == "nan-wav" ? float.NaN : float.NegativeInfinity) : x)]], 44100, "float32"),
             _ => WavWriter.Write([EncoderHarness.Samples(seed: 9, seconds: 0.01)], 44100, "pcm16"),
         };
         var e = await Assert.ThrowsAsync<RpcException>(async () => await Client.EmbedAsync(EncoderHarness.Request(bad, filename: kind)));
@@ -236,6 +240,8 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
         if (kind == "flac") Assert.Contains("FLAC", e.Status.Detail, StringComparison.Ordinal);
         if (kind == "too-short") Assert.Contains("one frame", e.Status.Detail, StringComparison.Ordinal);
         if (kind == "too-long") Assert.Contains("limit of 5 s", e.Status.Detail, StringComparison.Ordinal);
+        if (kind == "nan-wav") Assert.Contains("NaN sample", e.Status.Detail, StringComparison.Ordinal);
+        if (kind == "inf-wav") Assert.Contains("infinite sample", e.Status.Detail, StringComparison.Ordinal);
 
         Assert.Equal(1.0, (await Client.EmbedAsync(EncoderHarness.Request(good))).AudioSeconds, 6);
     }
@@ -282,6 +288,59 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
         Assert.Equal(StatusCode.InvalidArgument, cut.StatusCode);
         Assert.Contains("announced", cut.Status.Detail, StringComparison.Ordinal);
         Assert.False((await Stream(wav, 8192, announce: true)).Cached);
+    }
+
+    [Fact]
+    public async Task AUnaryMessageOverKestrelsDefaultBodyLimitReachesTheHandler()
+    {
+        string cache = Directory.CreateTempSubdirectory("llark-encoder-cache-").FullName;
+        try
+        {
+            await using LoopbackHost host = await EncoderHarness.StartAsync(cache, new Dictionary<string, string?> { ["LLark:Encoder:MaxAudioBytes"] = (48 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            EncoderService.EncoderServiceClient client = EncoderHarness.Client(host);
+            // Just over Kestrel's default 30,000,000 bytes and well under the host's gRPC limit: the handler reads it and
+            // refuses what it is (no known format), as it would a small clip.
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await client.EmbedAsync(EncoderHarness.Request(new byte[31_000_000])));
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+            Assert.StartsWith("audio: unsupported: ", e.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(1.0, (await client.EmbedAsync(EncoderHarness.Request(EncoderHarness.Wav(seed: 12, seconds: 1)))).AudioSeconds, 6);
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("invalid tag")]
+    [InlineData("cut short")]
+    [InlineData("not UTF-8")]
+    [InlineData("too large")]
+    public async Task RequestMessagesThatFailBeforeTheHandlerGetARealStatus(string kind)
+    {
+        // Bytes as a fuzzer sends them: the method's path with a body no generated client would write.
+        var raw = new Method<byte[], byte[]>(MethodType.Unary, EncoderServiceHost.GrpcServiceName, kind == "too large" ? "Embed" : "DeleteEmbedding",
+            Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+        byte[] body = kind switch
+        {
+            "invalid tag" => [0x00, 0x01],
+            "cut short" => [0x0A, 0x10, (byte)'a'],
+            "not UTF-8" => [0x0A, 0x03, 0xC3, 0x28, 0xFF],
+            _ => new byte[3 << 20 | 1],
+        };
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await fixture.Host.Channel.CreateCallInvoker().AsyncUnaryCall(raw, null, new CallOptions(), body));
+        if (kind == "too large")
+        {
+            Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+            Assert.Equal($"the request message is larger than this service's limit of {EncoderServiceFixture.MaxAudioBytes + (1 << 20)} bytes", e.Status.Detail);
+        }
+        else
+        {
+            Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+            Assert.StartsWith("the request message is not a valid protobuf encoding: ", e.Status.Detail, StringComparison.Ordinal);
+            if (kind == "not UTF-8") Assert.Contains("UTF-8", e.Status.Detail, StringComparison.Ordinal);
+        }
+        Assert.Equal(1.0, (await Client.EmbedAsync(EncoderHarness.Request(EncoderHarness.Wav(seed: 13, seconds: 1)))).AudioSeconds, 6);
     }
 
     [Fact]

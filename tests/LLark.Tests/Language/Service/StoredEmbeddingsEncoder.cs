@@ -44,7 +44,8 @@ internal sealed class StoredEmbeddingsEncoder : EncoderService.EncoderServiceBas
     {
         Interlocked.Increment(ref Calls);
         if (!Embeddings.TryGetValue(request.EmbeddingId, out var e))
-            throw new RpcException(new Status(StatusCode.NotFound, $"no embedding with id '{request.EmbeddingId}'"));
+            // Field first, as the real encoder answers.
+            throw new RpcException(new Status(StatusCode.NotFound, $"embedding_id: no embedding with id '{request.EmbeddingId}'"));
         int frames = e.Values.Length / e.Width, perChunk = 3;
         for (int first = 0; first < frames; first += perChunk)
         {

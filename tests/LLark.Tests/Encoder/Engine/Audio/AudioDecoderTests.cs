@@ -144,4 +144,49 @@ public sealed class CompressedFormatTests
             }
         }
     }
+
+    [Fact]
+    public void ADamagedMp3IsCorruptWithWhereItBrokeNotTheDecodersOwnMessage()
+    {
+        byte[] clip = Clip("mp3");
+        var crashes = new List<AudioDecodeException>();
+        for (int seed = 0; seed < 40; seed++)
+        {
+            byte[] damaged = (byte[])clip.Clone();
+            var random = new Random(seed);
+            for (int i = 0; i < 64; i++) damaged[random.Next(200, damaged.Length)] = (byte)random.Next(256);
+            foreach (byte[] bytes in new[] { damaged, damaged[..random.Next(200, damaged.Length)] })
+            {
+                try
+                {
+                    AudioDecoder.Decode(bytes);
+                }
+                catch (AudioDecodeException e) when (e.InnerException is not null)
+                {
+                    crashes.Add(e);
+                }
+            }
+        }
+        // Damage that makes NLayer's arithmetic run off its tables, as callers found: it is there, and it reads well.
+        Assert.Contains(crashes, e => e.InnerException is IndexOutOfRangeException);
+        Assert.All(crashes, e =>
+        {
+            Assert.Equal(AudioDecodeError.Corrupt, e.Reason);
+            Assert.StartsWith("the MP3 stream is corrupt or cut short: a frame near byte ", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(e.InnerException!.Message, e.Message, StringComparison.Ordinal);
+        });
+    }
+
+    [Theory]
+    [InlineData(float.NaN, "NaN")]
+    [InlineData(float.PositiveInfinity, "infinite")]
+    [InlineData(float.NegativeInfinity, "infinite")]
+    public void AFloatWavWithNonFiniteSamplesIsCorrupt(float bad, string named)
+    {
+        float[] samples = WavWriter.Sine(4410, 44100, 440, 0.5);
+        samples[1234] = bad;
+        var e = Assert.Throws<AudioDecodeException>(() => AudioDecoder.Decode(WavWriter.Write([samples], 44100, "float32")));
+        Assert.Equal(AudioDecodeError.Corrupt, e.Reason);
+        Assert.Contains($"{named} sample (channel 0, sample 1234)", e.Message, StringComparison.Ordinal);
+    }
 }

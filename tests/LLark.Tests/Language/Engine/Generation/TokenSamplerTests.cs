@@ -129,4 +129,18 @@ public sealed class TokenSamplerTests
         foreach (int id in new[] { 0, 100, 31000, Vocab - 1 })
             Assert.Equal(row[id] - max - Math.Log(sum), TokenSampler.LogProb(row, id), 1e-4);
     }
+
+    [Theory]
+    [InlineData(0f, 0, 1f)]
+    [InlineData(1f, 0, 1f)]
+    [InlineData(0.8f, 5, 0.9f)]
+    public void ANaNLogitIsNeverPicked(float temperature, int topK, float topP)
+    {
+        float[] row = [.. Enumerable.Range(0, 1000).Select(i => (float)Math.Sin(i))];
+        for (int i = 0; i < row.Length; i += 7) row[i] = float.NaN;
+        var sampler = new TokenSampler(new SamplingOptions { Temperature = temperature, TopK = topK, TopP = topP, Seed = 3 });
+        for (int draw = 0; draw < 200; draw++)
+            Assert.False(float.IsNaN(row[sampler.Next(row, null)]));
+        Assert.Equal(Array.IndexOf(row, row.Where(v => !float.IsNaN(v)).Max()), TokenSampler.ArgMax(row));
+    }
 }
