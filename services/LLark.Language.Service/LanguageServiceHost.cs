@@ -24,7 +24,15 @@ public static class LanguageServiceHost
         if (!string.IsNullOrEmpty(options.EncoderAddress))
         {
             builder.Services.AddGrpcClient<EncoderService.EncoderServiceClient>(o => o.Address = new Uri(options.EncoderAddress))
-                .ConfigureChannel(c => c.MaxReceiveMessageSize = 64 << 20);
+                .ConfigureChannel(c =>
+                {
+                    c.MaxReceiveMessageSize = 64 << 20;
+                    // The default back-off grows to two minutes while calls keep failing, so an encoder back after a
+                    // long outage stayed unreachable for tens of seconds; a one-second ceiling heals within about that,
+                    // as the gateway (which connects per call) does. Retrying a dead address once a second costs nothing.
+                    c.InitialReconnectBackoff = TimeSpan.FromMilliseconds(100);
+                    c.MaxReconnectBackoff = TimeSpan.FromSeconds(1);
+                });
         }
         builder.Services.AddSingleton(sp => new EncoderClient(sp.GetService<EncoderService.EncoderServiceClient>(), sp.GetRequiredService<ILogger<EncoderClient>>()));
         builder.Services.AddGrpcErrorMapping<ContextLengthException>(e =>

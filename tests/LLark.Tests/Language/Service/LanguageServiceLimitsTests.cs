@@ -93,6 +93,59 @@ public sealed class LanguageServiceLimitsTests
     }
 
     [Fact]
+    public async Task AnEncoderBackAfterALongOutageIsReachedWithinTwoSecondsOnEveryPath()
+    {
+        int encoderPort = LoopbackHost.FreePort();
+        (LoopbackHost encoderHost, StoredEmbeddingsEncoder encoder) = await StoredEmbeddingsEncoder.StartAsync(encoderPort);
+        encoder.Embeddings["clip-c"] = (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(3)), TinyLLark.AudioWidth, TinyLLark.Fps);
+        byte[] clip = [.. "RIFF-outage-clip"u8];
+        encoder.Embeddings[Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(clip))] =
+            (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(2)), TinyLLark.AudioWidth, TinyLLark.Fps);
+        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{encoderPort}",
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        var client = new LanguageService.LanguageServiceClient(host.Channel);
+        GenerateRequest byId = Request(2);
+        byId.EmbeddingId = "clip-c";
+        GenerateRequest byAudio = Request(2);
+        byAudio.AudioBytes = new AudioBytes { Data = Google.Protobuf.ByteString.CopyFrom(clip) };
+        Assert.Equal(3u, (await LanguageServiceTests.Run(client, byId)).Final.Usage.AudioTokens);
+
+        // Ten seconds of failing calls: long enough for the default back-off to have grown past four seconds.
+        await encoderHost.DisposeAsync();
+        var outage = System.Diagnostics.Stopwatch.StartNew();
+        while (outage.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => LanguageServiceTests.Run(client, byId));
+            Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+            await Task.Delay(250);
+        }
+
+        (encoderHost, _) = await StoredEmbeddingsEncoder.StartAsync(encoderPort, encoder: encoder);
+        await using (encoderHost)
+        {
+            var back = System.Diagnostics.Stopwatch.StartNew();
+            GenerateFinal? healed = null;
+            while (healed is null)
+            {
+                try
+                {
+                    healed = (await LanguageServiceTests.Run(client, byId)).Final;
+                }
+                catch (RpcException retry) when (retry.StatusCode == StatusCode.Unavailable && back.Elapsed < TimeSpan.FromSeconds(2))
+                {
+                    await Task.Delay(50);
+                }
+            }
+            Assert.Equal(3u, healed.Usage.AudioTokens);
+            Assert.Equal(2u, (await LanguageServiceTests.Run(client, byAudio)).Final.Usage.AudioTokens);
+        }
+    }
+
+    [Fact]
     public async Task ACheckpointThatCannotLoadKeepsHealthNotServingAndStopsTheHost()
     {
         using var dir = new global::LLark.Tests.Checkpoints.TempDirectory();
