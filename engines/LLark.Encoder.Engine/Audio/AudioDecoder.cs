@@ -13,8 +13,6 @@ namespace LLark.Encoder.Engine.Audio;
 /// </summary>
 public static class AudioDecoder
 {
-    private const int ChunkFrames = 1 << 14;
-
     public static DecodedAudio DecodeFile(string path, AudioLimits? limits = null)
     {
         limits ??= new AudioLimits();
@@ -28,6 +26,20 @@ public static class AudioDecoder
 
     public static DecodedAudio Decode(byte[] bytes, AudioLimits? limits = null)
     {
+        using AudioReader reader = Open(bytes, limits);
+        var interleaved = new List<float>();
+        ReadOnlySpan<float> frames;
+        while ((frames = reader.ReadInterleaved()).Length > 0)
+            interleaved.AddRange(frames);
+        return Deinterleave(interleaved, reader.Channels, reader.SampleRate, reader.Format);
+    }
+
+    /// <summary>
+    /// Checks the clip's size, format and shape and opens it for reading chunk by chunk; throws
+    /// <see cref="AudioDecodeException"/> for what it refuses.
+    /// </summary>
+    public static AudioReader Open(byte[] bytes, AudioLimits? limits = null)
+    {
         ArgumentNullException.ThrowIfNull(bytes);
         limits ??= new AudioLimits();
         if (bytes.Length == 0)
@@ -39,9 +51,9 @@ public static class AudioDecoder
         {
             return format switch
             {
-                AudioFormat.Wav => DecodeWav(bytes, limits),
-                AudioFormat.Mp3 => DecodeMp3(bytes, limits),
-                _ => DecodeVorbis(bytes, limits),
+                AudioFormat.Wav => OpenWav(bytes, limits),
+                AudioFormat.Mp3 => OpenMp3(bytes, limits),
+                _ => OpenVorbis(bytes, limits),
             };
         }
         catch (AudioDecodeException)
@@ -100,50 +112,55 @@ public static class AudioDecoder
                 $"{format} at {sampleRate} Hz is not supported ({limits.MinSampleRate} to {limits.MaxSampleRate} Hz)");
     }
 
-    private static long MaxFrames(int sampleRate, AudioLimits limits) => (long)Math.Ceiling(limits.MaxDuration.TotalSeconds * sampleRate);
+    internal static long MaxFrames(int sampleRate, AudioLimits limits) => (long)Math.Ceiling(limits.MaxDuration.TotalSeconds * sampleRate);
 
-    private static AudioDecodeException TooLong(AudioLimits limits) =>
+    internal static AudioDecodeException TooLong(AudioLimits limits) =>
         new(AudioDecodeError.TooLong, $"the audio is longer than the limit of {limits.MaxDuration.TotalSeconds:0.###} s");
 
-    private static DecodedAudio DecodeWav(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenWav(byte[] bytes, AudioLimits limits)
     {
         if (DataChunk(bytes) is (long start, long size) && start + size > bytes.Length)
             throw new AudioDecodeException(AudioDecodeError.Truncated,
                 $"the WAV data chunk declares {size} bytes but the file ends {start + size - bytes.Length} bytes short");
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new WaveFileReader(stream);
-        WaveFormat format = reader.WaveFormat;
-        CheckShape(format.Channels, format.SampleRate, limits, "WAV");
-        bool pcm = format.Encoding is WaveFormatEncoding.Pcm && format.BitsPerSample is 8 or 16 or 24 or 32;
-        bool ieee = format.Encoding is WaveFormatEncoding.IeeeFloat && format.BitsPerSample is 32 or 64;
-        bool extensible = format.Encoding is WaveFormatEncoding.Extensible && format.BitsPerSample is 8 or 16 or 24 or 32;
-        if (!pcm && !ieee && !extensible)
-            throw Unsupported($"WAV encoding {format.Encoding} with {format.BitsPerSample} bits per sample is not supported (PCM 8/16/24/32-bit or float)");
-        if (reader.SampleCount > MaxFrames(format.SampleRate, limits))
-            throw TooLong(limits);
-
-        int channels = format.Channels;
-        if (ieee && format.BitsPerSample == 64)
-            return Deinterleave(ReadDoubles(reader), channels, format.SampleRate, AudioFormat.Wav);
-        ISampleProvider samples = reader.ToSampleProvider();
-        var interleaved = new List<float>(checked((int)Math.Min(reader.SampleCount * channels, int.MaxValue / 2)));
-        var buffer = new float[ChunkFrames * channels];
-        int read;
-        while ((read = samples.Read(buffer)) > 0)
-            interleaved.AddRange(buffer.AsSpan(0, read));
-        if (interleaved.Count == 0)
-            throw new AudioDecodeException(AudioDecodeError.Empty, "the WAV file holds no samples");
-        return Deinterleave(interleaved.ToArray(), channels, format.SampleRate, AudioFormat.Wav);
+        var stream = new MemoryStream(bytes, writable: false);
+        var reader = new WaveFileReader(stream);
+        try
+        {
+            WaveFormat format = reader.WaveFormat;
+            CheckShape(format.Channels, format.SampleRate, limits, "WAV");
+            bool pcm = format.Encoding is WaveFormatEncoding.Pcm && format.BitsPerSample is 8 or 16 or 24 or 32;
+            bool ieee = format.Encoding is WaveFormatEncoding.IeeeFloat && format.BitsPerSample is 32 or 64;
+            bool extensible = format.Encoding is WaveFormatEncoding.Extensible && format.BitsPerSample is 8 or 16 or 24 or 32;
+            if (!pcm && !ieee && !extensible)
+                throw Unsupported($"WAV encoding {format.Encoding} with {format.BitsPerSample} bits per sample is not supported (PCM 8/16/24/32-bit or float)");
+            if (reader.SampleCount > MaxFrames(format.SampleRate, limits))
+                throw TooLong(limits);
+            ISampleProvider samples = reader.ToSampleProvider();
+            Func<float[], int, int, int> read = ieee && format.BitsPerSample == 64
+                ? DoublesFrom(reader)
+                : (buffer, offset, count) => samples.Read(buffer.AsSpan(offset, count));
+            return new AudioReader(read, format.Channels, format.SampleRate, AudioFormat.Wav, limits, reader, stream);
+        }
+        catch
+        {
+            reader.Dispose();
+            stream.Dispose();
+            throw;
+        }
     }
 
-    private static float[] ReadDoubles(WaveFileReader reader)
+    /// <summary>64-bit float samples, which NAudio's sample providers do not read, narrowed to float.</summary>
+    private static Func<float[], int, int, int> DoublesFrom(WaveFileReader reader)
     {
-        var raw = new byte[reader.Length];
-        int got = reader.Read(raw, 0, raw.Length);
-        var samples = new float[got / 8];
-        for (int i = 0; i < samples.Length; i++)
-            samples[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.AsSpan(8 * i));
-        return samples;
+        byte[] raw = [];
+        return (buffer, offset, count) =>
+        {
+            if (raw.Length < count * 8) raw = new byte[count * 8];
+            int got = reader.Read(raw, 0, count * 8) / 8;
+            for (int i = 0; i < got; i++)
+                buffer[offset + i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.AsSpan(8 * i));
+            return got;
+        };
     }
 
     /// <summary>Where the data chunk's samples start and how many bytes it declares; null when there is no data chunk.</summary>
@@ -160,42 +177,43 @@ public static class AudioDecoder
         return null;
     }
 
-    private static DecodedAudio DecodeMp3(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenMp3(byte[] bytes, AudioLimits limits)
     {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var mpeg = new MpegFile(stream);
-        CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
-        return ReadAll((buffer, count) => mpeg.ReadSamples(buffer, 0, count), mpeg.Channels, mpeg.SampleRate, limits, AudioFormat.Mp3);
-    }
-
-    private static DecodedAudio DecodeVorbis(byte[] bytes, AudioLimits limits)
-    {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var vorbis = new VorbisReader(stream, closeOnDispose: false);
-        CheckShape(vorbis.Channels, vorbis.SampleRate, limits, "Ogg Vorbis");
-        return ReadAll((buffer, count) => vorbis.ReadSamples(buffer, 0, count), vorbis.Channels, vorbis.SampleRate, limits, AudioFormat.OggVorbis);
-    }
-
-    private static DecodedAudio ReadAll(Func<float[], int, int> read, int channels, int sampleRate, AudioLimits limits, AudioFormat format)
-    {
-        long maxSamples = MaxFrames(sampleRate, limits) * channels;
-        var buffer = new float[ChunkFrames * channels];
-        var interleaved = new List<float>();
-        int got;
-        while ((got = read(buffer, buffer.Length)) > 0)
+        var stream = new MemoryStream(bytes, writable: false);
+        var mpeg = new MpegFile(stream);
+        try
         {
-            interleaved.AddRange(buffer.AsSpan(0, got));
-            if (interleaved.Count > maxSamples)
-                throw TooLong(limits);
+            CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
+            return new AudioReader(mpeg.ReadSamples, mpeg.Channels, mpeg.SampleRate, AudioFormat.Mp3, limits, mpeg, stream);
         }
-        if (interleaved.Count < channels)
-            throw new AudioDecodeException(AudioDecodeError.Empty, $"the {format} stream decodes to no audio (no valid frames)");
-        return Deinterleave(interleaved.ToArray(), channels, sampleRate, format);
+        catch
+        {
+            mpeg.Dispose();
+            stream.Dispose();
+            throw;
+        }
     }
 
-    private static DecodedAudio Deinterleave(float[] interleaved, int channels, int sampleRate, AudioFormat format)
+    private static AudioReader OpenVorbis(byte[] bytes, AudioLimits limits)
     {
-        int frames = interleaved.Length / channels;
+        var stream = new MemoryStream(bytes, writable: false);
+        var vorbis = new VorbisReader(stream, closeOnDispose: false);
+        try
+        {
+            CheckShape(vorbis.Channels, vorbis.SampleRate, limits, "Ogg Vorbis");
+            return new AudioReader(vorbis.ReadSamples, vorbis.Channels, vorbis.SampleRate, AudioFormat.OggVorbis, limits, vorbis, stream);
+        }
+        catch
+        {
+            vorbis.Dispose();
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    private static DecodedAudio Deinterleave(List<float> interleaved, int channels, int sampleRate, AudioFormat format)
+    {
+        int frames = interleaved.Count / channels;
         var result = new float[channels][];
         for (int c = 0; c < channels; c++)
         {
