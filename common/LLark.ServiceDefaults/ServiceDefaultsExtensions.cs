@@ -17,8 +17,8 @@ namespace LLark.ServiceDefaults;
 public static class ServiceDefaultsExtensions
 {
     /// <summary>
-    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1, both over TLS when a certificate is configured), gRPC with
-    /// reflection, the standard health service and errors mapped to statuses (<see cref="GrpcErrorInterceptor"/>),
+    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1, both over TLS when a certificate is configured), gRPC (with
+    /// reflection when <see cref="ListenOptions.Reflection"/> is on), the standard health service and errors mapped to statuses (<see cref="GrpcErrorInterceptor"/>),
     /// OpenTelemetry metrics for the given meters, JSON console logs, and
     /// options validated at start.
     /// </summary>
@@ -60,7 +60,7 @@ public static class ServiceDefaultsExtensions
             o.EnableDetailedErrors = false;
             o.Interceptors.Add<GrpcErrorInterceptor>();
         });
-        builder.Services.AddGrpcReflection();
+        if (listen.Reflection) builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<ServingStatus>();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingStatus>().Service);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
@@ -71,11 +71,11 @@ public static class ServiceDefaultsExtensions
         return builder;
     }
 
-    /// <summary>Maps health, reflection and metrics; the gRPC port serves gRPC only, the HTTP port the rest.</summary>
+    /// <summary>Maps health, reflection (when on) and metrics; the gRPC port serves gRPC only, the HTTP port the rest.</summary>
     public static WebApplication MapLLarkDefaults(this WebApplication app)
     {
         app.MapGrpcService<Grpc.HealthCheck.HealthServiceImpl>();
-        app.MapGrpcReflectionService();
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ListenOptions>>().Value.Reflection) app.MapGrpcReflectionService();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/healthz", (ServingStatus status) =>
             status.IsServing ? Results.Text("SERVING") : Results.Text("NOT_SERVING", statusCode: 503));

@@ -5,6 +5,7 @@ using Grpc.Health.V1;
 using LLark.Common.V1;
 using LLark.Language.Service;
 using LLark.Language.V1;
+using LLark.ServiceDefaults;
 using LLark.Tests.Language.Engine.Serving;
 using LLark.Tests.TestSupport;
 using Microsoft.Extensions.Hosting;
@@ -143,6 +144,47 @@ public sealed class LanguageServiceLimitsTests
             Assert.Equal(3u, healed.Usage.AudioTokens);
             Assert.Equal(2u, (await LanguageServiceTests.Run(client, byAudio)).Final.Usage.AudioTokens);
         }
+    }
+
+    [Fact]
+    public async Task WithAnInternalTokenCallsWithoutItAreUnauthenticatedButHealthIsOpen()
+    {
+        const string Token = "internal-token-0123456789";
+        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Internal:Token"] = Token,
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        var client = new LanguageService.LanguageServiceClient(host.Channel);
+
+        var missing = await Assert.ThrowsAsync<RpcException>(async () => await client.GetModelInfoAsync(new GetModelInfoRequest()));
+        Assert.Equal(StatusCode.Unauthenticated, missing.StatusCode);
+        var wrong = await Assert.ThrowsAsync<RpcException>(() =>
+            LanguageServiceTests.Run(client, Request(2, LanguageServiceTests.Frames(2)), headers: new Metadata { { InternalTokenOptions.Header, "not-the-token-0123456789" } }));
+        Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
+        var reflection = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            // Nothing is written: the answer does not wait for a request, and a write could race it.
+            using var call = new Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(host.Channel).ServerReflectionInfo();
+            await call.ResponseStream.MoveNext();
+        });
+        Assert.Equal(StatusCode.Unimplemented, reflection.StatusCode);
+
+        var with = new Metadata { { InternalTokenOptions.Header, Token } };
+        Assert.Equal(2u, (await LanguageServiceTests.Run(client, Request(2, LanguageServiceTests.Frames(2)), headers: with)).Final.Usage.GeneratedTokens);
+    }
+
+    [Fact]
+    public async Task BoundBeyondLoopbackWithoutAnInternalTokenTheServiceDoesNotStart()
+    {
+        await using Microsoft.AspNetCore.Builder.WebApplication app = LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Listen:Address"] = "0.0.0.0",
+        }));
+        var e = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("LLark:Internal:Token", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
