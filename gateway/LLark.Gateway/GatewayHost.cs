@@ -30,6 +30,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<ForwardingPolicy>();
         builder.Services.AddSingleton<BackendClients>();
         builder.Services.AddRequestTimeouts();
+        builder.Services.AddSingleton<AnonymousLimits>();
         string? internalToken = builder.Configuration.InternalToken();
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
             .AddTransforms(transforms =>

@@ -213,6 +213,47 @@ public sealed class GatewayResilienceTests
     }
 
     [Fact]
+    public async Task RefusalsPerAddressAreLimitedAndSoAreItsHealthWatches()
+    {
+        var settings = Destinations(Nowhere, Nowhere);
+        settings["LLark:Gateway:Anonymous:RefusalBurst"] = "3";
+        settings["LLark:Gateway:Anonymous:RefusalsPerSecond"] = "0.01";
+        settings["LLark:Gateway:Anonymous:MaxHealthWatches"] = "2";
+        await using LoopbackHost gateway = await LoopbackHost.StartAsync(Build(settings));
+        var client = new LanguageService.LanguageServiceClient(gateway.Channel);
+
+        var statuses = new List<StatusCode>();
+        for (int i = 0; i < 10; i++)
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await client.GetModelInfoAsync(new GetModelInfoRequest(), Bearer("wrong-key-0123456789")));
+            statuses.Add(e.StatusCode);
+        }
+        Assert.Equal([.. Enumerable.Repeat(StatusCode.Unauthenticated, 3), .. Enumerable.Repeat(StatusCode.ResourceExhausted, 7)], statuses);
+
+        var health = new Health.HealthClient(gateway.Channel);
+        using var cts = new CancellationTokenSource();
+        using var first = health.Watch(new HealthCheckRequest(), cancellationToken: cts.Token);
+        using var second = health.Watch(new HealthCheckRequest(), cancellationToken: cts.Token);
+        Assert.True(await first.ResponseStream.MoveNext());
+        Assert.True(await second.ResponseStream.MoveNext());
+        using var third = health.Watch(new HealthCheckRequest());
+        var refused = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
+        await cts.CancelAsync();
+    }
+
+    [Fact]
+    public void OneRefusalPerAddressIsLoggedPerInterval()
+    {
+        using var limits = new AnonymousLimits(Options.Create(new GatewayOptions { Anonymous = { LogInterval = TimeSpan.FromHours(1) } }));
+        Assert.True(limits.LogsRefusal("192.0.2.1"));
+        Assert.False(limits.LogsRefusal("192.0.2.1"));
+        Assert.False(limits.LogsRefusal("192.0.2.1"));
+        Assert.True(limits.LogsRefusal("192.0.2.2"));
+    }
+
+    [Fact]
     public async Task WithACertificateConfiguredTheGatewayServesTls()
     {
         using var dir = new global::LLark.Tests.Checkpoints.TempDirectory();
