@@ -27,6 +27,8 @@ public static class EncoderServiceHost
             o.MaxReceiveMessageSize = options.MaxAudioBytes + MessageOverheadBytes;
             o.MaxSendMessageSize = null;
         });
+        // Kestrel's own 30 MB body limit would cut off a clip gRPC accepts; an upload stream is audio plus framing too.
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = (long)options.MaxAudioBytes + MessageOverheadBytes);
 
         builder.Services.AddGrpcErrorMapping<AudioDecodeException>(e =>
             new RpcException(new Status(StatusCode.InvalidArgument, $"audio: {Reason(e.Reason)}: {e.Message}"), new Metadata { { "llark-audio-error", Reason(e.Reason) } }));

@@ -20,6 +20,8 @@ public static class LanguageServiceHost
             .ValidateDataAnnotations().ValidateOnStart();
         var options = builder.Configuration.GetSection(LanguageServiceOptions.Section).Get<LanguageServiceOptions>() ?? new LanguageServiceOptions();
         builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(o => o.MaxReceiveMessageSize = options.MaxRequestBytes);
+        // Kestrel's own 30 MB body limit would cut off a request (raw audio in it) that gRPC accepts.
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxRequestBytes + 5L);
 
         if (!string.IsNullOrEmpty(options.EncoderAddress))
         {
