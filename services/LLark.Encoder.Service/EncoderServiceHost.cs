@@ -42,6 +42,7 @@ public static class EncoderServiceHost
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         builder.Services.AddSingleton<EmbeddingService>();
+        builder.Services.AddSingleton<IdleMemoryTrim>();
 
         WebApplication app = builder.Build();
         app.Services.GetRequiredService<ServingStatus>().Add(GrpcServiceName);
