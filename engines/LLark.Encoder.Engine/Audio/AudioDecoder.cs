@@ -124,7 +124,7 @@ public static class AudioDecoder
                 $"the WAV data chunk declares {size} bytes but the file ends {start + size - bytes.Length} bytes short");
         var stream = new MemoryStream(bytes, writable: false);
         var reader = new WaveFileReader(stream);
-        try
+        return Owning(stream, reader, () =>
         {
             WaveFormat format = reader.WaveFormat;
             CheckShape(format.Channels, format.SampleRate, limits, "WAV");
@@ -140,13 +140,7 @@ public static class AudioDecoder
                 ? DoublesFrom(reader)
                 : (buffer, offset, count) => samples.Read(buffer.AsSpan(offset, count));
             return new AudioReader(read, format.Channels, format.SampleRate, AudioFormat.Wav, limits, reader, stream);
-        }
-        catch
-        {
-            reader.Dispose();
-            stream.Dispose();
-            throw;
-        }
+        });
     }
 
     /// <summary>64-bit float samples, which NAudio's sample providers do not read, narrowed to float.</summary>
@@ -181,31 +175,34 @@ public static class AudioDecoder
     {
         var stream = new MemoryStream(bytes, writable: false);
         var mpeg = new MpegFile(stream);
-        try
+        return Owning(stream, mpeg, () =>
         {
             CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
             return new AudioReader(mpeg.ReadSamples, mpeg.Channels, mpeg.SampleRate, AudioFormat.Mp3, limits, mpeg, stream);
-        }
-        catch
-        {
-            mpeg.Dispose();
-            stream.Dispose();
-            throw;
-        }
+        });
     }
 
     private static AudioReader OpenVorbis(byte[] bytes, AudioLimits limits)
     {
         var stream = new MemoryStream(bytes, writable: false);
         var vorbis = new VorbisReader(stream, closeOnDispose: false);
-        try
+        return Owning(stream, vorbis, () =>
         {
             CheckShape(vorbis.Channels, vorbis.SampleRate, limits, "Ogg Vorbis");
             return new AudioReader(vorbis.ReadSamples, vorbis.Channels, vorbis.SampleRate, AudioFormat.OggVorbis, limits, vorbis, stream);
+        });
+    }
+
+    /// <summary>The reader <paramref name="open"/> makes, which then owns both; both are disposed if the clip is refused.</summary>
+    private static AudioReader Owning(MemoryStream stream, IDisposable decoder, Func<AudioReader> open)
+    {
+        try
+        {
+            return open();
         }
         catch
         {
-            vorbis.Dispose();
+            decoder.Dispose();
             stream.Dispose();
             throw;
         }

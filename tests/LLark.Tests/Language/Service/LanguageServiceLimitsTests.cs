@@ -25,6 +25,18 @@ public sealed class LanguageServiceLimitsTests
     }
 
 
+    /// <summary>A language service whose encoder is at <paramref name="port"/> on loopback, SERVING.</summary>
+    private static async Task<LoopbackHost> WithEncoderAt(int port)
+    {
+        LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{port}",
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        return host;
+    }
+
     [Fact]
     public async Task PastTheQueueLimitCallsGetResourceExhaustedWithARetryHint()
     {
@@ -56,12 +68,7 @@ public sealed class LanguageServiceLimitsTests
     public async Task AnEncoderThatIsDownGivesUnavailableAndServingResumesWhenItReturns()
     {
         int encoderPort = LoopbackHost.FreePort();
-        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
-        {
-            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
-            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{encoderPort}",
-        })));
-        await LanguageServiceTests.WaitServing(host);
+        await using LoopbackHost host = await WithEncoderAt(encoderPort);
         var client = new LanguageService.LanguageServiceClient(host.Channel);
         GenerateRequest byId = Request(4);
         byId.EmbeddingId = "clip-b";
@@ -102,12 +109,7 @@ public sealed class LanguageServiceLimitsTests
         byte[] clip = [.. "RIFF-outage-clip"u8];
         encoder.Embeddings[Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(clip))] =
             (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(2)), TinyLLark.AudioWidth, TinyLLark.Fps);
-        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
-        {
-            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
-            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{encoderPort}",
-        })));
-        await LanguageServiceTests.WaitServing(host);
+        await using LoopbackHost host = await WithEncoderAt(encoderPort);
         var client = new LanguageService.LanguageServiceClient(host.Channel);
         GenerateRequest byId = Request(2);
         byId.EmbeddingId = "clip-c";
