@@ -19,8 +19,10 @@ RUN --mount=type=cache,id=nuget,target=/root/.nuget/packages \
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION}-noble-chiseled AS final
 WORKDIR /app
 COPY --from=build /app ./
-# gRPC (HTTP/2 cleartext) on 5000; the JSON/SSE front, /metrics and /healthz (HTTP/1.1) on 8080.
+# gRPC (HTTP/2 cleartext) on 5000; the JSON/SSE front, /metrics and /healthz (HTTP/1.1) on 8080; on every interface,
+# as a container's own loopback is reached by nothing.
 ENV ASPNETCORE_HTTP_PORTS= \
+    LLark__Listen__Address=0.0.0.0 \
     LLark__Listen__GrpcPort=5000 \
     LLark__Listen__HttpPort=8080
 EXPOSE 5000 8080

@@ -48,8 +48,10 @@ WORKDIR /app
 COPY --from=build /app ./
 # The bundled demo LLark (57 MB; models/README.md), so that the image answers before any volume is mounted.
 COPY models/llark-demo/ /opt/llark/models/llark-demo/
-# ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults).
+# ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults). Bound to every
+# interface, the service will not start without LLark__Internal__Token(File), the token the gateway sends it.
 ENV ASPNETCORE_HTTP_PORTS= \
+    LLark__Listen__Address=0.0.0.0 \
     LLark__Listen__GrpcPort=5001 \
     LLark__Listen__HttpPort=9464 \
     LLark__Language__ModelPath=/opt/llark/models/llark-demo

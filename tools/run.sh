@@ -2,7 +2,8 @@
 # The README's main job: set up, start the whole system on this machine (encoder, language, gateway, with the
 # durable embedding cache under .llark/cache), wait until every service reports SERVING, and ask a question about
 # the bundled clip through the gateway, streaming the answer. The services keep running; tools/stop.sh stops them.
-# Logs: .llark/logs/<service>.log. The API key made on the first run: .llark/api-key.
+# Logs: .llark/logs/<service>.log. The API key made on the first run: .llark/api-key (mode 0600, as the gateway's
+# internal token beside it, which the model services require of every call: nothing reaches them but the gateway).
 #
 #   bash tools/run.sh [QUESTION] [CLIP]
 #
@@ -24,10 +25,7 @@ mkdir -p "$state/logs" "$state/cache" "$state/pids"
 [ -x tools/LLark.Cli/bin/Release/net10.0/llark ] && [ -f gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll ] || bash tools/setup.sh
 llark=tools/LLark.Cli/bin/Release/net10.0/llark
 
-if [ ! -f "$state/api-key" ]; then
-  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$state/api-key"
-  printf 'local:%s\n' "$(tr -d '\n' < "$state/api-key" | sha256sum | cut -d' ' -f1)" > "$state/api-keys"
-fi
+bash tools/make-secrets.sh "$state"
 
 start() { # name dll settings...
   local name=$1 dll=$2; shift 2
@@ -39,14 +37,16 @@ start() { # name dll settings...
 
 start encoder "$root"/services/LLark.Encoder.Service/bin/Release/net10.0/LLark.Encoder.Service.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5002 LLark__Listen__HttpPort=9465 \
+  LLark__Internal__TokenFile="$state/internal-token" \
   LLark__Encoder__ModelPath="$encoder_model" LLark__Encoder__Fps="$fps" LLark__Encoder__Cache__Directory="$state/cache"
 start language "$root"/services/LLark.Language.Service/bin/Release/net10.0/LLark.Language.Service.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5001 LLark__Listen__HttpPort=9464 \
+  LLark__Internal__TokenFile="$state/internal-token" \
   LLark__Language__ModelPath="$language_model" LLark__Language__EncoderAddress=http://127.0.0.1:5002 \
   LLark__Language__DefaultMaxNewTokens=128
 start gateway "$root"/gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5000 LLark__Listen__HttpPort=8080 \
-  LLark__Gateway__ApiKeysFile="$state/api-keys" \
+  LLark__Gateway__ApiKeysFile="$state/api-keys" LLark__Internal__TokenFile="$state/internal-token" \
   ReverseProxy__Clusters__language__Destinations__pods__Address=http://127.0.0.1:5001 \
   ReverseProxy__Clusters__encoder__Destinations__pods__Address=http://127.0.0.1:5002
 

@@ -8,14 +8,20 @@ public sealed class ListenOptions : IValidatableObject
 {
     public const string Section = "LLark:Listen";
 
-    /// <summary>Address to bind; default 0.0.0.0 (all interfaces, as in a pod). Tests use 127.0.0.1.</summary>
-    [Required] public string Address { get; set; } = "0.0.0.0";
+    /// <summary>
+    /// Address to bind; default 127.0.0.1, so that a service started by hand is reachable from this machine only. A pod
+    /// sets 0.0.0.0, and a model service bound so must have an internal token (<see cref="InternalTokenOptions"/>).
+    /// </summary>
+    [Required] public string Address { get; set; } = "127.0.0.1";
 
     /// <summary>Cleartext HTTP/2 port for gRPC (health and reflection included); 0 picks a free port.</summary>
     [Range(0, 65535)] public int GrpcPort { get; set; } = 5001;
 
     /// <summary>HTTP/1.1 port for <c>/metrics</c> (Prometheus) and <c>/healthz</c>; 0 picks a free port, -1 disables it.</summary>
     [Range(-1, 65535)] public int HttpPort { get; set; } = 9464;
+
+    /// <summary>gRPC server reflection on the gRPC port; default off, as it tells anyone who reaches the port every method.</summary>
+    public bool Reflection { get; set; }
 
     /// <summary>
     /// TLS on both ports (<c>LLark:Listen:Certificate:Path</c>, ...). Unset (default): cleartext, as the services inside
@@ -25,6 +31,8 @@ public sealed class ListenOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (!System.Net.IPAddress.TryParse(Address, out _))
+            yield return new ValidationResult($"Address '{Address}' is not an IP address", [nameof(Address)]);
         if (Certificate is not { Path.Length: > 0 } certificate) yield break;
         if (!File.Exists(certificate.Path))
             yield return new ValidationResult($"Certificate:Path '{certificate.Path}' does not exist", [nameof(Certificate)]);

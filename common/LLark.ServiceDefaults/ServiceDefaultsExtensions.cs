@@ -19,8 +19,8 @@ namespace LLark.ServiceDefaults;
 public static class ServiceDefaultsExtensions
 {
     /// <summary>
-    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1, both over TLS when a certificate is configured), gRPC with
-    /// reflection, the standard health service and errors mapped to statuses (<see cref="GrpcErrorInterceptor"/>),
+    /// Listeners (gRPC on HTTP/2, metrics on HTTP/1.1, both over TLS when a certificate is configured), gRPC (with
+    /// reflection when <see cref="ListenOptions.Reflection"/> is on), the standard health service and errors mapped to statuses (<see cref="GrpcErrorInterceptor"/>),
     /// OpenTelemetry metrics for the given meters, JSON console logs, and
     /// options validated at start.
     /// </summary>
@@ -67,7 +67,7 @@ public static class ServiceDefaultsExtensions
         // one limit; grpc-dotnet lifts Kestrel's for streaming calls itself.
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GrpcServiceOptions>>((kestrel, grpc) =>
             kestrel.Limits.MaxRequestBodySize = grpc.Value.MaxReceiveMessageSize + 5L);
-        builder.Services.AddGrpcReflection();
+        if (listen.Reflection) builder.Services.AddGrpcReflection();
         builder.Services.AddSingleton<ServingStatus>();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingStatus>().Service);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
@@ -79,14 +79,14 @@ public static class ServiceDefaultsExtensions
     }
 
     /// <summary>
-    /// Maps health, reflection and metrics (the gRPC port serves gRPC only, the HTTP port the rest), and gives request
-    /// messages that fail before their handler a real status (<see cref="RequestMessageFailures"/>).
+    /// Maps health, reflection (when on) and metrics (the gRPC port serves gRPC only, the HTTP port the rest), and gives
+    /// request messages that fail before their handler a real status (<see cref="RequestMessageFailures"/>).
     /// </summary>
     public static WebApplication MapLLarkDefaults(this WebApplication app)
     {
         app.UseMiddleware<RequestMessageFailures>();
         app.MapGrpcService<Grpc.HealthCheck.HealthServiceImpl>();
-        app.MapGrpcReflectionService();
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ListenOptions>>().Value.Reflection) app.MapGrpcReflectionService();
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/healthz", (ServingStatus status) =>
             status.IsServing ? Results.Text("SERVING") : Results.Text("NOT_SERVING", statusCode: 503));

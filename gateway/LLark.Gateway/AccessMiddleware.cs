@@ -8,10 +8,11 @@ namespace LLark.Gateway;
 
 /// <summary>
 /// Every call but the probes' needs a known key and room under that key's limits; the refusal is answered here, so
-/// nothing unauthenticated or over the limit reaches a model. Counts every call by route and status on the way out.
+/// nothing unauthenticated or over the limit reaches a model. What needs no key is bounded per remote address
+/// (<see cref="AnonymousLimits"/>). Counts every call by route and status on the way out.
 /// </summary>
-public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, KeyLimiters limiters, GatewayMetrics metrics,
-    ILogger<AccessMiddleware> logger)
+public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, KeyLimiters limiters, AnonymousLimits anonymous,
+    GatewayMetrics metrics, ILogger<AccessMiddleware> logger)
 {
     /// <summary>The key a call was let in with, for the endpoints behind.</summary>
     public sealed record Caller(ApiKey Key);
@@ -30,8 +31,21 @@ public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, Key
 
     private async Task Admit(HttpContext context)
     {
+        string remote = context.Connection.RemoteIpAddress?.ToString() ?? "";
         if (IsOpen(context.Request.Path))
         {
+            if (!context.Request.Path.Equals(HealthWatch, StringComparison.Ordinal))
+            {
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+            using System.Threading.RateLimiting.RateLimitLease? watch = anonymous.TryWatch(remote);
+            if (watch is null)
+            {
+                await CallerErrors.WriteAsync(context, StatusCode.ResourceExhausted, string.Create(CultureInfo.InvariantCulture,
+                    $"this address already has {anonymous.Options.MaxHealthWatches} health watches open"), TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                return;
+            }
             await next(context).ConfigureAwait(false);
             return;
         }
@@ -40,8 +54,15 @@ public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, Key
         if (key is null)
         {
             metrics.AuthFailed(failure!);
-            string remote = context.Connection.RemoteIpAddress?.ToString() ?? "";
-            Log.Unauthenticated(logger, context.Request.Path.Value ?? "", failure!, remote);
+            (bool within, TimeSpan retryAfter) = anonymous.Refusal(remote);
+            if (!within)
+            {
+                await CallerErrors.WriteAsync(context, StatusCode.ResourceExhausted, "too many calls without a valid API key from this address",
+                    retryAfter).ConfigureAwait(false);
+                return;
+            }
+            if (anonymous.LogsRefusal(remote))
+                Log.Unauthenticated(logger, context.Request.Path.Value ?? "", failure!, remote, anonymous.Options.LogInterval.TotalSeconds);
             string message = failure == "missing"
                 ? "no API key: send 'authorization: Bearer KEY' or 'x-api-key: KEY'"
                 : "unknown API key";
@@ -78,6 +99,8 @@ public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, Key
             await next(context).ConfigureAwait(false);
         }
     }
+
+    private const string HealthWatch = "/grpc.health.v1.Health/Watch";
 
     /// <summary>Probes and scrapes: the gateway's own gRPC health, /healthz and /metrics.</summary>
     private static bool IsOpen(PathString path) =>

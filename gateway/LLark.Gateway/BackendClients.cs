@@ -1,8 +1,11 @@
 using System.Net;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
 using LLark.Encoder.V1;
 using LLark.Language.V1;
+using LLark.ServiceDefaults;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
@@ -21,14 +24,19 @@ public sealed class BackendClients : IDisposable
     private readonly GrpcChannel language;
     private readonly GrpcChannel encoder;
 
-    public BackendClients(IProxyStateLookup proxy, IOptions<GatewayOptions> options, ILogger<BackendClients> logger)
+    public BackendClients(IProxyStateLookup proxy, IOptions<GatewayOptions> options, IOptions<InternalTokenOptions> token, ILogger<BackendClients> logger)
     {
         RetryOptions retry = options.Value.Retry;
         language = Channel(new ClusterHandler(proxy, LanguageCluster, logger), retry);
         encoder = Channel(new ClusterHandler(proxy, EncoderCluster, logger), retry);
-        Language = new LanguageService.LanguageServiceClient(language);
-        Encoder = new EncoderService.EncoderServiceClient(encoder);
+        string? internalToken = token.Value.Resolve();
+        Language = new LanguageService.LanguageServiceClient(WithToken(language, internalToken));
+        Encoder = new EncoderService.EncoderServiceClient(WithToken(encoder, internalToken));
     }
+
+    /// <summary>Calls that carry the internal token the model services require, when one is configured.</summary>
+    private static CallInvoker WithToken(GrpcChannel channel, string? token) =>
+        token is null ? channel.CreateCallInvoker() : channel.Intercept(new InternalTokenSender(token));
 
     public LanguageService.LanguageServiceClient Language { get; }
 

@@ -1,5 +1,6 @@
 using System.Net.Http;
 using Grpc.Core;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Timeouts;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
@@ -16,7 +17,8 @@ namespace LLark.Gateway;
 /// Safe means: the attempt never got a connection (nothing of the call left the gateway), whatever the method; or the
 /// method is idempotent (<see cref="RetryOptions.IdempotentMethods"/>, its body buffered so it can be sent again).
 /// Either way only before any of the answer has gone back to the caller, so a Generate that has started streaming is
-/// never repeated.
+/// never repeated. A gRPC answer that had started and broke because its backend went away ends with UNAVAILABLE in the
+/// trailers, not with the HTTP/2 reset YARP would send, which reaches gRPC clients as CANCELLED, their own cancel.
 /// </remarks>
 public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMetrics metrics, ILogger<ForwardingPolicy> logger)
 {
@@ -30,6 +32,9 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
         string route = proxy.Route.Config.RouteId;
         bool repeatable = retry.MaxAttempts > 1 && idempotent.Contains(context.Request.Path.Value ?? "");
         if (repeatable) context.Request.EnableBuffering(bufferThreshold: 1 << 20);
+        HeldReset? held = null;
+        if (CallerErrors.IsGrpc(context.Request) && context.Features.Get<IHttpResetFeature>() is { } reset)
+            context.Features.Set<IHttpResetFeature>(held = new HeldReset(reset));
         var failed = new List<DestinationState>();
 
         for (int attempt = 1; ; attempt++)
@@ -41,7 +46,7 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
             if (attempt >= retry.MaxAttempts || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested
                 || !(connectFailure || (repeatable && error.Error is ForwarderError.Request or ForwarderError.ResponseHeaders or ForwarderError.ResponseBodyDestination)))
             {
-                await Fail(context, route, error).ConfigureAwait(false);
+                await Fail(context, route, error, held).ConfigureAwait(false);
                 return;
             }
 
@@ -76,8 +81,21 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
         return false;
     }
 
-    private Task Fail(HttpContext context, string route, IForwarderErrorFeature error)
+    private Task Fail(HttpContext context, string route, IForwarderErrorFeature error, HeldReset? held)
     {
+        if (held?.ErrorCode is { } resetCode)
+        {
+            if (error.Error is ForwarderError.ResponseBodyDestination or ForwarderError.RequestBodyDestination && !context.RequestAborted.IsCancellationRequested)
+            {
+                Log.ForwardingFailed(logger, route, context.Request.Path.Value ?? "", error.Error, Innermost(error.Exception));
+                context.Response.AppendTrailer("grpc-status", ((int)StatusCode.Unavailable).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                context.Response.AppendTrailer("grpc-message", CallerErrors.PercentEncode(
+                    $"the {route} service's stream broke mid-call (its backend went away); the call may be retried"));
+                return Task.CompletedTask;
+            }
+            held.Inner.Reset(resetCode);
+            return Task.CompletedTask;
+        }
         // The route's Timeout ends the call through RequestAborted too; only a caller that went away needs no answer.
         bool routeTimedOut = context.Features.Get<IHttpRequestTimeoutFeature>()?.RequestTimeoutToken.IsCancellationRequested == true;
         if (context.Response.HasStarted || (context.RequestAborted.IsCancellationRequested && !routeTimedOut)) return Task.CompletedTask;
@@ -98,5 +116,18 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
     {
         while (e?.InnerException is not null) e = e.InnerException;
         return e?.Message ?? "no detail";
+    }
+
+    /// <summary>
+    /// Holds back the reset YARP sends when a started answer breaks, so that <see cref="Fail"/> can end a gRPC call with
+    /// a status instead; a reset it does not replace is sent afterwards as YARP asked for it.
+    /// </summary>
+    private sealed class HeldReset(IHttpResetFeature inner) : IHttpResetFeature
+    {
+        public IHttpResetFeature Inner { get; } = inner;
+
+        public int? ErrorCode { get; private set; }
+
+        public void Reset(int errorCode) => ErrorCode = errorCode;
     }
 }

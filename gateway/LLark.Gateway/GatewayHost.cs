@@ -2,6 +2,7 @@ using LLark.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.ServiceDiscovery;
+using Yarp.ReverseProxy.Transforms;
 
 namespace LLark.Gateway;
 
@@ -15,6 +16,8 @@ public static class GatewayHost
         WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
         configure?.Invoke(builder);
         builder.AddLLarkServiceDefaults(GatewayMetrics.MeterName);
+        builder.Services.AddOptions<InternalTokenOptions>().Bind(builder.Configuration.GetSection(InternalTokenOptions.Section))
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<GatewayOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section))
             .ValidateDataAnnotations().ValidateOnStart();
         // Also on its own: YARP resolves destinations while the app is built, before start-up validates the rest.
@@ -27,7 +30,15 @@ public static class GatewayHost
         builder.Services.AddSingleton<ForwardingPolicy>();
         builder.Services.AddSingleton<BackendClients>();
         builder.Services.AddRequestTimeouts();
-        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection));
+        builder.Services.AddSingleton<AnonymousLimits>();
+        string? internalToken = builder.Configuration.InternalToken();
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection(ReverseProxySection))
+            .AddTransforms(transforms =>
+            {
+                // The model services take calls only with this token; a caller's own copy of the header never passes.
+                if (internalToken is not null) transforms.AddRequestHeader(InternalTokenOptions.Header, internalToken, append: false);
+                else transforms.AddRequestHeaderRemove(InternalTokenOptions.Header);
+            });
         builder.Services.TryAddSingleton<HostLookup>(PodDnsResolver.Dns);
         builder.Services.AddSingleton<IDestinationResolver, PodDnsResolver>();
 

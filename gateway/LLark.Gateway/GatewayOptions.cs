@@ -21,6 +21,9 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>Limits for keys that set none of their own.</summary>
     public KeyLimitOptions Limits { get; set; } = new();
 
+    /// <summary>What callers without a valid key may cost, per remote address.</summary>
+    public AnonymousLimitOptions Anonymous { get; set; } = new();
+
     public RetryOptions Retry { get; set; } = new();
 
     public DnsOptions Dns { get; set; } = new();
@@ -46,7 +49,7 @@ public sealed class GatewayOptions : IValidatableObject
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         var results = new List<ValidationResult>();
-        foreach ((object child, string name) in new (object, string)[] { (Limits, nameof(Limits)), (Retry, nameof(Retry)), (Dns, nameof(Dns)), (Json, nameof(Json)) })
+        foreach ((object child, string name) in new (object, string)[] { (Limits, nameof(Limits)), (Anonymous, nameof(Anonymous)), (Retry, nameof(Retry)), (Dns, nameof(Dns)), (Json, nameof(Json)) })
         {
             var childResults = new List<ValidationResult>();
             if (!Validator.TryValidateObject(child, new ValidationContext(child), childResults, validateAllProperties: true))
@@ -114,6 +117,26 @@ public sealed class KeyLimitOptions
 
     /// <summary>The retry hint (grpc-retry-pushback-ms, Retry-After) given with a concurrency refusal; default 1 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00")] public TimeSpan ConcurrencyRetryAfter { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// Per remote address, for callers the gateway has not let in: refusals past a rate are answered RESOURCE_EXHAUSTED,
+/// at most one refusal is logged per interval (the metric counts them all), and health Watch streams, which need no
+/// key, are capped.
+/// </summary>
+public sealed class AnonymousLimitOptions
+{
+    /// <summary>Calls refused for want of a valid key, a second, sustained; past them RESOURCE_EXHAUSTED; default 5.</summary>
+    [Range(0.001, 1e6)] public double RefusalsPerSecond { get; set; } = 5;
+
+    /// <summary>Refusals at once after a quiet spell; default 20.</summary>
+    [Range(1, 1_000_000)] public int RefusalBurst { get; set; } = 20;
+
+    /// <summary>At most one log line about refused calls per remote address per this interval; default 10 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "1.00:00:00")] public TimeSpan LogInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>grpc.health.v1.Health/Watch streams open at once per remote address; default 4.</summary>
+    [Range(1, 100_000)] public int MaxHealthWatches { get; set; } = 4;
 }
 
 /// <summary>

@@ -39,17 +39,19 @@ public sealed class KeyLimiters : IDisposable
     /// r calls a second as k tokens every k/r seconds, k the least whole number that keeps the period at 50 ms or more:
     /// exact for any rate, with no timer faster than 20 Hz.
     /// </summary>
-    private static TokenBucketRateLimiter Bucket(KeyLimitOptions limits)
+    private static TokenBucketRateLimiter Bucket(KeyLimitOptions limits) => new(BucketOptions(limits.RequestsPerSecond, limits.Burst));
+
+    internal static TokenBucketRateLimiterOptions BucketOptions(double perSecond, int burst)
     {
-        int tokens = Math.Max(1, (int)Math.Ceiling(limits.RequestsPerSecond * 0.05));
-        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        int tokens = Math.Max(1, (int)Math.Ceiling(perSecond * 0.05));
+        return new TokenBucketRateLimiterOptions
         {
-            TokenLimit = limits.Burst,
+            TokenLimit = burst,
             TokensPerPeriod = tokens,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(tokens / limits.RequestsPerSecond),
+            ReplenishmentPeriod = TimeSpan.FromSeconds(tokens / perSecond),
             QueueLimit = 0,
             AutoReplenishment = true,
-        });
+        };
     }
 
     private static ConcurrencyLimiter Streams(KeyLimitOptions limits) =>

@@ -5,8 +5,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Gateway serving: {Keys} API keys, clusters {Clusters}")]
     public static partial void Serving(ILogger logger, int keys, string clusters);
 
-    [LoggerMessage(EventId = 3100, Level = LogLevel.Warning, Message = "Refused {Path}: {Reason} API key (from {Remote})")]
-    public static partial void Unauthenticated(ILogger logger, string path, string reason, string remote);
+    [LoggerMessage(EventId = 3100, Level = LogLevel.Warning, Message = "Refused {Path}: {Reason} API key (from {Remote}; its next refusals for {IntervalSeconds:F0} s are counted, not logged)")]
+    public static partial void Unauthenticated(ILogger logger, string path, string reason, string remote, double intervalSeconds);
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Refused {Path} for key {Key}: over its {Limit} limit, retry in {RetryAfterMs:F0} ms")]
     public static partial void RateLimited(ILogger logger, string key, string limit, string path, double retryAfterMs);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Grpc.Core;
 using LLark.Common;
 using LLark.Common.V1;
@@ -9,7 +10,7 @@ using Microsoft.Extensions.Options;
 namespace LLark.Encoder.Service;
 
 /// <summary>Validates, maps the request to <see cref="EmbeddingService"/>, and maps the answer back.</summary>
-public sealed class EncoderGrpcService(EmbeddingService embeddings, IOptions<EncoderServiceOptions> options)
+public sealed class EncoderGrpcService(EmbeddingService embeddings, IOptions<EncoderServiceOptions> options, IdleMemoryTrim trim)
     : EncoderService.EncoderServiceBase
 {
     /// <summary>GetEmbedding's chunk size when the request leaves frames_per_chunk at 0.</summary>
@@ -20,7 +21,13 @@ public sealed class EncoderGrpcService(EmbeddingService embeddings, IOptions<Enc
         if (request.Audio is null) throw new InvalidRequestException("audio", "the clip is required");
         ValueSize(request.FrameDtype, "frame_dtype");
         CheckSize(request.Audio.Data.Length, "audio.data");
-        EmbedResult result = await embeddings.EmbedAsync(request.Audio.Data.ToByteArray(), request.Audio.Filename, context.CancellationToken).ConfigureAwait(false);
+        using IDisposable large = trim.Track(request.Audio.Data.Length);
+        // The parsed message owns its bytes: they are read in place, not copied (a clip is up to 64 MiB).
+        byte[] audio = MemoryMarshal.TryGetArray(request.Audio.Data.Memory, out ArraySegment<byte> whole) && whole.Offset == 0
+            && whole.Count == whole.Array!.Length
+            ? whole.Array
+            : request.Audio.Data.ToByteArray();
+        EmbedResult result = await embeddings.EmbedAsync(audio, request.Audio.Filename, context.CancellationToken).ConfigureAwait(false);
         return Response(result, request.ReturnFrames, request.FrameDtype);
     }
 
@@ -32,6 +39,7 @@ public sealed class EncoderGrpcService(EmbeddingService embeddings, IOptions<Enc
         EmbedStreamHeader header = requestStream.Current.Header;
         ValueSize(header.FrameDtype, "header.frame_dtype");
         if (header.TotalBytes > (ulong)options.Value.MaxAudioBytes) CheckSize((long)Math.Min(header.TotalBytes, long.MaxValue), "header.total_bytes");
+        using IDisposable large = trim.Track((long)Math.Min(header.TotalBytes, long.MaxValue));
         // The announced size is a hint, not a promise: allocate at most 8 MiB up front.
         using var buffer = new MemoryStream((int)Math.Clamp(header.TotalBytes, 1UL << 16, 8UL << 20));
         while (await requestStream.MoveNext(ct).ConfigureAwait(false))

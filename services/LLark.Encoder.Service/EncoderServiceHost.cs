@@ -17,7 +17,7 @@ public static class EncoderServiceHost
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
         configure?.Invoke(builder);
-        builder.AddLLarkServiceDefaults(EncoderMetrics.MeterName);
+        builder.AddLLarkServiceDefaults(EncoderMetrics.MeterName).RequireInternalToken();
         builder.Services.AddOptions<EncoderServiceOptions>().Bind(builder.Configuration.GetSection(EncoderServiceOptions.Section))
             .ValidateDataAnnotations().ValidateOnStart();
         var options = builder.Configuration.GetSection(EncoderServiceOptions.Section).Get<EncoderServiceOptions>() ?? new EncoderServiceOptions();
@@ -40,6 +40,7 @@ public static class EncoderServiceHost
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelHost>());
         builder.Services.AddSingleton<EmbeddingService>();
+        builder.Services.AddSingleton<IdleMemoryTrim>();
 
         WebApplication app = builder.Build();
         app.Services.GetRequiredService<ServingStatus>().Add(GrpcServiceName);

@@ -15,7 +15,7 @@ public static class LanguageServiceHost
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
         configure?.Invoke(builder);
-        builder.AddLLarkServiceDefaults(BatchScheduler.MeterName);
+        builder.AddLLarkServiceDefaults(BatchScheduler.MeterName).RequireInternalToken();
         builder.Services.AddOptions<LanguageServiceOptions>().Bind(builder.Configuration.GetSection(LanguageServiceOptions.Section))
             .ValidateDataAnnotations().ValidateOnStart();
         var options = builder.Configuration.GetSection(LanguageServiceOptions.Section).Get<LanguageServiceOptions>() ?? new LanguageServiceOptions();
@@ -23,8 +23,18 @@ public static class LanguageServiceHost
 
         if (!string.IsNullOrEmpty(options.EncoderAddress))
         {
-            builder.Services.AddGrpcClient<EncoderService.EncoderServiceClient>(o => o.Address = new Uri(options.EncoderAddress))
-                .ConfigureChannel(c => c.MaxReceiveMessageSize = 64 << 20);
+            IHttpClientBuilder encoder = builder.Services.AddGrpcClient<EncoderService.EncoderServiceClient>(o => o.Address = new Uri(options.EncoderAddress));
+            // The encoder requires the token the gateway sends; this service shares it.
+            if (builder.Configuration.InternalToken() is { } token) encoder.AddInterceptor(() => new InternalTokenSender(token));
+            encoder.ConfigureChannel(c =>
+            {
+                c.MaxReceiveMessageSize = 64 << 20;
+                // The default back-off grows to two minutes while calls keep failing, so an encoder back after a
+                // long outage stayed unreachable for tens of seconds; a one-second ceiling heals within about that,
+                // as the gateway (which connects per call) does. Retrying a dead address once a second costs nothing.
+                c.InitialReconnectBackoff = TimeSpan.FromMilliseconds(100);
+                c.MaxReconnectBackoff = TimeSpan.FromSeconds(1);
+            });
         }
         builder.Services.AddSingleton(sp => new EncoderClient(sp.GetService<EncoderService.EncoderServiceClient>(), sp.GetRequiredService<ILogger<EncoderClient>>()));
         builder.Services.AddGrpcErrorMapping<ContextLengthException>(e =>

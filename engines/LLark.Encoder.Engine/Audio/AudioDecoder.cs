@@ -13,8 +13,6 @@ namespace LLark.Encoder.Engine.Audio;
 /// </summary>
 public static class AudioDecoder
 {
-    private const int ChunkFrames = 1 << 14;
-
     public static DecodedAudio DecodeFile(string path, AudioLimits? limits = null)
     {
         limits ??= new AudioLimits();
@@ -28,6 +26,20 @@ public static class AudioDecoder
 
     public static DecodedAudio Decode(byte[] bytes, AudioLimits? limits = null)
     {
+        using AudioReader reader = Open(bytes, limits);
+        var interleaved = new List<float>();
+        ReadOnlySpan<float> frames;
+        while ((frames = reader.ReadInterleaved()).Length > 0)
+            interleaved.AddRange(frames);
+        return Deinterleave(interleaved, reader.Channels, reader.SampleRate, reader.Format);
+    }
+
+    /// <summary>
+    /// Checks the clip's size, format and shape and opens it for reading chunk by chunk; throws
+    /// <see cref="AudioDecodeException"/> for what it refuses.
+    /// </summary>
+    public static AudioReader Open(byte[] bytes, AudioLimits? limits = null)
+    {
         ArgumentNullException.ThrowIfNull(bytes);
         limits ??= new AudioLimits();
         if (bytes.Length == 0)
@@ -37,14 +49,12 @@ public static class AudioDecoder
         AudioFormat format = Sniff(bytes);
         try
         {
-            DecodedAudio audio = format switch
+            return format switch
             {
-                AudioFormat.Wav => DecodeWav(bytes, limits),
-                AudioFormat.Mp3 => DecodeMp3(bytes, limits),
-                _ => DecodeVorbis(bytes, limits),
+                AudioFormat.Wav => OpenWav(bytes, limits),
+                AudioFormat.Mp3 => OpenMp3(bytes, limits),
+                _ => OpenVorbis(bytes, limits),
             };
-            RefuseNonFinite(audio);
-            return audio;
         }
         catch (AudioDecodeException)
         {
@@ -52,9 +62,19 @@ public static class AudioDecoder
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new AudioDecodeException(AudioDecodeError.Corrupt, $"the {format} audio is malformed: {e.Message}", e);
+            throw Malformed(format, e, bytes.Length, position: null);
         }
     }
+
+    /// <summary>
+    /// A codec's own failure as a decode error. NLayer does not check an MP3 frame's fields against the bytes it has, so
+    /// a damaged frame surfaces as whatever its arithmetic hit (an index out of range); the caller needs to know where the
+    /// stream broke, not that message.
+    /// </summary>
+    internal static AudioDecodeException Malformed(AudioFormat format, Exception e, long length, long? position) => format == AudioFormat.Mp3
+        ? new AudioDecodeException(AudioDecodeError.Corrupt,
+            $"the MP3 stream is corrupt or cut short: a frame near byte {position ?? 0} of {length} could not be decoded", e)
+        : new AudioDecodeException(AudioDecodeError.Corrupt, $"the {format} audio is malformed: {e.Message}", e);
 
     /// <summary>Names the format from the first bytes, or refuses with the format it recognised.</summary>
     public static AudioFormat Sniff(ReadOnlySpan<byte> bytes)
@@ -102,68 +122,49 @@ public static class AudioDecoder
                 $"{format} at {sampleRate} Hz is not supported ({limits.MinSampleRate} to {limits.MaxSampleRate} Hz)");
     }
 
-    private static long MaxFrames(int sampleRate, AudioLimits limits) => (long)Math.Ceiling(limits.MaxDuration.TotalSeconds * sampleRate);
+    internal static long MaxFrames(int sampleRate, AudioLimits limits) => (long)Math.Ceiling(limits.MaxDuration.TotalSeconds * sampleRate);
 
-    /// <summary>
-    /// A float WAV can hold NaN or infinite samples; the DSP would turn them into finite but meaningless features, so
-    /// the clip is refused instead of answered.
-    /// </summary>
-    private static void RefuseNonFinite(DecodedAudio audio)
-    {
-        for (int c = 0; c < audio.Channels.Length; c++)
-        {
-            float[] channel = audio.Channels[c];
-            for (int i = 0; i < channel.Length; i++)
-            {
-                if (float.IsFinite(channel[i])) continue;
-                throw new AudioDecodeException(AudioDecodeError.Corrupt,
-                    $"the {audio.Format} audio holds a {(float.IsNaN(channel[i]) ? "NaN" : "infinite")} sample (channel {c}, sample {i}); samples must be finite numbers");
-            }
-        }
-    }
-
-    private static AudioDecodeException TooLong(AudioLimits limits) =>
+    internal static AudioDecodeException TooLong(AudioLimits limits) =>
         new(AudioDecodeError.TooLong, $"the audio is longer than the limit of {limits.MaxDuration.TotalSeconds:0.###} s");
 
-    private static DecodedAudio DecodeWav(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenWav(byte[] bytes, AudioLimits limits)
     {
         if (DataChunk(bytes) is (long start, long size) && start + size > bytes.Length)
             throw new AudioDecodeException(AudioDecodeError.Truncated,
                 $"the WAV data chunk declares {size} bytes but the file ends {start + size - bytes.Length} bytes short");
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var reader = new WaveFileReader(stream);
-        WaveFormat format = reader.WaveFormat;
-        CheckShape(format.Channels, format.SampleRate, limits, "WAV");
-        bool pcm = format.Encoding is WaveFormatEncoding.Pcm && format.BitsPerSample is 8 or 16 or 24 or 32;
-        bool ieee = format.Encoding is WaveFormatEncoding.IeeeFloat && format.BitsPerSample is 32 or 64;
-        bool extensible = format.Encoding is WaveFormatEncoding.Extensible && format.BitsPerSample is 8 or 16 or 24 or 32;
-        if (!pcm && !ieee && !extensible)
-            throw Unsupported($"WAV encoding {format.Encoding} with {format.BitsPerSample} bits per sample is not supported (PCM 8/16/24/32-bit or float)");
-        if (reader.SampleCount > MaxFrames(format.SampleRate, limits))
-            throw TooLong(limits);
-
-        int channels = format.Channels;
-        if (ieee && format.BitsPerSample == 64)
-            return Deinterleave(ReadDoubles(reader), channels, format.SampleRate, AudioFormat.Wav);
-        ISampleProvider samples = reader.ToSampleProvider();
-        var interleaved = new List<float>(checked((int)Math.Min(reader.SampleCount * channels, int.MaxValue / 2)));
-        var buffer = new float[ChunkFrames * channels];
-        int read;
-        while ((read = samples.Read(buffer)) > 0)
-            interleaved.AddRange(buffer.AsSpan(0, read));
-        if (interleaved.Count == 0)
-            throw new AudioDecodeException(AudioDecodeError.Empty, "the WAV file holds no samples");
-        return Deinterleave(interleaved.ToArray(), channels, format.SampleRate, AudioFormat.Wav);
+        var stream = new MemoryStream(bytes, writable: false);
+        var reader = new WaveFileReader(stream);
+        return Owning(stream, reader, () =>
+        {
+            WaveFormat format = reader.WaveFormat;
+            CheckShape(format.Channels, format.SampleRate, limits, "WAV");
+            bool pcm = format.Encoding is WaveFormatEncoding.Pcm && format.BitsPerSample is 8 or 16 or 24 or 32;
+            bool ieee = format.Encoding is WaveFormatEncoding.IeeeFloat && format.BitsPerSample is 32 or 64;
+            bool extensible = format.Encoding is WaveFormatEncoding.Extensible && format.BitsPerSample is 8 or 16 or 24 or 32;
+            if (!pcm && !ieee && !extensible)
+                throw Unsupported($"WAV encoding {format.Encoding} with {format.BitsPerSample} bits per sample is not supported (PCM 8/16/24/32-bit or float)");
+            if (reader.SampleCount > MaxFrames(format.SampleRate, limits))
+                throw TooLong(limits);
+            ISampleProvider samples = reader.ToSampleProvider();
+            Func<float[], int, int, int> read = ieee && format.BitsPerSample == 64
+                ? DoublesFrom(reader)
+                : (buffer, offset, count) => samples.Read(buffer.AsSpan(offset, count));
+            return new AudioReader(read, format.Channels, format.SampleRate, AudioFormat.Wav, limits, reader, stream);
+        });
     }
 
-    private static float[] ReadDoubles(WaveFileReader reader)
+    /// <summary>64-bit float samples, which NAudio's sample providers do not read, narrowed to float.</summary>
+    private static Func<float[], int, int, int> DoublesFrom(WaveFileReader reader)
     {
-        var raw = new byte[reader.Length];
-        int got = reader.Read(raw, 0, raw.Length);
-        var samples = new float[got / 8];
-        for (int i = 0; i < samples.Length; i++)
-            samples[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.AsSpan(8 * i));
-        return samples;
+        byte[] raw = [];
+        return (buffer, offset, count) =>
+        {
+            if (raw.Length < count * 8) raw = new byte[count * 8];
+            int got = reader.Read(raw, 0, count * 8) / 8;
+            for (int i = 0; i < got; i++)
+                buffer[offset + i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.AsSpan(8 * i));
+            return got;
+        };
     }
 
     /// <summary>Where the data chunk's samples start and how many bytes it declares; null when there is no data chunk.</summary>
@@ -180,58 +181,46 @@ public static class AudioDecoder
         return null;
     }
 
-    private static DecodedAudio DecodeMp3(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenMp3(byte[] bytes, AudioLimits limits)
     {
-        using var stream = new MemoryStream(bytes, writable: false);
-        MpegFile? mpeg = null;
+        var stream = new MemoryStream(bytes, writable: false);
+        var mpeg = new MpegFile(stream);
+        return Owning(stream, mpeg, () =>
+        {
+            CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
+            return new AudioReader(mpeg.ReadSamples, mpeg.Channels, mpeg.SampleRate, AudioFormat.Mp3, limits, mpeg, stream);
+        });
+    }
+
+    private static AudioReader OpenVorbis(byte[] bytes, AudioLimits limits)
+    {
+        var stream = new MemoryStream(bytes, writable: false);
+        var vorbis = new VorbisReader(stream, closeOnDispose: false);
+        return Owning(stream, vorbis, () =>
+        {
+            CheckShape(vorbis.Channels, vorbis.SampleRate, limits, "Ogg Vorbis");
+            return new AudioReader(vorbis.ReadSamples, vorbis.Channels, vorbis.SampleRate, AudioFormat.OggVorbis, limits, vorbis, stream);
+        });
+    }
+
+    /// <summary>The reader <paramref name="open"/> makes, which then owns both; both are disposed if the clip is refused.</summary>
+    private static AudioReader Owning(MemoryStream stream, IDisposable decoder, Func<AudioReader> open)
+    {
         try
         {
-            mpeg = new MpegFile(stream);
-            CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
-            return ReadAll((buffer, count) => mpeg.ReadSamples(buffer, 0, count), mpeg.Channels, mpeg.SampleRate, limits, AudioFormat.Mp3);
+            return open();
         }
-        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentException or InvalidOperationException or NullReferenceException
-            or EndOfStreamException or InvalidDataException)
+        catch
         {
-            // NLayer does not check a frame's fields against the bytes it has, so a damaged frame surfaces as whatever
-            // its arithmetic hit; the caller needs to know where the stream broke, not that message.
-            throw new AudioDecodeException(AudioDecodeError.Corrupt,
-                $"the MP3 stream is corrupt or cut short: a frame near byte {stream.Position} of {bytes.Length} could not be decoded", e);
-        }
-        finally
-        {
-            mpeg?.Dispose();
+            decoder.Dispose();
+            stream.Dispose();
+            throw;
         }
     }
 
-    private static DecodedAudio DecodeVorbis(byte[] bytes, AudioLimits limits)
+    private static DecodedAudio Deinterleave(List<float> interleaved, int channels, int sampleRate, AudioFormat format)
     {
-        using var stream = new MemoryStream(bytes, writable: false);
-        using var vorbis = new VorbisReader(stream, closeOnDispose: false);
-        CheckShape(vorbis.Channels, vorbis.SampleRate, limits, "Ogg Vorbis");
-        return ReadAll((buffer, count) => vorbis.ReadSamples(buffer, 0, count), vorbis.Channels, vorbis.SampleRate, limits, AudioFormat.OggVorbis);
-    }
-
-    private static DecodedAudio ReadAll(Func<float[], int, int> read, int channels, int sampleRate, AudioLimits limits, AudioFormat format)
-    {
-        long maxSamples = MaxFrames(sampleRate, limits) * channels;
-        var buffer = new float[ChunkFrames * channels];
-        var interleaved = new List<float>();
-        int got;
-        while ((got = read(buffer, buffer.Length)) > 0)
-        {
-            interleaved.AddRange(buffer.AsSpan(0, got));
-            if (interleaved.Count > maxSamples)
-                throw TooLong(limits);
-        }
-        if (interleaved.Count < channels)
-            throw new AudioDecodeException(AudioDecodeError.Empty, $"the {format} stream decodes to no audio (no valid frames)");
-        return Deinterleave(interleaved.ToArray(), channels, sampleRate, format);
-    }
-
-    private static DecodedAudio Deinterleave(float[] interleaved, int channels, int sampleRate, AudioFormat format)
-    {
-        int frames = interleaved.Length / channels;
+        int frames = interleaved.Count / channels;
         var result = new float[channels][];
         for (int c = 0; c < channels; c++)
         {

@@ -29,6 +29,12 @@ public static class AudioDsp
         float peak = 0;
         foreach (float x in samples)
             peak = Math.Max(peak, Math.Abs(x));
+        DivideByPeak(samples, peak);
+    }
+
+    /// <summary>Divides by <paramref name="peak"/> (max |x| of a whole clip, of which these may be a part) when it is above 0 and finite.</summary>
+    public static void DivideByPeak(Span<float> samples, float peak)
+    {
         if (!(peak > 0) || float.IsInfinity(peak))
             return;
         for (int i = 0; i < samples.Length; i++)
@@ -47,28 +53,10 @@ public static class AudioDsp
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(toRate);
         if (fromRate == toRate)
             return input.ToArray();
-        int g = Gcd(fromRate, toRate);
-        int up = toRate / g, down = fromRate / g;
-        int maxRate = Math.Max(up, down);
-        int halfLength = halfWidthZeros * maxRate;
-        double[] filter = KaiserLowPass(2 * halfLength + 1, 1.0 / maxRate, kaiserBeta);
-        for (int i = 0; i < filter.Length; i++)
-            filter[i] *= up;
-
-        long outputLength = ((long)input.Length * up + down - 1) / down;
-        var output = new float[outputLength];
-        for (long m = 0; m < outputLength; m++)
-        {
-            // y[m] = Σ_k x[k] · h[m·down − k·up + halfLength], over the taps inside the filter.
-            long centre = m * down + halfLength;
-            long kFirst = Math.Max(0, (centre - (filter.Length - 1) + up - 1) / up);
-            long kLast = Math.Min(input.Length - 1, centre / up);
-            double sum = 0;
-            for (long k = kFirst; k <= kLast; k++)
-                sum += input[(int)k] * filter[centre - k * up];
-            output[m] = (float)sum;
-        }
-        return output;
+        var resampler = new PolyphaseResampler(fromRate, toRate, keep: long.MaxValue, kaiserBeta, halfWidthZeros);
+        resampler.Push(input);
+        resampler.Finish();
+        return resampler.Kept();
     }
 
     /// <summary>scipy's <c>firwin(taps, cutoff, window=('kaiser', beta))</c>: windowed sinc, unit gain at DC.</summary>
@@ -104,7 +92,7 @@ public static class AudioDsp
         return sum;
     }
 
-    private static int Gcd(int a, int b)
+    internal static int Gcd(int a, int b)
     {
         while (b != 0)
             (a, b) = (b, a % b);
@@ -133,11 +121,18 @@ public static class AudioFrontEnd
     /// <param name="limits">Bounds on the decoding work.</param>
     public static PreparedAudio Prepare(byte[] bytes, int sampleRate, int contextSamples, AudioLimits? limits = null)
     {
-        DecodedAudio decoded = AudioDecoder.Decode(bytes, limits);
-        float[] mono = AudioDsp.Downmix(decoded.Channels);
-        float[] resampled = AudioDsp.Resample(mono, decoded.SampleRate, sampleRate);
-        AudioDsp.PeakNormalise(resampled);
-        float[] cut = resampled.Length > contextSamples ? resampled[..contextSamples] : resampled;
-        return new PreparedAudio(cut, sampleRate, (double)decoded.Frames / decoded.SampleRate, decoded.SampleRate, decoded.Channels.Length, decoded.Format);
+        ArgumentOutOfRangeException.ThrowIfNegative(contextSamples);
+        // The clip is read, downmixed and resampled a chunk at a time and only the first context is stored. All of it is
+        // still read: LLark normalises by the whole clip's peak before cutting, and the embedding id hashes the result.
+        using AudioReader reader = AudioDecoder.Open(bytes, limits);
+        var resampler = new PolyphaseResampler(reader.SampleRate, sampleRate, keep: contextSamples);
+        var mono = new float[AudioReader.ChunkFrames];
+        int frames;
+        while ((frames = reader.ReadMono(mono)) > 0)
+            resampler.Push(mono.AsSpan(0, frames));
+        resampler.Finish();
+        float[] samples = resampler.Kept();
+        AudioDsp.DivideByPeak(samples, resampler.Peak);
+        return new PreparedAudio(samples, sampleRate, (double)reader.FramesRead / reader.SampleRate, reader.SampleRate, reader.Channels, reader.Format);
     }
 }

@@ -62,6 +62,7 @@ public sealed class ConfigurationKeyTests
             bool known = key switch
             {
                 _ when key.StartsWith("LLark:Listen:", StringComparison.Ordinal) => HasProperty(typeof(ListenOptions), key["LLark:Listen:".Length..]),
+                _ when key.StartsWith("LLark:Internal:", StringComparison.Ordinal) => HasProperty(typeof(InternalTokenOptions), key["LLark:Internal:".Length..]),
                 _ when key.StartsWith("LLark:Language:", StringComparison.Ordinal) => service == "language" && HasProperty(typeof(LanguageServiceOptions), key["LLark:Language:".Length..]),
                 _ when key.StartsWith("LLark:Encoder:", StringComparison.Ordinal) => service == "encoder" && EncoderKeys.Contains(key["LLark:Encoder:".Length..]),
                 _ when key.StartsWith("LLark:Gateway:", StringComparison.Ordinal) => service == "gateway" && GatewayKeys.Contains(key["LLark:Gateway:".Length..]),

@@ -310,8 +310,8 @@ public sealed class WorkloadTests
                 if (v["persistentVolumeClaim"]?["claimName"] is { } pvc) r.Get("PersistentVolumeClaim", (string)pvc!);
                 if (v["secret"]?["secretName"] is { } secret)
                 {
-                    // Production's API keys are made outside git (k8s/README.md); everything else comes with the overlay.
-                    if (overlay == "prod-gpu" && (string)secret! == "gateway-api-keys") continue;
+                    // Production's API keys and internal token are made outside git (k8s/README.md); everything else comes with the overlay.
+                    if (overlay == "prod-gpu" && (string)secret! is "gateway-api-keys" or "llark-internal-token") continue;
                     r.Get("Secret", (string)secret!);
                 }
             }

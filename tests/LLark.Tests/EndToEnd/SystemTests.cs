@@ -27,6 +27,9 @@ namespace LLark.Tests.EndToEnd;
 public sealed class SystemFixture : IAsyncLifetime, IDisposable
 {
     internal const string LimitedKey = "e2e-limited-0123456789";
+
+    /// <summary>As tools/run.sh gives all three: the model services take calls from the gateway only.</summary>
+    internal const string InternalToken = "e2e-internal-token-0123456789";
     private readonly TempDirectory cache = new();
 
     internal int EncoderPort { get; } = LoopbackHost.FreePort();
@@ -40,6 +43,7 @@ public sealed class SystemFixture : IAsyncLifetime, IDisposable
     {
         ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-tiny"),
         ["LLark:Listen:GrpcPort"] = EncoderPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["LLark:Internal:Token"] = InternalToken,
     });
 
     public async Task InitializeAsync()
@@ -50,6 +54,7 @@ public sealed class SystemFixture : IAsyncLifetime, IDisposable
             ["LLark:Language:ModelPath"] = TinyLLark.Directory,
             ["LLark:Language:EncoderAddress"] = Encoder.GrpcAddress.ToString(),
             ["LLark:Language:DefaultMaxNewTokens"] = "16",
+            ["LLark:Internal:Token"] = InternalToken,
         }))));
         await LanguageServiceTests.WaitServing(Language);
         var settings = GatewayTestHost.Destinations(Language.GrpcAddress, Encoder.GrpcAddress);
@@ -57,6 +62,7 @@ public sealed class SystemFixture : IAsyncLifetime, IDisposable
         settings["LLark:Gateway:ApiKeys:1:Sha256"] = GatewayTestHost.Sha256Hex(LimitedKey);
         settings["LLark:Gateway:ApiKeys:1:RequestsPerSecond"] = "0.1";
         settings["LLark:Gateway:ApiKeys:1:Burst"] = "2";
+        settings["LLark:Internal:Token"] = InternalToken;
         Gateway = await LoopbackHost.StartAsync(GatewayTestHost.Build(settings));
     }
 

@@ -20,12 +20,14 @@ namespace LLark.Tests.Gateway;
 
 /// <summary>
 /// A language service that fails on demand: each call counts, and the first <see cref="FailNext"/> calls are cut off
-/// (the HTTP/2 stream reset) after they arrived, as a pod that dies mid-call does.
+/// (the HTTP/2 stream reset) after they arrived, as a pod that dies mid-call does; with <see cref="BreakMidStream"/>
+/// a Generate is cut off after its first delta instead.
 /// </summary>
 internal sealed class FlakyLanguage : LanguageService.LanguageServiceBase
 {
     public int Calls;
     public int FailNext;
+    public bool BreakMidStream;
 
     public static async Task<(LoopbackHost Host, FlakyLanguage Service)> StartAsync()
     {
@@ -61,6 +63,13 @@ internal sealed class FlakyLanguage : LanguageService.LanguageServiceBase
     {
         MaybeFail(context);
         await responseStream.WriteAsync(new GenerateResponse { Delta = new TokenDelta { Text = "hi" } });
+        if (BreakMidStream)
+        {
+            // The delta must have left before the stream is cut, as when a pod dies between two tokens.
+            await Task.Delay(200);
+            context.GetHttpContext().Abort();
+            return;
+        }
         await responseStream.WriteAsync(new GenerateResponse { Final = new GenerateFinal { Text = "hi", FinishReason = FinishReason.Stop } });
     }
 }
@@ -178,6 +187,70 @@ public sealed class GatewayResilienceTests
             Assert.Equal(3, flaky.Calls);
             flaky.FailNext = 0;
         }
+    }
+
+    [Fact]
+    public async Task AStreamThatBreaksMidCallReachesGrpcCallersAsUnavailableNotCancelled()
+    {
+        var (host, flaky) = await FlakyLanguage.StartAsync();
+        await using (host)
+        {
+            await using LoopbackHost gateway = await LoopbackHost.StartAsync(Build(Destinations(host.GrpcAddress, Nowhere)));
+            var client = new LanguageService.LanguageServiceClient(gateway.Channel);
+            flaky.BreakMidStream = true;
+
+            using var call = client.Generate(GatewayTests.Request(4), Bearer(MainKey));
+            Assert.True(await call.ResponseStream.MoveNext());
+            Assert.Equal("hi", call.ResponseStream.Current.Delta.Text);
+            var e = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
+            Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+            Assert.Contains("stream broke", e.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(1, flaky.Calls);
+
+            flaky.BreakMidStream = false;
+            Assert.Equal("hi", (await GatewayTests.Run(client, GatewayTests.Request(4), Bearer(MainKey))).Final.Text);
+        }
+    }
+
+    [Fact]
+    public async Task RefusalsPerAddressAreLimitedAndSoAreItsHealthWatches()
+    {
+        var settings = Destinations(Nowhere, Nowhere);
+        settings["LLark:Gateway:Anonymous:RefusalBurst"] = "3";
+        settings["LLark:Gateway:Anonymous:RefusalsPerSecond"] = "0.01";
+        settings["LLark:Gateway:Anonymous:MaxHealthWatches"] = "2";
+        await using LoopbackHost gateway = await LoopbackHost.StartAsync(Build(settings));
+        var client = new LanguageService.LanguageServiceClient(gateway.Channel);
+
+        var statuses = new List<StatusCode>();
+        for (int i = 0; i < 10; i++)
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await client.GetModelInfoAsync(new GetModelInfoRequest(), Bearer("wrong-key-0123456789")));
+            statuses.Add(e.StatusCode);
+        }
+        Assert.Equal([.. Enumerable.Repeat(StatusCode.Unauthenticated, 3), .. Enumerable.Repeat(StatusCode.ResourceExhausted, 7)], statuses);
+
+        var health = new Health.HealthClient(gateway.Channel);
+        using var cts = new CancellationTokenSource();
+        using var first = health.Watch(new HealthCheckRequest(), cancellationToken: cts.Token);
+        using var second = health.Watch(new HealthCheckRequest(), cancellationToken: cts.Token);
+        Assert.True(await first.ResponseStream.MoveNext());
+        Assert.True(await second.ResponseStream.MoveNext());
+        using var third = health.Watch(new HealthCheckRequest());
+        var refused = await Assert.ThrowsAsync<RpcException>(() => third.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
+        await cts.CancelAsync();
+    }
+
+    [Fact]
+    public void OneRefusalPerAddressIsLoggedPerInterval()
+    {
+        using var limits = new AnonymousLimits(Options.Create(new GatewayOptions { Anonymous = { LogInterval = TimeSpan.FromHours(1) } }));
+        Assert.True(limits.LogsRefusal("192.0.2.1"));
+        Assert.False(limits.LogsRefusal("192.0.2.1"));
+        Assert.False(limits.LogsRefusal("192.0.2.1"));
+        Assert.True(limits.LogsRefusal("192.0.2.2"));
     }
 
     [Fact]

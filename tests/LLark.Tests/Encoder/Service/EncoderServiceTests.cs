@@ -362,3 +362,19 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
         Assert.Equal("SERVING", await http.GetStringAsync(new Uri(fixture.Host.HttpAddress!, "/healthz")));
     }
 }
+
+/// <summary>A service with its default limits, for clips larger than the shared fixture takes.</summary>
+public sealed class EncoderServiceDefaultLimitTests
+{
+    [Fact]
+    public async Task AClipOverKestrelsDefaultBodyLimitButUnderTheServicesIsEmbedded()
+    {
+        using var cache = new global::LLark.Tests.Checkpoints.TempDirectory();
+        await using LoopbackHost host = await EncoderHarness.StartAsync(cache.Path);
+        // 40 MB of 8-bit stereo: past Kestrel's 30 MB default, under the 64 MiB MaxAudioBytes.
+        byte[] wav = WavWriter.LongPcm8(20_000_000, 2, 44100);
+        EmbedResponse response = await EncoderHarness.Client(host).EmbedAsync(EncoderHarness.Request(wav, filename: "long.wav"));
+        Assert.Matches("^[0-9a-f]{64}$", response.EmbeddingId);
+        Assert.True(response.Frames > 0);
+    }
+}

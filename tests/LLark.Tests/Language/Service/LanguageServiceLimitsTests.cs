@@ -5,6 +5,7 @@ using Grpc.Health.V1;
 using LLark.Common.V1;
 using LLark.Language.Service;
 using LLark.Language.V1;
+using LLark.ServiceDefaults;
 using LLark.Tests.Language.Engine.Serving;
 using LLark.Tests.TestSupport;
 using Microsoft.Extensions.Hosting;
@@ -23,6 +24,18 @@ public sealed class LanguageServiceLimitsTests
         return request;
     }
 
+
+    /// <summary>A language service whose encoder is at <paramref name="port"/> on loopback, SERVING.</summary>
+    private static async Task<LoopbackHost> WithEncoderAt(int port)
+    {
+        LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{port}",
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        return host;
+    }
 
     [Fact]
     public async Task PastTheQueueLimitCallsGetResourceExhaustedWithARetryHint()
@@ -55,12 +68,7 @@ public sealed class LanguageServiceLimitsTests
     public async Task AnEncoderThatIsDownGivesUnavailableAndServingResumesWhenItReturns()
     {
         int encoderPort = LoopbackHost.FreePort();
-        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
-        {
-            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
-            ["LLark:Language:EncoderAddress"] = $"http://127.0.0.1:{encoderPort}",
-        })));
-        await LanguageServiceTests.WaitServing(host);
+        await using LoopbackHost host = await WithEncoderAt(encoderPort);
         var client = new LanguageService.LanguageServiceClient(host.Channel);
         GenerateRequest byId = Request(4);
         byId.EmbeddingId = "clip-b";
@@ -90,6 +98,95 @@ public sealed class LanguageServiceLimitsTests
             }
             Assert.Equal(5u, final.Usage.AudioTokens);
         }
+    }
+
+    [Fact]
+    public async Task AnEncoderBackAfterALongOutageIsReachedWithinTwoSecondsOnEveryPath()
+    {
+        int encoderPort = LoopbackHost.FreePort();
+        (LoopbackHost encoderHost, StoredEmbeddingsEncoder encoder) = await StoredEmbeddingsEncoder.StartAsync(encoderPort);
+        encoder.Embeddings["clip-c"] = (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(3)), TinyLLark.AudioWidth, TinyLLark.Fps);
+        byte[] clip = [.. "RIFF-outage-clip"u8];
+        encoder.Embeddings[Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(clip))] =
+            (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(2)), TinyLLark.AudioWidth, TinyLLark.Fps);
+        await using LoopbackHost host = await WithEncoderAt(encoderPort);
+        var client = new LanguageService.LanguageServiceClient(host.Channel);
+        GenerateRequest byId = Request(2);
+        byId.EmbeddingId = "clip-c";
+        GenerateRequest byAudio = Request(2);
+        byAudio.AudioBytes = new AudioBytes { Data = Google.Protobuf.ByteString.CopyFrom(clip) };
+        Assert.Equal(3u, (await LanguageServiceTests.Run(client, byId)).Final.Usage.AudioTokens);
+
+        // Ten seconds of failing calls: long enough for the default back-off to have grown past four seconds.
+        await encoderHost.DisposeAsync();
+        var outage = System.Diagnostics.Stopwatch.StartNew();
+        while (outage.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => LanguageServiceTests.Run(client, byId));
+            Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+            await Task.Delay(250);
+        }
+
+        (encoderHost, _) = await StoredEmbeddingsEncoder.StartAsync(encoderPort, encoder: encoder);
+        await using (encoderHost)
+        {
+            var back = System.Diagnostics.Stopwatch.StartNew();
+            GenerateFinal? healed = null;
+            while (healed is null)
+            {
+                try
+                {
+                    healed = (await LanguageServiceTests.Run(client, byId)).Final;
+                }
+                catch (RpcException retry) when (retry.StatusCode == StatusCode.Unavailable && back.Elapsed < TimeSpan.FromSeconds(2))
+                {
+                    await Task.Delay(50);
+                }
+            }
+            Assert.Equal(3u, healed.Usage.AudioTokens);
+            Assert.Equal(2u, (await LanguageServiceTests.Run(client, byAudio)).Final.Usage.AudioTokens);
+        }
+    }
+
+    [Fact]
+    public async Task WithAnInternalTokenCallsWithoutItAreUnauthenticatedButHealthIsOpen()
+    {
+        const string Token = "internal-token-0123456789";
+        await using LoopbackHost host = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Internal:Token"] = Token,
+        })));
+        await LanguageServiceTests.WaitServing(host);
+        var client = new LanguageService.LanguageServiceClient(host.Channel);
+
+        var missing = await Assert.ThrowsAsync<RpcException>(async () => await client.GetModelInfoAsync(new GetModelInfoRequest()));
+        Assert.Equal(StatusCode.Unauthenticated, missing.StatusCode);
+        var wrong = await Assert.ThrowsAsync<RpcException>(() =>
+            LanguageServiceTests.Run(client, Request(2, LanguageServiceTests.Frames(2)), headers: new Metadata { { InternalTokenOptions.Header, "not-the-token-0123456789" } }));
+        Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
+        var reflection = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            // Nothing is written: the answer does not wait for a request, and a write could race it.
+            using var call = new Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(host.Channel).ServerReflectionInfo();
+            await call.ResponseStream.MoveNext();
+        });
+        Assert.Equal(StatusCode.Unimplemented, reflection.StatusCode);
+
+        var with = new Metadata { { InternalTokenOptions.Header, Token } };
+        Assert.Equal(2u, (await LanguageServiceTests.Run(client, Request(2, LanguageServiceTests.Frames(2)), headers: with)).Final.Usage.GeneratedTokens);
+    }
+
+    [Fact]
+    public async Task BoundBeyondLoopbackWithoutAnInternalTokenTheServiceDoesNotStart()
+    {
+        await using Microsoft.AspNetCore.Builder.WebApplication app = LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
+        {
+            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Listen:Address"] = "0.0.0.0",
+        }));
+        var e = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("LLark:Internal:Token", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -73,9 +73,9 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
     }
 
     internal static async Task<(List<TokenDelta> Deltas, GenerateFinal Final)> Run(LanguageService.LanguageServiceClient client, GenerateRequest request,
-        CancellationToken ct = default)
+        Metadata? headers = null, CancellationToken ct = default)
     {
-        using var call = client.Generate(request, cancellationToken: ct);
+        using var call = client.Generate(request, headers, cancellationToken: ct);
         var deltas = new List<TokenDelta>();
         GenerateFinal? final = null;
         await foreach (GenerateResponse r in call.ResponseStream.ReadAllAsync(ct))

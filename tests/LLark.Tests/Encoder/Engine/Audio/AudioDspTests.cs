@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LLark.Encoder.Engine.Audio;
 using Xunit.Abstractions;
 
@@ -59,5 +60,80 @@ public sealed class AudioDspTests(ITestOutputHelper output)
     {
         float[] mono = AudioDsp.Downmix([[1f, 0.5f], [0f, -0.5f], [0.5f, 0f]]);
         Assert.Equal([0.5f, 0f], mono);
+    }
+
+    /// <summary>The front end as it was before it streamed: every channel of the whole clip decoded, then each step on all of it.</summary>
+    private static PreparedAudio WholeClip(byte[] bytes, int sampleRate, int contextSamples)
+    {
+        DecodedAudio decoded = AudioDecoder.Decode(bytes);
+        float[] resampled = AudioDsp.Resample(AudioDsp.Downmix(decoded.Channels), decoded.SampleRate, sampleRate);
+        AudioDsp.PeakNormalise(resampled);
+        float[] cut = resampled.Length > contextSamples ? resampled[..contextSamples] : resampled;
+        return new PreparedAudio(cut, sampleRate, (double)decoded.Frames / decoded.SampleRate, decoded.SampleRate, decoded.Channels.Length, decoded.Format);
+    }
+
+    public static TheoryData<string, int> Clips() => new()
+    {
+        { "48 kHz stereo pcm8, loudest after the context", 44100 },
+        { "44.1 kHz stereo pcm8, loudest after the context", 44100 },
+        { "22.05 kHz mono float64", 44100 },
+        { "44.1 kHz 3 channels pcm16, shorter than the context", 1 << 20 },
+        { "mp3", 22050 },
+        { "ogg", 22050 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Clips))]
+    public void ALongClipIsPreparedBitForBitAsTheWholeClipPathPreparedIt(string clip, int contextSamples)
+    {
+        byte[] bytes = clip switch
+        {
+            "mp3" or "ogg" => File.ReadAllBytes(TestSupport.RepoPaths.Fixture("audio-formats", $"tone_440_660_stereo.{clip}")),
+            "22.05 kHz mono float64" => WavWriter.Write([WavWriter.Sine(3 * 22050 + 7, 22050, 330, 0.7)], 22050, "float64"),
+            "44.1 kHz 3 channels pcm16, shorter than the context" =>
+                WavWriter.Write([WavWriter.Sine(30000, 44100, 220, 0.3), WavWriter.Sine(30000, 44100, 440, 0.2), new float[30000]], 44100, "pcm16"),
+            _ => WavWriter.LongPcm8(5 * (clip.StartsWith("48", StringComparison.Ordinal) ? 48000 : 44100) + 123, 2,
+                clip.StartsWith("48", StringComparison.Ordinal) ? 48000 : 44100),
+        };
+        PreparedAudio streamed = AudioFrontEnd.Prepare(bytes, 44100, contextSamples);
+        PreparedAudio whole = WholeClip(bytes, 44100, contextSamples);
+
+        Assert.Equal(whole.Samples.Length, streamed.Samples.Length);
+        Assert.True(MemoryMarshal.AsBytes(whole.Samples.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(streamed.Samples.AsSpan())),
+            $"{clip}: the streamed samples differ from the whole clip's");
+        Assert.Equal((whole.SourceSeconds, whole.SourceSampleRate, whole.SourceChannels, whole.Format),
+            (streamed.SourceSeconds, streamed.SourceSampleRate, streamed.SourceChannels, streamed.Format));
+    }
+
+    [Fact]
+    public void ResamplingChunkByChunkGivesTheSameSamplesAsAllAtOnce()
+    {
+        float[] input = WavWriter.Sine(50_000, 48000, 1234, 0.9);
+        float[] once = AudioDsp.Resample(input, 48000, 44100);
+        var chunked = new PolyphaseResampler(48000, 44100, keep: long.MaxValue);
+        for (int at = 0, step = 1; at < input.Length; at += step, step = step * 3 % 9973 + 1)
+            chunked.Push(input.AsSpan(at, Math.Min(step, input.Length - at)));
+        chunked.Finish();
+        Assert.Equal(once, chunked.Kept());
+        Assert.Equal(once.Length, chunked.Produced);
+        Assert.Equal(once.Max(MathF.Abs), chunked.Peak);
+    }
+
+    /// <summary>
+    /// A 60 MB 8-bit stereo WAV (11 minutes) allocates about one context of floats, not the clip four times over;
+    /// the bound is on this thread's allocations, which are the same on every run.
+    /// </summary>
+    [Fact]
+    public void PreparingA60MegabyteWavAllocatesAboutOneContext()
+    {
+        const int Rate = 44100, Context = 1 << 20;
+        byte[] wav = WavWriter.LongPcm8(30_000_000, 2, Rate);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        PreparedAudio prepared = AudioFrontEnd.Prepare(wav, Rate, Context);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        output.WriteLine($"{wav.Length / 1e6:F1} MB WAV ({prepared.SourceSeconds:F0} s): {allocated / 1e6:F1} MB allocated to prepare it");
+        Assert.Equal(Context, prepared.Samples.Length);
+        Assert.Equal(30_000_000.0 / Rate, prepared.SourceSeconds);
+        Assert.True(allocated < 32L << 20, $"{allocated} bytes allocated");
     }
 }
