@@ -220,12 +220,17 @@ public sealed class TorchPickleFile : ITensorSource
 
     private static ZipArchive OpenZip(string path, FileStream file)
     {
+        ZipArchive? zip = null;
         try
         {
-            return new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            // The central directory is read on first use of Entries; a damaged one must fail here, as a damaged zip.
+            _ = zip.Entries;
+            return zip;
         }
         catch (InvalidDataException e)
         {
+            zip?.Dispose();
             throw new CheckpointException($"{path} is a damaged zip file (truncated?): {e.Message}", e);
         }
     }
