@@ -131,8 +131,9 @@ public static class AudioDecoder
         int read;
         while ((read = samples.Read(buffer)) > 0)
             interleaved.AddRange(buffer.AsSpan(0, read));
-        if (interleaved.Count == 0)
-            throw new AudioDecodeException(AudioDecodeError.Empty, "the WAV file holds no samples");
+        // A data chunk shorter than one frame (2 bytes of stereo PCM16, say) reads as samples but makes no frame.
+        if (interleaved.Count < channels)
+            throw new AudioDecodeException(AudioDecodeError.Empty, "the WAV file holds no samples (no whole frame)");
         return Deinterleave(interleaved.ToArray(), channels, format.SampleRate, AudioFormat.Wav);
     }
 
