@@ -131,9 +131,6 @@ public static class AudioDecoder
         int read;
         while ((read = samples.Read(buffer)) > 0)
             interleaved.AddRange(buffer.AsSpan(0, read));
-        // A data chunk shorter than one frame (2 bytes of stereo PCM16, say) reads as samples but makes no frame.
-        if (interleaved.Count < channels)
-            throw new AudioDecodeException(AudioDecodeError.Empty, "the WAV file holds no samples (no whole frame)");
         return Deinterleave(interleaved.ToArray(), channels, format.SampleRate, AudioFormat.Wav);
     }
 
@@ -189,14 +186,16 @@ public static class AudioDecoder
             if (interleaved.Count > maxSamples)
                 throw TooLong(limits);
         }
-        if (interleaved.Count < channels)
-            throw new AudioDecodeException(AudioDecodeError.Empty, $"the {format} stream decodes to no audio (no valid frames)");
         return Deinterleave(interleaved.ToArray(), channels, sampleRate, format);
     }
 
     private static DecodedAudio Deinterleave(float[] interleaved, int channels, int sampleRate, AudioFormat format)
     {
         int frames = interleaved.Length / channels;
+        // Every path ends here, so this is where "no audio" is caught: an empty data chunk, no valid frames, or fewer
+        // samples than one frame (2 bytes of stereo PCM16) that read as samples but make no frame.
+        if (frames == 0)
+            throw new AudioDecodeException(AudioDecodeError.Empty, $"the {format} audio holds no whole frame of samples");
         var result = new float[channels][];
         for (int c = 0; c < channels; c++)
         {

@@ -73,6 +73,8 @@ public sealed class AudioDecoderFuzzTests
     [
         // A data chunk of 2 bytes, half a stereo PCM16 frame, decoded to a clip of zero frames.
         Seed("pcm16-stereo.wav", new SetUInt32(40, 2)),
+        // The same through the float64 path: a data chunk of 0 bytes.
+        Seed("float64-stereo.wav", new SetUInt16(40, 0)),
     ];
 
     public static TheoryData<string> FoundCases => new(FoundInputs.Select(c => c.ToString()));
