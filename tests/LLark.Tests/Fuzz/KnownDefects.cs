@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace LLark.Tests.Fuzz;
 
 /// <summary>
@@ -31,11 +33,16 @@ internal static class KnownDefects
     private static readonly HashSet<string> Open =
         [RawDecoderMessage, NonFiniteSamplesAccepted, InfiniteFpsAccepted, NonFiniteFramesAccepted, MalformedProtobufUnknown];
 
-    /// <summary>Whether <paramref name="defect"/> is still open; a property tolerates only open defects.</summary>
+    private static readonly ConcurrentDictionary<string, bool> Reported = new();
+
+    /// <summary>
+    /// Whether <paramref name="defect"/> is still open; a property tolerates only open defects. The first case of
+    /// each is printed; printing every one would fill the test host's memory in a long --fuzz run.
+    /// </summary>
     public static bool Tolerates(string defect, string what)
     {
         if (!Open.Contains(defect)) return false;
-        Console.WriteLine($"fuzz: known defect ({defect}): {what}");
+        if (Reported.TryAdd(defect, true)) Console.WriteLine($"fuzz: known defect ({defect}), first case: {what}");
         return true;
     }
 }

@@ -33,7 +33,7 @@ internal static class RequestGen
         {
             var message = new EmbeddingFrames { Dtype = dtype, Frames = frames, Width = width, Fps = fps };
             // Half the time the data has exactly the length the header promises (as far as the values go), so that the checks past the length run.
-            float[] data = exact && (long)frames * width <= 4096 ? [.. Enumerable.Range(0, (int)(frames * width)).Select(i => values.Length == 0 ? 0f : values[i % values.Length])] : values;
+            float[] data = exact && (ulong)frames * width <= 4096 ? [.. Enumerable.Range(0, (int)(frames * width)).Select(i => values.Length == 0 ? 0f : values[i % values.Length])] : values;
             byte[] bytes = dtype == FrameDType.Bfloat16
                 ? [.. data.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)))]
                 : [.. data.SelectMany(BitConverter.GetBytes)];
