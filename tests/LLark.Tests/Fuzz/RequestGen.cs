@@ -66,6 +66,19 @@ internal static class RequestGen
             _ => Gen.Byte.Array[0, 64].Select(b => { var r = t.request.Clone(); r.AudioBytes = new AudioBytes { Data = ByteString.CopyFrom(b) }; return r; }),
         });
 
+    /// <summary>A request as JSON, or as its wire bytes when it holds text JSON cannot carry (a lone surrogate).</summary>
+    public static string Print(IMessage message)
+    {
+        try
+        {
+            return message.ToString() ?? "";
+        }
+        catch (ArgumentException)
+        {
+            return $"{message.Descriptor.Name} bytes {Convert.ToHexStringLower(message.ToByteArray())}";
+        }
+    }
+
     /// <summary>The message unset a quarter of the time, as a client that leaves it out sends it.</summary>
     private static Gen<T?> OrNull<T>(this Gen<T> gen) where T : class => Gen.Frequency((1, Gen.Const((T?)null)), (3, gen.Select(v => (T?)v)));
 }

@@ -40,10 +40,10 @@ public sealed class RequestMappingFuzzTests
                 Assert.True(o.Sampling.TopK >= 0, $"top_k {o.Sampling.TopK}");
                 Assert.DoesNotContain(o.StopStrings, string.IsNullOrEmpty);
             }
-        }, iterations: 400, print: r => r.ToString());
+        }, iterations: 400, print: RequestGen.Print);
 
     [Fact]
-    public void RandomEmbeddingFramesMapOrAreRefusedOnFrames() => FuzzRun.Check(RequestGen.Frames, FramesHold, iterations: 400, print: f => f.ToString());
+    public void RandomEmbeddingFramesMapOrAreRefusedOnFrames() => FuzzRun.Check(RequestGen.Frames, FramesHold, iterations: 400, print: RequestGen.Print);
 
     [Theory(Skip = KnownDefects.NonFiniteFramesAccepted)]
     // A float32 NaN.
@@ -68,10 +68,10 @@ public sealed class RequestMappingFuzzTests
         AudioFrames a = audio.Result!;
         Assert.True(a.Frames > 0 && a.Width > 0, $"{a.Frames} x {a.Width}");
         Assert.Equal((long)a.Frames * a.Width, a.Data.LongLength);
-        if (!double.IsFinite(a.Fps) && !KnownDefects.Tolerates(KnownDefects.InfiniteFpsAccepted, frames.ToString()))
+        if (!double.IsFinite(a.Fps) && !KnownDefects.Tolerates(KnownDefects.InfiniteFpsAccepted, RequestGen.Print(frames)))
             Assert.Fail($"fps {a.Fps} was accepted");
         Assert.True(a.Fps > 0, $"fps {a.Fps}");
-        if (!a.Data.All(float.IsFinite) && !KnownDefects.Tolerates(KnownDefects.NonFiniteFramesAccepted, frames.ToString()))
+        if (!a.Data.All(float.IsFinite) && !KnownDefects.Tolerates(KnownDefects.NonFiniteFramesAccepted, RequestGen.Print(frames)))
             Assert.Fail("frames holding NaN or infinity were accepted as audio");
     }
 

@@ -45,7 +45,7 @@ public sealed class ServiceFuzzTests(SystemFixture system) : IClassFixture<Syste
                 }
             });
             Assert.False(code is StatusCode.Unknown or StatusCode.Internal, $"{code}: {detail}");
-        }, iterations: 25, print: r => r.ToString());
+        }, iterations: 25, print: RequestGen.Print);
 
     [Fact]
     public Task MutatedClipsEndInACallersStatus() =>
@@ -121,7 +121,9 @@ public sealed class ServiceFuzzTests(SystemFixture system) : IClassFixture<Syste
         if (!parses && code == StatusCode.Unknown && KnownDefects.Tolerates(KnownDefects.MalformedProtobufUnknown, $"{name} -> {detail}"))
             return;
         Assert.False(code is StatusCode.Unknown or StatusCode.Internal, $"{name}: {code}: {detail}");
-        if (!parses) Assert.Equal(StatusCode.InvalidArgument, code);
+        // Bytes that are no GenerateRequest are the caller's mistake, unless the gateway refused the call before
+        // reading them: a long --fuzz run sends more than the key's requests a second.
+        if (!parses) Assert.True(code is StatusCode.InvalidArgument or StatusCode.ResourceExhausted, $"{name}: {code}: {detail}");
     }
 
     private static readonly string[] Keys =
