@@ -72,9 +72,9 @@ public sealed class AudioDecoderFuzzTests
     private static IEnumerable<MutatedInput> FoundInputs =>
     [
         // A data chunk of 2 bytes, half a stereo PCM16 frame, decoded to a clip of zero frames.
-        Seed("pcm16-stereo.wav", new SetUInt32(40, 2)),
+        Seed("pcm16-stereo.wav", new SetField(40, 2, 4)),
         // The same through the float64 path: a data chunk of 0 bytes.
-        Seed("float64-stereo.wav", new SetUInt16(40, 0)),
+        Seed("float64-stereo.wav", new SetField(40, 0, 2)),
     ];
 
     public static TheoryData<string> FoundCases => new(FoundInputs.Select(c => c.ToString()));
@@ -102,7 +102,7 @@ public sealed class AudioDecoderFuzzTests
     private static IEnumerable<MutatedInput> NonFiniteInputs =>
     [
         // The first sample's bits all ones: a NaN.
-        Seed("float32-mono.wav", new SetUInt32(59, 0xFFFF_FFFF)),
+        Seed("float32-mono.wav", new SetField(59, 0xFFFF_FFFF, 4)),
     ];
 
     public static TheoryData<string> NonFiniteCases => new(NonFiniteInputs.Select(c => c.ToString()));

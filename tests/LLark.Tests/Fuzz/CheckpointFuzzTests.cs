@@ -63,7 +63,7 @@ public sealed class CheckpointFuzzTests : IDisposable
     [
         // The end-of-central-directory count no longer matches the central directory: ZipArchive's
         // InvalidDataException escaped from reading the entries, past the check made on opening.
-        new("layout.zip.pt", File.ReadAllBytes(TorchSeeds[0].Path), [new SetUInt32(3740, 3), new Insert(460053856, Convert.FromHexString("413651acc307dcba23a42e83ec95"))]),
+        new("layout.zip.pt", File.ReadAllBytes(TorchSeeds[0].Path), [new SetField(3740, 3, 4), new Insert(460053856, Convert.FromHexString("413651acc307dcba23a42e83ec95"))]),
         // A bit of data.pkl's size in the central directory: 32 MiB allocated up front for a 7.5 KB file.
         new("layout.zip.pt", File.ReadAllBytes(TorchSeeds[0].Path), [new FlipBit(911257509, 1)]),
     ];

@@ -27,30 +27,20 @@ internal sealed record FlipBit(int Position, int Bit) : Mutation
     public override string ToString() => $"flip bit {Bit & 7} at {Position}";
 }
 
-internal sealed record SetUInt32(int Position, uint Value) : Mutation
+/// <summary>A little-endian field of <see cref="Width"/> bytes (2 or 4) set to <see cref="Value"/>: a length, count or tag.</summary>
+internal sealed record SetField(int Position, uint Value, int Width) : Mutation
 {
     public override byte[] Apply(byte[] bytes)
     {
-        if (bytes.Length < 4) return bytes;
+        if (bytes.Length < Width) return bytes;
         byte[] copy = (byte[])bytes.Clone();
-        BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(At(Position, copy.Length - 3)), Value);
+        Span<byte> field = copy.AsSpan(At(Position, copy.Length - Width + 1), Width);
+        if (Width == 2) BinaryPrimitives.WriteUInt16LittleEndian(field, (ushort)Value);
+        else BinaryPrimitives.WriteUInt32LittleEndian(field, Value);
         return copy;
     }
 
-    public override string ToString() => $"set u32 at {Position} to 0x{Value:x8}";
-}
-
-internal sealed record SetUInt16(int Position, ushort Value) : Mutation
-{
-    public override byte[] Apply(byte[] bytes)
-    {
-        if (bytes.Length < 2) return bytes;
-        byte[] copy = (byte[])bytes.Clone();
-        BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(At(Position, copy.Length - 1)), Value);
-        return copy;
-    }
-
-    public override string ToString() => $"set u16 at {Position} to 0x{Value:x4}";
+    public override string ToString() => Width == 2 ? $"set u16 at {Position} to 0x{Value:x4}" : $"set u32 at {Position} to 0x{Value:x8}";
 }
 
 internal sealed record Truncate(int Length) : Mutation
@@ -104,8 +94,8 @@ internal static class MutationGen
         Gen<int> position = Gen.Frequency((3, Gen.Int[0, Math.Max(header - 1, 0)]), (1, Gen.Int[0, int.MaxValue]));
         return Gen.Frequency<Mutation>(
             (4, Gen.Select(position, Gen.Int[0, 7], (p, b) => (Mutation)new FlipBit(p, b))),
-            (3, Gen.Select(position, FieldValue, (p, v) => (Mutation)new SetUInt32(p, v))),
-            (2, Gen.Select(position, Gen.OneOf(FieldValue.Select(v => (ushort)v), Gen.UShort), (p, v) => (Mutation)new SetUInt16(p, v))),
+            (3, Gen.Select(position, FieldValue, (p, v) => (Mutation)new SetField(p, v, 4))),
+            (2, Gen.Select(position, Gen.OneOf(FieldValue.Select(v => v & 0xFFFF), Gen.UShort.Select(v => (uint)v)), (p, v) => (Mutation)new SetField(p, v, 2))),
             (2, Gen.Int[0, int.MaxValue].Select(n => (Mutation)new Truncate(n))),
             (1, Gen.Select(position, Gen.Int[1, 64], (p, n) => (Mutation)new Delete(p, n))),
             (1, Gen.Select(position, Gen.Byte.Array[1, 16], (p, b) => (Mutation)new Insert(p, b))));
