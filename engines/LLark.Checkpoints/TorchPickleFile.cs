@@ -220,12 +220,17 @@ public sealed class TorchPickleFile : ITensorSource
 
     private static ZipArchive OpenZip(string path, FileStream file)
     {
+        ZipArchive? zip = null;
         try
         {
-            return new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            // The central directory is read on first use of Entries; a damaged one must fail here, as a damaged zip.
+            _ = zip.Entries;
+            return zip;
         }
         catch (InvalidDataException e)
         {
+            zip?.Dispose();
             throw new CheckpointException($"{path} is a damaged zip file (truncated?): {e.Message}", e);
         }
     }
@@ -234,18 +239,25 @@ public sealed class TorchPickleFile : ITensorSource
     {
         if (entry.Length > MaxPickleBytes)
             throw new CheckpointException($"{path}: {entry.FullName} claims {entry.Length} bytes, too large for a state dict's pickle.");
-        var bytes = new byte[entry.Length];
+        // The length is only the central directory's claim: the buffer grows with the bytes that arrive, so a damaged
+        // length in a small file cannot make it allocate up to the limit.
+        using var pickle = new MemoryStream();
         try
         {
             using var stream = entry.Open();
-            CheckpointFiles.ReadExactly(stream, bytes, path, null);
+            var chunk = new byte[81920];
+            int read;
+            while ((read = stream.Read(chunk)) > 0 && pickle.Length <= entry.Length)
+                pickle.Write(chunk, 0, read);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or IOException)
         {
             throw new CheckpointException($"{path}: {entry.FullName} cannot be read: {e.Message}", e);
         }
-        using var memory = new MemoryStream(bytes, writable: false);
-        return new PickleReader(memory, path, host).Load();
+        if (pickle.Length != entry.Length)
+            throw new CheckpointException($"{path}: {entry.FullName} holds {pickle.Length} bytes, not the {entry.Length} its zip directory claims (truncated or damaged).");
+        pickle.Position = 0;
+        return new PickleReader(pickle, path, host).Load();
     }
 
     private static ZipArchiveEntry FindStorage(string path, ZipArchive zip, string archive, StorageRef storage)

@@ -60,7 +60,11 @@ internal static class RequestMapping
         try
         {
             float[] values = EmbeddingFramesCodec.Decode(frames);
-            if (!(frames.Fps > 0)) throw new InvalidRequestException("frames.fps", "fps must be > 0");
+            if (!(frames.Fps > 0) || !double.IsFinite(frames.Fps)) throw new InvalidRequestException("frames.fps", "fps must be a finite number > 0");
+            foreach (float v in values)
+            {
+                if (!float.IsFinite(v)) throw new InvalidRequestException("frames.data", "the frames hold NaN or infinite values");
+            }
             return new AudioFrames(values, (int)frames.Frames, (int)frames.Width, frames.Fps,
                 frames.EncoderModelId.Length == 0 ? null : frames.EncoderModelId);
         }

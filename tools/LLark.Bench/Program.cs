@@ -8,5 +8,6 @@ var root = new RootCommand("llark-bench: benchmarks of the LLark engines and ser
     BenchBatchCommand.Create(),
     BenchEmbedCommand.Create(),
     BenchE2eCommand.Create(),
+    BenchLoadCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -67,14 +67,21 @@ public static class AudioDecoder
     }
 
     /// <summary>
-    /// A codec's own failure as a decode error. NLayer does not check an MP3 frame's fields against the bytes it has, so
-    /// a damaged frame surfaces as whatever its arithmetic hit (an index out of range); the caller needs to know where the
-    /// stream broke, not that message.
+    /// A codec's own failure as a decode error. The libraries underneath do not check every field against the bytes they
+    /// have (NLayer's MP3 frames, NAudio's chunk sizes, NVorbis's pages), so damage surfaces as whatever their code hit
+    /// (an index out of range, the end of the stream); the caller needs to know where the stream broke, not that message.
     /// </summary>
-    internal static AudioDecodeException Malformed(AudioFormat format, Exception e, long length, long? position) => format == AudioFormat.Mp3
-        ? new AudioDecodeException(AudioDecodeError.Corrupt,
-            $"the MP3 stream is corrupt or cut short: a frame near byte {position ?? 0} of {length} could not be decoded", e)
-        : new AudioDecodeException(AudioDecodeError.Corrupt, $"the {format} audio is malformed: {e.Message}", e);
+    internal static AudioDecodeException Malformed(AudioFormat format, Exception e, long length, long? position) =>
+        new(AudioDecodeError.Corrupt, format == AudioFormat.Mp3
+            ? $"the MP3 stream is corrupt or cut short: a frame near byte {position ?? 0} of {length} could not be decoded"
+            : $"the {Name(format)} stream is corrupt or cut short: decoding stopped near byte {position ?? 0} of {length}", e);
+
+    private static string Name(AudioFormat format) => format switch
+    {
+        AudioFormat.Wav => "WAV",
+        AudioFormat.Mp3 => "MP3",
+        _ => "Ogg Vorbis",
+    };
 
     /// <summary>Names the format from the first bytes, or refuses with the format it recognised.</summary>
     public static AudioFormat Sniff(ReadOnlySpan<byte> bytes)

@@ -171,16 +171,6 @@ internal static class BenchCommand
         return model;
     }
 
-    /// <summary>VmHWM from /proc: the most resident memory the process has held.</summary>
-    internal static long PeakResidentBytes()
-    {
-        const string status = "/proc/self/status";
-        if (!File.Exists(status)) return -1;
-        foreach (string line in File.ReadLines(status))
-        {
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-        }
-        return -1;
-    }
+    /// <summary>VmHWM from /proc: the most resident memory the process has held; -1 without /proc.</summary>
+    internal static long PeakResidentBytes() => SystemClient.ProcStatusBytes("self", "VmHWM") ?? -1;
 }

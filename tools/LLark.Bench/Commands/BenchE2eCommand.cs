@@ -21,7 +21,7 @@ internal static class BenchE2eCommand
 {
     public static Command Create()
     {
-        var gateway = new Option<string>("--gateway") { Description = "gateway gRPC URL", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var gateway = new Option<string>("--gateway") { Description = "gateway gRPC URL", DefaultValueFactory = _ => SystemClient.DefaultGateway };
         var language = new Option<string>("--language") { Description = "language service gRPC URL (direct)", DefaultValueFactory = _ => "http://127.0.0.1:5001" };
         var key = new Option<string?>("--api-key") { Description = "gateway API key (default: $LLARK_API_KEY, else .llark/api-key)" };
         var clip = new Option<string>("--clip") { Description = "clip to ask about", DefaultValueFactory = _ => "models/clips/tiny-test-4s.wav" };
@@ -82,16 +82,12 @@ internal static class BenchE2eCommand
         return ExitCodes.Ok;
     }
 
-    private sealed record Stream(double TtftMs, double[] GapsMs, int Tokens, double Seconds);
-
     private static async Task<int> Run(string gatewayUrl, string languageUrl, string? key, string clipPath, int newTokens, int rounds, int streams,
         int uncachedClips, bool json, CancellationToken ct)
     {
-        key ??= Environment.GetEnvironmentVariable("LLARK_API_KEY") ?? (File.Exists(".llark/api-key") ? File.ReadAllText(".llark/api-key").Trim() : null);
-        if (string.IsNullOrEmpty(key)) throw new UsageException("no API key: pass --api-key, set LLARK_API_KEY, or start the system with tools/run.sh");
+        Metadata auth = SystemClient.Bearer(SystemClient.ApiKey(key));
         if (!File.Exists(clipPath)) throw new FileNotFoundException($"clip not found: {clipPath}");
         byte[] clip = await File.ReadAllBytesAsync(clipPath, ct);
-        var auth = new Metadata { { "authorization", "Bearer " + key } };
         using var viaGateway = GrpcChannel.ForAddress(gatewayUrl, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
         using var direct = GrpcChannel.ForAddress(languageUrl, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 });
         var encoder = new EncoderService.EncoderServiceClient(viaGateway);
@@ -99,20 +95,20 @@ internal static class BenchE2eCommand
         var directLanguage = new LanguageService.LanguageServiceClient(direct);
 
         EmbedResponse embedded = await encoder.EmbedAsync(new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(clip) } }, auth, cancellationToken: ct);
-        GenerateRequest ById(uint n) => Request(n, r => r.EmbeddingId = embedded.EmbeddingId);
+        GenerateRequest ById(uint n) => SystemClient.Ask(n, r => r.EmbeddingId = embedded.EmbeddingId);
 
-        await OneStream(directLanguage, ById((uint)newTokens), null, ct);
-        await OneStream(gatewayLanguage, ById((uint)newTokens), auth, ct);
-        var directRuns = new List<Stream>();
-        var gatewayRuns = new List<Stream>();
+        await SystemClient.Stream(directLanguage, ById((uint)newTokens), null, ct);
+        await SystemClient.Stream(gatewayLanguage, ById((uint)newTokens), auth, ct);
+        var directRuns = new List<SystemClient.TimedStream>();
+        var gatewayRuns = new List<SystemClient.TimedStream>();
         double directWall = 0, gatewayWall = 0;
         for (int round = 0; round < rounds; round++)
         {
             var clock = Stopwatch.StartNew();
-            directRuns.AddRange(await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => OneStream(directLanguage, ById((uint)newTokens), null, ct))));
+            directRuns.AddRange(await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => SystemClient.Stream(directLanguage, ById((uint)newTokens), null, ct))));
             directWall += clock.Elapsed.TotalSeconds;
             clock.Restart();
-            gatewayRuns.AddRange(await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => OneStream(gatewayLanguage, ById((uint)newTokens), auth, ct))));
+            gatewayRuns.AddRange(await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => SystemClient.Stream(gatewayLanguage, ById((uint)newTokens), auth, ct))));
             gatewayWall += clock.Elapsed.TotalSeconds;
         }
 
@@ -123,13 +119,13 @@ internal static class BenchE2eCommand
         for (int i = 0; i < uncachedClips; i++)
         {
             byte[] newClip = Perturbed(clip, i);
-            uncachedTtft.Add((await OneStream(gatewayLanguage, Request(4, r => r.AudioBytes = new AudioBytes { Data = ByteString.CopyFrom(newClip) }), auth, ct)).TtftMs);
-            cachedTtft.Add((await OneStream(gatewayLanguage, ById(4), auth, ct)).TtftMs);
+            uncachedTtft.Add((await SystemClient.Stream(gatewayLanguage, SystemClient.Ask(4, r => r.AudioBytes = new AudioBytes { Data = ByteString.CopyFrom(newClip) }), auth, ct)).TtftMs);
+            cachedTtft.Add((await SystemClient.Stream(gatewayLanguage, ById(4), auth, ct)).TtftMs);
         }
 
         double directRate = directRuns.Sum(r => r.Tokens) / directWall, gatewayRate = gatewayRuns.Sum(r => r.Tokens) / gatewayWall;
-        double directGap = Median([.. directRuns.SelectMany(r => r.GapsMs)]), gatewayGap = Median([.. gatewayRuns.SelectMany(r => r.GapsMs)]);
-        double cached = Median([.. cachedTtft]), fresh = Median([.. uncachedTtft]);
+        double directGap = SystemClient.Median([.. directRuns.SelectMany(r => r.GapsMs)]), gatewayGap = SystemClient.Median([.. gatewayRuns.SelectMany(r => r.GapsMs)]);
+        double cached = SystemClient.Median([.. cachedTtft]), fresh = SystemClient.Median([.. uncachedTtft]);
         var result = new
         {
             streams,
@@ -141,12 +137,12 @@ internal static class BenchE2eCommand
             direct_token_gap_p50_ms = directGap,
             gateway_token_gap_p50_ms = gatewayGap,
             gateway_added_p50_ms_per_token = gatewayGap - directGap,
-            direct_token_gap_p99_ms = Percentile([.. directRuns.SelectMany(r => r.GapsMs)], 0.99),
-            gateway_token_gap_p99_ms = Percentile([.. gatewayRuns.SelectMany(r => r.GapsMs)], 0.99),
+            direct_token_gap_p99_ms = SystemClient.Percentile([.. directRuns.SelectMany(r => r.GapsMs)], 0.99),
+            gateway_token_gap_p99_ms = SystemClient.Percentile([.. gatewayRuns.SelectMany(r => r.GapsMs)], 0.99),
             direct_token_gap_max_ms = directRuns.SelectMany(r => r.GapsMs).DefaultIfEmpty(double.NaN).Max(),
             gateway_token_gap_max_ms = gatewayRuns.SelectMany(r => r.GapsMs).DefaultIfEmpty(double.NaN).Max(),
-            direct_ttft_p50_ms = Median([.. directRuns.Select(r => r.TtftMs)]),
-            gateway_ttft_p50_ms = Median([.. gatewayRuns.Select(r => r.TtftMs)]),
+            direct_ttft_p50_ms = SystemClient.Median([.. directRuns.Select(r => r.TtftMs)]),
+            gateway_ttft_p50_ms = SystemClient.Median([.. gatewayRuns.Select(r => r.TtftMs)]),
             cached_clip_ttft_p50_ms = cached,
             uncached_clip_ttft_p50_ms = fresh,
             cached_share_of_uncached = cached / fresh,
@@ -167,36 +163,6 @@ internal static class BenchE2eCommand
         return ExitCodes.Ok;
     }
 
-    private static GenerateRequest Request(uint maxNew, Action<GenerateRequest> audio)
-    {
-        var request = new GenerateRequest { Stopping = new StoppingParameters { MaxNewTokens = maxNew, IgnoreEos = true } };
-        request.Turns.Add(new ChatTurn { Human = "Describe this clip." });
-        audio(request);
-        return request;
-    }
-
-    private static async Task<Stream> OneStream(LanguageService.LanguageServiceClient client, GenerateRequest request, Metadata? headers, CancellationToken ct)
-    {
-        var clock = Stopwatch.StartNew();
-        var gaps = new List<double>();
-        double ttft = -1, last = 0;
-        int tokens = 0;
-        using var call = client.Generate(request, headers, cancellationToken: ct);
-        await foreach (GenerateResponse response in call.ResponseStream.ReadAllAsync(ct))
-        {
-            double now = clock.Elapsed.TotalMilliseconds;
-            if (response.FrameCase == GenerateResponse.FrameOneofCase.Final)
-            {
-                tokens = (int)response.Final.Usage.GeneratedTokens;
-                continue;
-            }
-            if (ttft < 0) ttft = now;
-            else gaps.Add(now - last);
-            last = now;
-        }
-        return new Stream(ttft, [.. gaps], tokens, clock.Elapsed.TotalSeconds);
-    }
-
     /// <summary>The clip with ±1 LSB noise unique to <paramref name="index"/> on its PCM16 data: same length, new samples, new id.</summary>
     private static byte[] Perturbed(byte[] wav, int index)
     {
@@ -213,19 +179,5 @@ internal static class BenchE2eCommand
             BitConverter.TryWriteBytes(copy.AsSpan(i), (short)Math.Clamp(sample, short.MinValue, short.MaxValue));
         }
         return copy;
-    }
-
-    private static double Percentile(double[] values, double q)
-    {
-        if (values.Length == 0) return double.NaN;
-        Array.Sort(values);
-        return values[Math.Min(values.Length - 1, (int)Math.Ceiling(q * values.Length) - 1)];
-    }
-
-    private static double Median(double[] values)
-    {
-        if (values.Length == 0) return double.NaN;
-        Array.Sort(values);
-        return values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2;
     }
 }
