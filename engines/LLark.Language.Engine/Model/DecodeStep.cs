@@ -112,6 +112,10 @@ internal sealed unsafe partial class DecodeStep
     /// </summary>
     private interface IRowAttention
     {
+        /// <summary>Whether the layer's products take the matrix-vector kernels (one sequence's decode step) rather than
+        /// the batched ones; each path keeps the kernels measured fastest for it.</summary>
+        bool OneRow { get; }
+
         /// <summary>Rotates and appends the rows' keys and values (in <paramref name="qkv"/>) to layer
         /// <paramref name="layer"/>'s cache, then writes each row's attention output to <paramref name="attn"/>.</summary>
         void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores);
@@ -120,6 +124,8 @@ internal sealed unsafe partial class DecodeStep
     /// <summary>One sequence's next token at position <paramref name="pos"/>.</summary>
     private readonly struct OneRow(KvCache cache, int pos) : IRowAttention
     {
+        bool IRowAttention.OneRow => true;
+
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
             (Tensor keys, Tensor values) = cache.Layer(layer);
@@ -130,9 +136,10 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>
-    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place. One row takes the matrix-vector
-    /// kernels, several the batched ones; both sum every dot product in the same order, so a row's result does not
-    /// depend on how many rows run beside it. Generic over the attention so each caller's loop is compiled for it.
+    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place. The decode step takes the
+    /// matrix-vector kernels, the batched step and the prefill the batched ones; both sum every dot product in the same
+    /// order, so a row's result does not depend on the path. Generic over the attention so each caller's loop is
+    /// compiled for it.
     /// </summary>
     private void RunLayers<TAttention>(TAttention attention, float* x, float* xb, float* qkv, float* attn, float* hb, float* scores, int m)
         where TAttention : struct, IRowAttention
@@ -142,21 +149,21 @@ internal sealed unsafe partial class DecodeStep
         {
             Layer w = layers[l];
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
-            Project(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
+            Project(attention.OneRow, w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
             attention.Run(this, l, qkv, attn, scores);
 
-            Project(w.O, attn, x, m, dim, qDim, accumulate: true);
+            Project(attention.OneRow, w.O, attn, x, m, dim, qDim, accumulate: true);
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
-            if (m == 1) SwiGlu(w.GateUp, xb, hb, ffn, dim);
+            if (attention.OneRow) SwiGlu(w.GateUp, xb, hb, ffn, dim);
             else SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
-            Project(w.Down, hb, x, m, dim, ffn, accumulate: true);
+            Project(attention.OneRow, w.Down, hb, x, m, dim, ffn, accumulate: true);
         }
     }
 
     /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for m rows.</summary>
-    private static void Project(float* w, float* x, float* y, int m, int n, int k, bool accumulate)
+    private static void Project(bool oneRow, float* w, float* x, float* y, int m, int n, int k, bool accumulate)
     {
-        if (m == 1) MatVec(w, x, y, n, k, accumulate);
+        if (oneRow) MatVec(w, x, y, n, k, accumulate);
         else MatMul(w, x, y, m, n, k, accumulate);
     }
 
