@@ -62,7 +62,9 @@ public sealed class GatewayTests(GatewayFixture fixture) : IClassFixture<Gateway
         Assert.Equal(direct.Text, final.Text);
         Assert.Equal(final.Text, string.Concat(deltas.Select(d => d.Text)));
         Assert.Equal(12u, final.Usage.GeneratedTokens);
-        Assert.True(deltas.Count > 1);
+        // How many deltas carry the text is timing: a stream whose writes fall behind the decode steps gets the waiting
+        // tokens in one delta, and on a loaded machine that can be all twelve.
+        Assert.NotEmpty(deltas);
     }
 
     [Fact]
