@@ -47,22 +47,28 @@ public static class AudioDecoder
         if (bytes.Length > limits.MaxBytes)
             throw new AudioDecodeException(AudioDecodeError.TooLarge, $"the audio has {bytes.Length} bytes, more than the limit of {limits.MaxBytes}");
         AudioFormat format = Sniff(bytes);
+        // The reader owns the stream once it is made; until then a refusal disposes it here, after reading how far the
+        // codec got (the decoders are made not to close it, so it is still open then).
+        var stream = new MemoryStream(bytes, writable: false);
         try
         {
             return format switch
             {
-                AudioFormat.Wav => OpenWav(bytes, limits),
-                AudioFormat.Mp3 => OpenMp3(bytes, limits),
-                _ => OpenVorbis(bytes, limits),
+                AudioFormat.Wav => OpenWav(bytes, stream, limits),
+                AudioFormat.Mp3 => OpenMp3(stream, limits),
+                _ => OpenVorbis(stream, limits),
             };
         }
         catch (AudioDecodeException)
         {
+            stream.Dispose();
             throw;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw Malformed(format, e, bytes.Length, position: null);
+            long? at = stream.CanSeek ? stream.Position : null;
+            stream.Dispose();
+            throw Malformed(format, e, bytes.Length, at);
         }
     }
 
@@ -134,14 +140,13 @@ public static class AudioDecoder
     internal static AudioDecodeException TooLong(AudioLimits limits) =>
         new(AudioDecodeError.TooLong, $"the audio is longer than the limit of {limits.MaxDuration.TotalSeconds:0.###} s");
 
-    private static AudioReader OpenWav(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenWav(byte[] bytes, MemoryStream stream, AudioLimits limits)
     {
         if (DataChunk(bytes) is (long start, long size) && start + size > bytes.Length)
             throw new AudioDecodeException(AudioDecodeError.Truncated,
                 $"the WAV data chunk declares {size} bytes but the file ends {start + size - bytes.Length} bytes short");
-        var stream = new MemoryStream(bytes, writable: false);
         var reader = new WaveFileReader(stream);
-        return Owning(stream, reader, () =>
+        return Owning(reader, () =>
         {
             WaveFormat format = reader.WaveFormat;
             CheckShape(format.Channels, format.SampleRate, limits, "WAV");
@@ -188,30 +193,28 @@ public static class AudioDecoder
         return null;
     }
 
-    private static AudioReader OpenMp3(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenMp3(MemoryStream stream, AudioLimits limits)
     {
-        var stream = new MemoryStream(bytes, writable: false);
         var mpeg = new MpegFile(stream);
-        return Owning(stream, mpeg, () =>
+        return Owning(mpeg, () =>
         {
             CheckShape(mpeg.Channels, mpeg.SampleRate, limits, "MP3");
             return new AudioReader(mpeg.ReadSamples, mpeg.Channels, mpeg.SampleRate, AudioFormat.Mp3, limits, mpeg, stream);
         });
     }
 
-    private static AudioReader OpenVorbis(byte[] bytes, AudioLimits limits)
+    private static AudioReader OpenVorbis(MemoryStream stream, AudioLimits limits)
     {
-        var stream = new MemoryStream(bytes, writable: false);
         var vorbis = new VorbisReader(stream, closeOnDispose: false);
-        return Owning(stream, vorbis, () =>
+        return Owning(vorbis, () =>
         {
             CheckShape(vorbis.Channels, vorbis.SampleRate, limits, "Ogg Vorbis");
             return new AudioReader(vorbis.ReadSamples, vorbis.Channels, vorbis.SampleRate, AudioFormat.OggVorbis, limits, vorbis, stream);
         });
     }
 
-    /// <summary>The reader <paramref name="open"/> makes, which then owns both; both are disposed if the clip is refused.</summary>
-    private static AudioReader Owning(MemoryStream stream, IDisposable decoder, Func<AudioReader> open)
+    /// <summary>The reader <paramref name="open"/> makes, which then owns the decoder; the decoder is disposed if the clip is refused.</summary>
+    private static AudioReader Owning(IDisposable decoder, Func<AudioReader> open)
     {
         try
         {
@@ -220,7 +223,6 @@ public static class AudioDecoder
         catch
         {
             decoder.Dispose();
-            stream.Dispose();
             throw;
         }
     }
