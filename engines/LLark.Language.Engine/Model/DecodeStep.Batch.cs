@@ -64,11 +64,11 @@ internal sealed unsafe partial class DecodeStep
     /// <summary>Row i is its own sequence, in slot i of the batch cache, at position positions[i].</summary>
     private readonly struct SlotRows(BatchKvCache cache, int[] positions, int maxSteps, long slotStride) : IRowAttention
     {
-        bool IRowAttention.OneRow => false;
+        bool IRowAttention.MatrixVector => false;
 
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
-            int capacity = cache.Capacity, qkvDim = (step.heads + 2 * step.kvHeads) * step.headDim;
+            int capacity = cache.Capacity, qkvDim = step.QkvDim;
             (Tensor keys, Tensor values) = cache.Layer(layer);
             float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
             for (int i = 0; i < positions.Length; i++)

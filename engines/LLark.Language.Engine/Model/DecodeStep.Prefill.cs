@@ -68,11 +68,11 @@ internal sealed unsafe partial class DecodeStep
     /// <summary>Rows of one prompt at positions start, start + 1, ..., each attending causally.</summary>
     private readonly struct PromptRows(KvCache cache, int m, int start, int steps) : IRowAttention
     {
-        bool IRowAttention.OneRow => false;
+        bool IRowAttention.MatrixVector => false;
 
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
-            int capacity = cache.Capacity, qkvDim = (step.heads + 2 * step.kvHeads) * step.headDim;
+            int capacity = cache.Capacity, qkvDim = step.QkvDim;
             (Tensor keys, Tensor values) = cache.Layer(layer);
             float* kc = (float*)NativeTensor.DataPointer(keys), vc = (float*)NativeTensor.DataPointer(values);
             for (int i = 0; i < m; i++) step.RopeAndAppend(qkv + (long)i * qkvDim, start + i, kc, vc, capacity);

@@ -114,7 +114,7 @@ internal sealed unsafe partial class DecodeStep
     {
         /// <summary>Whether the layer's products take the matrix-vector kernels (one sequence's decode step) rather than
         /// the batched ones; each path keeps the kernels measured fastest for it.</summary>
-        bool OneRow { get; }
+        bool MatrixVector { get; }
 
         /// <summary>Rotates and appends the rows' keys and values (in <paramref name="qkv"/>) to layer
         /// <paramref name="layer"/>'s cache, then writes each row's attention output to <paramref name="attn"/>.</summary>
@@ -124,7 +124,7 @@ internal sealed unsafe partial class DecodeStep
     /// <summary>One sequence's next token at position <paramref name="pos"/>.</summary>
     private readonly struct OneRow(KvCache cache, int pos) : IRowAttention
     {
-        bool IRowAttention.OneRow => true;
+        bool IRowAttention.MatrixVector => true;
 
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
@@ -144,26 +144,26 @@ internal sealed unsafe partial class DecodeStep
     private void RunLayers<TAttention>(TAttention attention, float* x, float* xb, float* qkv, float* attn, float* hb, float* scores, int m)
         where TAttention : struct, IRowAttention
     {
-        int qDim = heads * headDim, qkvDim = qDim + 2 * kvHeads * headDim;
+        int qDim = heads * headDim, qkvDim = QkvDim;
         for (int l = 0; l < layers.Length; l++)
         {
             Layer w = layers[l];
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
-            Project(attention.OneRow, w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
+            Project(attention.MatrixVector, w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
             attention.Run(this, l, qkv, attn, scores);
 
-            Project(attention.OneRow, w.O, attn, x, m, dim, qDim, accumulate: true);
+            Project(attention.MatrixVector, w.O, attn, x, m, dim, qDim, accumulate: true);
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
-            if (attention.OneRow) SwiGlu(w.GateUp, xb, hb, ffn, dim);
+            if (attention.MatrixVector) SwiGlu(w.GateUp, xb, hb, ffn, dim);
             else SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
-            Project(attention.OneRow, w.Down, hb, x, m, dim, ffn, accumulate: true);
+            Project(attention.MatrixVector, w.Down, hb, x, m, dim, ffn, accumulate: true);
         }
     }
 
     /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for m rows.</summary>
-    private static void Project(bool oneRow, float* w, float* x, float* y, int m, int n, int k, bool accumulate)
+    private static void Project(bool matrixVector, float* w, float* x, float* y, int m, int n, int k, bool accumulate)
     {
-        if (oneRow) MatVec(w, x, y, n, k, accumulate);
+        if (matrixVector) MatVec(w, x, y, n, k, accumulate);
         else MatMul(w, x, y, m, n, k, accumulate);
     }
 
@@ -177,6 +177,9 @@ internal sealed unsafe partial class DecodeStep
             !keys.is_contiguous())
             throw new ArgumentException("the cache does not belong to this model");
     }
+
+    /// <summary>Width of a row's fused query, key and value projection.</summary>
+    private int QkvDim => (heads + 2 * kvHeads) * headDim;
 
     private static int Align(int n) => (n + 15) & ~15;
 
