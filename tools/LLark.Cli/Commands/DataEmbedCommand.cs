@@ -173,10 +173,9 @@ internal sealed class LocalClipEmbedder : IClipEmbedder
 
     public LocalClipEmbedder(string folder, string? modelName, int? layers, double fps, ExtractionPath path, string dtype, int batchSize)
     {
-        if (layers is < 1) throw new UsageException("--layers must be at least 1");
         embedder = new ClipEmbedder(AudioEncoderLoader.Load(folder, new AudioEncoderOptions
         {
-            Fps = fps, Layers = layers, MatrixType = EmbedCommand.ParseDType(dtype), Path = path, ModelName = modelName, BatchSize = batchSize,
+            Fps = fps, Layers = EmbedCommand.CheckLayers(layers), MatrixType = EmbedCommand.ParseDType(dtype), Path = path, ModelName = modelName, BatchSize = batchSize,
         }));
     }
 

@@ -60,12 +60,11 @@ internal static class EmbedCommand
     internal static torch.ScalarType ParseDType(string name) => LLark.Checkpoints.RunTimeDTypes.TryParse(name, LLark.Checkpoints.RunTimeDTypes.Encoder)
         ?? throw new UsageException($"--dtype must be {LLark.Checkpoints.RunTimeDTypes.Expected(LLark.Checkpoints.RunTimeDTypes.Encoder)}, not '{name}'");
 
-    internal static JukeboxEncoder Load(string folder, int? layers, string dtype)
-    {
-        if (layers is < 1)
-            throw new UsageException("--layers must be at least 1");
-        return JukeboxEncoderLoader.Load(folder, new JukeboxLoadOptions { Layers = layers, MatrixType = ParseDType(dtype) });
-    }
+    internal static JukeboxEncoder Load(string folder, int? layers, string dtype) =>
+        JukeboxEncoderLoader.Load(folder, new JukeboxLoadOptions { Layers = CheckLayers(layers), MatrixType = ParseDType(dtype) });
+
+    /// <summary>The <c>--layers</c> value, refused below 1.</summary>
+    internal static int? CheckLayers(int? layers) => layers is < 1 ? throw new UsageException("--layers must be at least 1") : layers;
 
     private static int Run(string folder, int? layers, double fps, string pathName, string dtype, string output, string clip)
     {
