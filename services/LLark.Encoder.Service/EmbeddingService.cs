@@ -83,10 +83,6 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         {
             return await Task.Run(() => embedder.Prepare(audio, limits), ct).ConfigureAwait(false);
         }
-        catch (UnusableClipException e)
-        {
-            throw new InvalidRequestException("audio", e.Message);
-        }
         finally
         {
             decoders.Release();

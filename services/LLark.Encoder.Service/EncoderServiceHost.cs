@@ -1,4 +1,5 @@
 using Grpc.Core;
+using LLark.Encoder.Engine;
 using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Service.Caching;
 using LLark.ServiceDefaults;
@@ -30,6 +31,7 @@ public static class EncoderServiceHost
 
         builder.Services.AddGrpcErrorMapping<AudioDecodeException>(e =>
             new RpcException(new Status(StatusCode.InvalidArgument, $"audio: {Reason(e.Reason)}: {e.Message}"), new Metadata { { "llark-audio-error", Reason(e.Reason) } }));
+        builder.Services.AddGrpcErrorMapping<UnusableClipException>(e => new RpcException(new Status(StatusCode.InvalidArgument, $"audio: {e.Message}")));
         builder.Services.AddGrpcErrorMapping<EmbeddingNotFoundException>(e => new RpcException(new Status(StatusCode.NotFound, $"embedding_id: {e.Message}")));
         // The worker refuses clips once the host is stopping.
         builder.Services.AddGrpcErrorMapping<ObjectDisposedException>(_ =>
