@@ -44,11 +44,12 @@ public sealed class TrainableLLark : IDisposable
         if (EndId != StartId + 1) throw new ModelConfigException("<audio_start> and <audio_end> must be consecutive added tokens");
         using (no_grad()) audioRows = llama.EmbeddingWeight.narrow(0, StartId, 2).to(ScalarType.Float32).clone();
 
-        var trained = new List<TrainedTensor>
+        var trained = new List<TrainedTensor>();
+        foreach (var (weightName, weight, biasName, bias) in projector.Layers())
         {
-            new("model.mm_projector.weight", projector.CheckpointParameters()["model.mm_projector.weight"]),
-            new("model.mm_projector.bias", projector.CheckpointParameters()["model.mm_projector.bias"]),
-        };
+            trained.Add(new TrainedTensor(weightName, weight));
+            trained.Add(new TrainedTensor(biasName, bias));
+        }
         if (mode == "full")
         {
             trained.AddRange(llama.ForwardTensors()
@@ -76,7 +77,7 @@ public sealed class TrainableLLark : IDisposable
     public int PatchId { get; }
     public int StartId { get; }
     public int EndId { get; }
-    public int AudioWidth => (int)projector.CheckpointParameters()["model.mm_projector.weight"].shape[1];
+    public int AudioWidth => projector.AudioWidth;
 
     /// <summary>In optimizer order: projector, then (full mode) each layer's tensors, the final norm, the audio rows.</summary>
     public IReadOnlyList<TrainedTensor> Trained { get; }
@@ -134,11 +135,12 @@ public sealed class TrainableLLark : IDisposable
             throw new TrainingConfigException("model.base", $"the checkpoint was trained on layer {layer.GetValue<int>()} (mm_audio_layer) but these come from layer {audio.Layer}");
         json["vocab_size"] = vocab;
         llamaConfig = llamaConfig with { VocabSize = vocab };
+        ProjectorType projectorType = ChooseProjector(config, baseDir is not null ? json : null);
 
         // bf16 holds only the frozen base (modes projector and lora): what is trained stays float32, so small updates are not lost.
         ScalarType baseType = config.DType is "bf16" or "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
         var llama = new LlamaForCausalLM(llamaConfig, baseType, device);
-        var proj = new AudioProjector(audioWidth, llamaConfig.HiddenSize, ScalarType.Float32, device);
+        var proj = new AudioProjector(audioWidth, llamaConfig.HiddenSize, ScalarType.Float32, device, projectorType);
         try
         {
             using (no_grad())
@@ -167,12 +169,35 @@ public sealed class TrainableLLark : IDisposable
         }
     }
 
+    /// <summary>
+    /// The config's <c>projector</c>, or a base checkpoint's <c>mm_projector_type</c>, else LLark's Linear. A base LLark
+    /// whose projector has another shape than the config asks for is refused: its weights would not fit.
+    /// </summary>
+    private static ProjectorType ChooseProjector(TrainingConfig config, JsonObject? baseJson)
+    {
+        // A base with mm_hidden_size is a LLark, whose projector is linear unless its config says otherwise.
+        ProjectorType? based = baseJson?["mm_hidden_size"] is null ? null
+            : ProjectorType.Parse(baseJson["mm_projector_type"]?.GetValue<string>(), "model.base");
+        ProjectorType? asked;
+        try
+        {
+            asked = config.Projector is { } name ? ProjectorType.Parse(name, "projector") : null;
+        }
+        catch (ModelConfigException e)
+        {
+            throw new TrainingConfigException("projector", e.Message);
+        }
+        if (asked is not null && based is not null && asked.Name != based.Name)
+            throw new TrainingConfigException("projector", $"'{asked.Name}', but the base LLark's projector is '{based.Name}' (mm_projector_type)");
+        return asked ?? based ?? ProjectorType.Linear;
+    }
+
     /// <summary>Copies the checkpoint in; true when it held a projector too (a LLark checkpoint to continue from).</summary>
     private static bool LoadBase(string dir, LlamaForCausalLM llama, AudioProjector proj, bool resize)
     {
         using ITensorSource source = CheckpointOpener.Open(dir);
         var targets = llama.CheckpointParameters().ToDictionary();
-        bool hasProjector = source.Entries.ContainsKey("model.mm_projector.weight");
+        bool hasProjector = source.Entries.Keys.Any(k => k.StartsWith("model.mm_projector.", StringComparison.Ordinal));
         if (hasProjector) foreach ((string k, Tensor v) in proj.CheckpointParameters()) targets[k] = v;
         string[] unexpected = [.. source.Entries.Keys.Where(k => !targets.ContainsKey(k) && !LlamaLoader.IsDerivedBuffer(k))];
         if (unexpected.Length > 0)
@@ -214,8 +239,7 @@ public sealed class TrainableLLark : IDisposable
     /// <summary>W' = W·diag(1/σ), b' = b − W'·μ: the projector of standardised frames, as one Linear of the raw ones.</summary>
     internal static void StandardizeProjector(AudioProjector proj, float[] mean, float[] std)
     {
-        Dictionary<string, Tensor> p = proj.CheckpointParameters();
-        Tensor weight = p["model.mm_projector.weight"], bias = p["model.mm_projector.bias"];
+        (Tensor weight, Tensor bias) = proj.Input;
         if (mean.Length != weight.shape[1] || std.Length != weight.shape[1])
             throw new ArgumentException($"frame statistics of width {mean.Length}/{std.Length} for a projector of width {weight.shape[1]}");
         using Tensor mu = tensor(mean, dtype: ScalarType.Float32, device: weight.device);
@@ -226,15 +250,17 @@ public sealed class TrainableLLark : IDisposable
         bias.sub_(shift);
     }
 
-    /// <summary>nn.Linear's default: weight and bias uniform in ±1/sqrt(in_features).</summary>
+    /// <summary>nn.Linear's default for each layer: weight and bias uniform in ±1/sqrt(in_features).</summary>
     private static void InitProjector(AudioProjector proj, Generator generator)
     {
-        Dictionary<string, Tensor> p = proj.CheckpointParameters();
-        double bound = 1.0 / Math.Sqrt(p["model.mm_projector.weight"].shape[1]);
-        foreach (Tensor t in p.Values)
+        foreach (var (_, weight, _, bias) in proj.Layers())
         {
-            using Tensor value = empty(t.shape, dtype: ScalarType.Float32).uniform_(-bound, bound, generator);
-            t.copy_(value);
+            double bound = 1.0 / Math.Sqrt(weight.shape[1]);
+            foreach (Tensor t in new[] { weight, bias })
+            {
+                using Tensor value = empty(t.shape, dtype: ScalarType.Float32).uniform_(-bound, bound, generator);
+                t.copy_(value);
+            }
         }
     }
 
@@ -334,6 +360,8 @@ public sealed class TrainableLLark : IDisposable
         json["mm_audio_fps"] = audio.Fps;
         if (audio.Encoder is not null) json["mm_audio_encoder"] = audio.Encoder;
         if (audio.Layer is not null) json["mm_audio_layer"] = audio.Layer;
+        // LLark's own configs have no such key, and a linear projector is what its absence means.
+        if (projector.Type.IsSequential) json["mm_projector_type"] = projector.Type.Name;
         json["architectures"] ??= new JsonArray("LlamaForCausalLM");
         json["model_type"] ??= "llama";
         File.WriteAllText(Path.Combine(partial, "config.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");

@@ -36,6 +36,13 @@ public sealed record TrainingConfig
     [JsonPropertyName("projector_init")] public string ProjectorInit { get; init; } = "default";
 
     /// <summary>
+    /// The projector's shape: "linear" (LLark's one Linear) or "mlp2x_gelu" (LLaVA-1.5's two Linears with a GELU
+    /// between; any "mlp{N}x_gelu"). The exported config.json records it as <c>mm_projector_type</c>, which every loader
+    /// honours. Default: a base LLark's, else "linear".
+    /// </summary>
+    [JsonPropertyName("projector")] public string? Projector { get; init; }
+
+    /// <summary>
     /// Gaussian noise added to every training frame (never validation's), its standard deviation this many times that
     /// dimension's standard deviation over the training frames: 0.5 adds noise at half each dimension's spread. A
     /// regulariser against learning clips by their exact frames; drawn per micro-batch from (seed, micro-batch), so a
@@ -157,6 +164,8 @@ public sealed record TrainingConfig
         Require(Mode is "full" or "projector" or "lora", "mode", $"'{Mode}' is not one of full, projector, lora");
         Require(!TrainEmbeddings || Mode == "full", "train_embeddings", $"is for mode full; mode {Mode} keeps the embeddings and lm_head frozen");
         Require(ProjectorInit is "default" or "standardize", "projector_init", $"'{ProjectorInit}' is not default or standardize");
+        Require(Projector is null || System.Text.RegularExpressions.Regex.IsMatch(Projector, "^(linear|mlp[1-8]x_gelu)$"), "projector",
+            $"'{Projector}' is not linear or mlp<N>x_gelu with N from 1 to 8 (mlp2x_gelu is LLaVA-1.5's)");
         Require(Mode != "lora" || Lora is not null, "lora", "mode lora needs a lora section ({\"r\": 8, \"alpha\": 16, \"dropout\": 0.05})");
         if (Lora is { } l)
         {
@@ -212,6 +221,7 @@ public sealed record TrainingConfig
         };
         // Added after states were saved without it: present only when set, so those states still resume.
         if (FrameNoise > 0) fingerprint["frame_noise"] = FrameNoise;
+        if (Projector is not null) fingerprint["projector"] = Projector;
         return fingerprint.ToJsonString();
     }
 }

@@ -37,6 +37,9 @@ internal sealed record LLarkAudioConfig
 
     /// <summary>Optional: how many encoder blocks the training embeddings were taken after (36 for LLark's Jukebox-5B).</summary>
     [JsonPropertyName("mm_audio_layer")] public int? AudioLayer { get; init; }
+
+    /// <summary>Optional: the projector's shape in LLaVA's convention (absent: LLark's one Linear).</summary>
+    [JsonPropertyName("mm_projector_type")] public string? ProjectorType { get; init; }
 }
 
 /// <summary>
@@ -99,7 +102,8 @@ public sealed class LLarkModel : IDisposable
             throw new ModelConfigException($"{configPath}: vocab_size {config.VocabSize} has no rows for LLark's added tokens " +
                 $"({tokenizer.BaseVocabSize} pieces + {tokenizer.AddedTokens.Count} added = {tokenizer.VocabSize})");
 
-        var projector = new AudioProjector(audio.AudioWidth.Value, config.HiddenSize, options.DType, options.Device ?? CPU);
+        var projector = new AudioProjector(audio.AudioWidth.Value, config.HiddenSize, options.DType, options.Device ?? CPU,
+            Multimodal.ProjectorType.Parse(audio.ProjectorType, configPath));
         try
         {
             LlamaForCausalLM llama = LlamaLoader.Load(directory, options, projector.CheckpointParameters(), cancellationToken);

@@ -212,6 +212,58 @@ public sealed class TrainerTests
         Assert.Equal("projector_init", Assert.Throws<TrainingConfigException>(() => (plain with { ProjectorInit = "zeros" }).Validate()).Field);
     }
 
+    [Fact]
+    public void AnMlpProjectorTrainsAndExportsAsLLaVAsSequentialWhichTheEngineLoads()
+    {
+        using var dir = new TempDirectory();
+        TrainingFixtures.WriteSet(dir.Path);
+        TrainingConfig config = TrainingFixtures.Config(dir.Path, steps: 3) with
+        {
+            Model = new ModelConfig { Base = null, LlamaConfig = TinyFreshLlama(), Tokenizer = Path.Combine(TinyLLark.Directory, "tokenizer.model") },
+            Projector = "mlp2x_gelu",
+        };
+        TrainingResult result = new Trainer(config, Path.Combine(dir.Path, "run")).Run(resume: false);
+        string model = result.ModelDirectory!;
+
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(model, "config.json")))!;
+        Assert.Equal("mlp2x_gelu", (string?)json["mm_projector_type"]);
+        using ITensorSource source = CheckpointOpener.Open(model);
+        long hidden = (long)json["hidden_size"]!;
+        Assert.Equal([hidden, TinyLLark.AudioWidth], source.Entries["model.mm_projector.0.weight"].Shape);
+        Assert.Equal([hidden, hidden], source.Entries["model.mm_projector.2.weight"].Shape);
+        Assert.Equal(["model.mm_projector.0.bias", "model.mm_projector.0.weight", "model.mm_projector.2.bias", "model.mm_projector.2.weight"],
+            source.Entries.Keys.Where(k => k.StartsWith("model.mm_projector.", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+        Tensor Read(string name)
+        {
+            Tensor t = empty(source.Entries[name].Shape);
+            source.ReadInto(name, t);
+            return t;
+        }
+
+        // The engine splices Linear -> GELU (erf) -> Linear of each frame, as LLaVA-1.5's nn.Sequential computes it.
+        using LLarkModel loaded = LLarkModel.Load(model);
+        using Tensor frames = randn(5, TinyLLark.AudioWidth);
+        using LLarkPromptInput prompt = loaded.BuildPrompt([new ChatTurn("Describe this clip.")],
+            new AudioFrames(frames.data<float>().ToArray(), 5, TinyLLark.AudioWidth, TinyLLark.Fps, "jukebox-tiny"));
+        Assert.True(loaded.Tokenizer.TryGetAddedTokenId(LLarkPrompt.AudioPatch, out int patch));
+        int first = Array.IndexOf(prompt.Ids, patch);
+        using Tensor w0 = Read("model.mm_projector.0.weight"), b0 = Read("model.mm_projector.0.bias"), w2 = Read("model.mm_projector.2.weight"), b2 = Read("model.mm_projector.2.bias");
+        using Tensor h = frames.matmul(w0.t()) + b0;
+        using Tensor gelu = h * 0.5 * (1 + special.erf(h / Math.Sqrt(2)));
+        using Tensor expected = gelu.matmul(w2.t()) + b2;
+        using Tensor actual = prompt.Embeddings[0].narrow(0, first, 5);
+        Assert.True(expected.allclose(actual, rtol: 1e-4, atol: 1e-5), "the loaded projector is not Linear, GELU, Linear");
+
+        // A base LLark's projector cannot change shape under it, and a name the engine does not know is refused at load.
+        var onLinearBase = TrainingFixtures.Config(dir.Path, steps: 1) with { Projector = "mlp2x_gelu" };
+        Assert.Equal("projector", Assert.Throws<TrainingConfigException>(() => new Trainer(onLinearBase, Path.Combine(dir.Path, "bad")).Run(resume: false)).Field);
+        Assert.Equal("projector", Assert.Throws<TrainingConfigException>(() => (config with { Projector = "mlp2x_relu" }).Validate()).Field);
+        json["mm_projector_type"] = "qformer";
+        File.WriteAllText(Path.Combine(model, "config.json"), json.ToJsonString());
+        var refused = Assert.Throws<LLark.Language.Engine.Model.ModelConfigException>(() => LLarkModel.Load(model));
+        Assert.Contains("mm_projector_type 'qformer'", refused.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>The model's projector (its trained weight and bias, a linear map) on frames [n, width].</summary>
     private static Tensor Project(TrainableLLark model, Tensor frames)
     {
