@@ -15,7 +15,7 @@ public sealed class WeightsTests
     private static readonly Dictionary<string, string> BundledModels = new(StringComparer.Ordinal)
     {
         ["language"] = "llark-demo",
-        ["encoder"] = "jukebox-demo",
+        ["encoder"] = "spectral",
     };
 
     private static readonly string[] ReadOnlyMany = ["ReadOnlyMany"];
@@ -77,16 +77,18 @@ public sealed class WeightsTests
                 return folder;
             }
 
+            // The bundled encoder may be a single file: the same one is changed, then left out.
+            string file = Path.GetFileName(Directory.GetFiles(source).Order(StringComparer.Ordinal).Last());
             string changed = Copy("changed");
-            byte[] bytes = File.ReadAllBytes(Path.Combine(changed, "vqvae.safetensors"));
+            byte[] bytes = File.ReadAllBytes(Path.Combine(changed, file));
             bytes[^1] ^= 1;
-            File.WriteAllBytes(Path.Combine(changed, "vqvae.safetensors"), bytes);
+            File.WriteAllBytes(Path.Combine(changed, file), bytes);
             ProcessRun.Output output = Verify(changed, manifest);
             Assert.NotEqual(0, output.ExitCode);
-            Assert.Contains("vqvae.safetensors: FAILED", output.Stderr, StringComparison.Ordinal);
+            Assert.Contains($"{file}: FAILED", output.Stderr, StringComparison.Ordinal);
 
             string missing = Copy("missing");
-            File.Delete(Path.Combine(missing, "prior_level_2.safetensors"));
+            File.Delete(Path.Combine(missing, file));
             Assert.NotEqual(0, Verify(missing, manifest).ExitCode);
 
             string extra = Copy("extra");
