@@ -46,16 +46,16 @@ ENV DOTNET_ROOT=/usr/share/dotnet \
 FROM runtime-${TORCH_BACKEND} AS final
 WORKDIR /app
 COPY --from=build /app ./
-# The bundled demo Jukebox (0.75 MB), the demo LLark's encoder, so that the image answers before any volume is mounted.
-# It pools at the 5 fps the demo LLark was trained on; a real Jukebox-5B deployment sets LLark__Encoder__Fps=25.
-COPY models/jukebox-demo/ /opt/llark/models/jukebox-demo/
+# The spectral encoder's settings (no weights), the demo LLark's encoder, so that the image answers before any volume is
+# mounted. It pools at the 5 fps the demo LLark was trained on; a deployment sets LLark__Encoder__Fps to its LLark's.
+COPY models/spectral/ /opt/llark/models/spectral/
 # ASPNETCORE_HTTP_PORTS is cleared because the listeners come from LLark:Listen (LLark.ServiceDefaults). Bound to every
 # interface, the service will not start without LLark__Internal__Token(File), the token the gateway sends it.
 ENV ASPNETCORE_HTTP_PORTS= \
     LLark__Listen__Address=0.0.0.0 \
     LLark__Listen__GrpcPort=5002 \
     LLark__Listen__HttpPort=9464 \
-    LLark__Encoder__ModelPath=/opt/llark/models/jukebox-demo \
+    LLark__Encoder__ModelPath=/opt/llark/models/spectral \
     LLark__Encoder__Fps=5 \
     LLark__Encoder__Cache__Directory=/var/cache/llark-encoder
 # The disk tier of the embedding cache: the app's own folder is not writable by its user; Kubernetes mounts a volume here.

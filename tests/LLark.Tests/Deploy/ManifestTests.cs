@@ -27,16 +27,16 @@ public sealed class ManifestTests
                 var o = new KubeObject(doc.AsObject());
                 Assert.False(string.IsNullOrEmpty(o.ApiVersion), $"{relative}: a document without apiVersion");
                 Assert.False(string.IsNullOrEmpty(o.Kind), $"{relative}: a document without kind");
-                if (o.Kind != "Kustomization") Assert.False(string.IsNullOrEmpty(o.Name), $"{relative}: {o.Kind} without metadata.name");
+                if (o.Kind is not ("Kustomization" or "Component")) Assert.False(string.IsNullOrEmpty(o.Name), $"{relative}: {o.Kind} without metadata.name");
             }
         }
     }
 
     [Fact]
-    public void ThereAreADevCpuAndAProdGpuOverlay()
+    public void ThereAreTheDevCpuAndTheProductionOverlays()
     {
         Assert.Contains("dev-cpu", Kustomize.Overlays);
-        Assert.Contains("prod-gpu", Kustomize.Overlays);
+        Assert.All(WorkloadTests.Production, overlay => Assert.Contains(overlay, Kustomize.Overlays));
     }
 
     [Theory]

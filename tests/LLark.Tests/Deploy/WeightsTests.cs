@@ -15,7 +15,7 @@ public sealed class WeightsTests
     private static readonly Dictionary<string, string> BundledModels = new(StringComparer.Ordinal)
     {
         ["language"] = "llark-demo",
-        ["encoder"] = "jukebox-demo",
+        ["encoder"] = "spectral",
     };
 
     private static readonly string[] ReadOnlyMany = ["ReadOnlyMany"];
@@ -43,10 +43,40 @@ public sealed class WeightsTests
 
     [Theory]
     [MemberData(nameof(Services))]
-    public void TheDevManifestPinsExactlyTheBundledModel(string service)
+    public void TheDevManifestPinsExactlyTheBundledModel(string service) =>
+        AssertPinsExactly(DevManifest(service), Path.Combine(RepoPaths.Root, "models", BundledModels[service]));
+
+    [Fact]
+    public void TheSpectralOverlayPinsExactlyTheSpectralEncoderItsImageCarries()
     {
-        string folder = Path.Combine(RepoPaths.Root, "models", BundledModels[service]);
-        var listed = File.ReadAllLines(DevManifest(service)).Where(l => l.Length > 0 && !l.StartsWith('#'))
+        string folder = Path.Combine(RepoPaths.Root, "models", "spectral");
+        AssertPinsExactly(SpectralManifest, folder);
+        ProcessRun.Output output = Verify(folder, SpectralManifest);
+        Assert.True(output.ExitCode == 0, output.Stderr);
+    }
+
+    [Theory]
+    [InlineData("dev-cpu")]
+    [InlineData("prod-spectral")]
+    public void TheSpectralEncoderCopiesTheFolderItsImageCarriesIntoItsWeightsFolder(string overlay)
+    {
+        // No weights volume: the seed-weights container copies the image's models/spectral, which verify-weights checks.
+        KubeObject d = Kustomize.Overlay(overlay).Get("Deployment", "encoder");
+        Container seed = d.InitContainers.First();
+        Assert.Equal("seed-weights", seed.Name);
+        Assert.NotNull(d.Volume("weights")["emptyDir"]);
+        string modelPath = d.Container("encoder").Env["LLark__Encoder__ModelPath"];
+        Assert.Equal(modelPath, (string?)seed.Mount("weights")["mountPath"]);
+        string imageFolder = Dockerfile.Load("encoder").FinalEnv()["LLark__Encoder__ModelPath"];
+        Assert.Equal($"cp -R {imageFolder}/. {modelPath}/", seed.Json["command"]!.AsArray().Select(n => (string)n!).Last());
+        Assert.Equal("/opt/llark/models/spectral", imageFolder);
+    }
+
+    private static string SpectralManifest => Path.Combine(RepoPaths.Root, "k8s", "overlays", "prod-spectral", "weights", "encoder.sha256");
+
+    private static void AssertPinsExactly(string manifest, string folder)
+    {
+        var listed = File.ReadAllLines(manifest).Where(l => l.Length > 0 && !l.StartsWith('#'))
             .Select(l => l.Split("  ", 2)).ToDictionary(p => p[1], p => p[0], StringComparer.Ordinal);
         var present = Directory.GetFiles(folder).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(f))), StringComparer.Ordinal);
         Assert.Equal(present.OrderBy(kv => kv.Key, StringComparer.Ordinal), listed.OrderBy(kv => kv.Key, StringComparer.Ordinal));
@@ -77,16 +107,18 @@ public sealed class WeightsTests
                 return folder;
             }
 
+            // The bundled encoder may be a single file: the same one is changed, then left out.
+            string file = Path.GetFileName(Directory.GetFiles(source).Order(StringComparer.Ordinal).Last());
             string changed = Copy("changed");
-            byte[] bytes = File.ReadAllBytes(Path.Combine(changed, "vqvae.safetensors"));
+            byte[] bytes = File.ReadAllBytes(Path.Combine(changed, file));
             bytes[^1] ^= 1;
-            File.WriteAllBytes(Path.Combine(changed, "vqvae.safetensors"), bytes);
+            File.WriteAllBytes(Path.Combine(changed, file), bytes);
             ProcessRun.Output output = Verify(changed, manifest);
             Assert.NotEqual(0, output.ExitCode);
-            Assert.Contains("vqvae.safetensors: FAILED", output.Stderr, StringComparison.Ordinal);
+            Assert.Contains($"{file}: FAILED", output.Stderr, StringComparison.Ordinal);
 
             string missing = Copy("missing");
-            File.Delete(Path.Combine(missing, "prior_level_2.safetensors"));
+            File.Delete(Path.Combine(missing, file));
             Assert.NotEqual(0, Verify(missing, manifest).ExitCode);
 
             string extra = Copy("extra");

@@ -24,6 +24,11 @@ public sealed class WorkloadTests
 
     private static Rendering Prod => Kustomize.Overlay("prod-gpu");
 
+    /// <summary>The production overlays: prod-gpu, and prod-spectral (prod-gpu with the spectral encoder on the CPU pool).</summary>
+    internal static readonly string[] Production = ["prod-gpu", "prod-spectral"];
+
+    public static TheoryData<string> ProductionOverlays => [.. Production];
+
     [Fact]
     public void InProductionEachModelServiceAsksForOneGpuOnItsOwnPool()
     {
@@ -45,15 +50,37 @@ public sealed class WorkloadTests
         }
     }
 
-    [Fact]
-    public void InProductionTheGatewayAndRedisStayOnCpuNodes()
+    [Theory]
+    [MemberData(nameof(ProductionOverlays))]
+    public void InProductionTheGatewayAndRedisStayOnCpuNodes(string overlay)
     {
-        foreach (KubeObject w in Prod.Workloads.Where(w => !ModelServices.ContainsKey(w.Name)))
-        {
-            Assert.Equal("cpu", (string?)w.PodSpec["nodeSelector"]?[PoolLabel]);
-            Assert.DoesNotContain(KubeObject.Items(w.PodSpec["tolerations"]), t => (string?)t["key"] is PoolLabel or Gpu);
-            Assert.All(w.Containers.Concat(w.InitContainers), c => Assert.Null(c.Limit(Gpu) ?? c.Request(Gpu)));
-        }
+        foreach (KubeObject w in Kustomize.Overlay(overlay).Workloads.Where(w => !ModelServices.ContainsKey(w.Name))) AssertOnTheCpuPool(w);
+    }
+
+    [Fact]
+    public void TheSpectralOverlayRunsTheEncoderOnTheCpuPoolAndNeedsAGpuForTheLanguageServiceOnly()
+    {
+        Rendering spectral = Kustomize.Overlay("prod-spectral");
+        KubeObject encoder = spectral.Get("Deployment", "encoder");
+        AssertOnTheCpuPool(encoder);
+        Container main = encoder.Container("encoder");
+        Assert.Equal("cpu", main.Env["LLark__Encoder__Device"]);
+        Assert.Equal("fp32", main.Env["LLark__Encoder__DType"]);
+        Assert.EndsWith("-cpu", main.Image, StringComparison.Ordinal);
+        Assert.All(spectral.Workloads.Where(w => w.Name != "language"), w => Assert.All(w.Containers.Concat(w.InitContainers), c => Assert.Null(c.Limit(Gpu) ?? c.Request(Gpu))));
+        // The language service as in prod-gpu: one GPU on its own pool.
+        KubeObject language = spectral.Get("Deployment", "language");
+        Assert.Equal("language", (string?)language.PodSpec["nodeSelector"]?[PoolLabel]);
+        Assert.Contains(KubeObject.Items(language.PodSpec["tolerations"]), t => (string?)t["key"] == PoolLabel && (string?)t["value"] == "language");
+        Assert.Equal("1", language.Container("language").Limit(Gpu));
+        Assert.Equal(Prod.Get("Deployment", "language").Container("language").Env, language.Container("language").Env);
+    }
+
+    private static void AssertOnTheCpuPool(KubeObject w)
+    {
+        Assert.Equal("cpu", (string?)w.PodSpec["nodeSelector"]?[PoolLabel]);
+        Assert.DoesNotContain(KubeObject.Items(w.PodSpec["tolerations"]), t => (string?)t["key"] is PoolLabel or Gpu);
+        Assert.All(w.Containers.Concat(w.InitContainers), c => Assert.Null(c.Limit(Gpu) ?? c.Request(Gpu)));
     }
 
     [Fact]
@@ -178,10 +205,11 @@ public sealed class WorkloadTests
         return [.. rules.AsArray().Select(rule => ((string)rule!["seriesQuery"]!).Split('{')[0])];
     }
 
-    [Fact]
-    public void InProductionEveryServiceKeepsTwoPodsAtLeast()
+    [Theory]
+    [MemberData(nameof(ProductionOverlays))]
+    public void InProductionEveryServiceKeepsTwoPodsAtLeast(string overlay)
     {
-        foreach (KubeObject hpa in Prod.OfKind("HorizontalPodAutoscaler")) Assert.True((int)hpa.Spec["minReplicas"]! >= 2, $"{hpa}");
+        foreach (KubeObject hpa in Kustomize.Overlay(overlay).OfKind("HorizontalPodAutoscaler")) Assert.True((int)hpa.Spec["minReplicas"]! >= 2, $"{overlay}: {hpa}");
     }
 
     [Theory]
@@ -311,7 +339,7 @@ public sealed class WorkloadTests
                 if (v["secret"]?["secretName"] is { } secret)
                 {
                     // Production's API keys and internal token are made outside git (k8s/README.md); everything else comes with the overlay.
-                    if (overlay == "prod-gpu" && (string)secret! is "gateway-api-keys" or "llark-internal-token") continue;
+                    if (Production.Contains(overlay) && (string)secret! is "gateway-api-keys" or "llark-internal-token") continue;
                     r.Get("Secret", (string)secret!);
                 }
             }
