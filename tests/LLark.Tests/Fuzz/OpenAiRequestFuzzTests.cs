@@ -69,7 +69,8 @@ public sealed class OpenAiRequestFuzzTests
         (1, Scalar.Array[0, 3].Select(a => (JsonNode?)new JsonArray(a))),
         (1, Gen.Select(Gen.OneOf("include_usage", "type", "other"), Scalar, (k, v) => (JsonNode?)new JsonObject { [k] = v })));
 
-    private static readonly Gen<string> Body = Gen.Select(
+    /// <summary>Bodies with OpenAI's field names, message roles and part types; also sent through the gateway by ServiceFuzzTests.</summary>
+    internal static readonly Gen<string> Body = Gen.Select(
         Gen.Select(Gen.Int[0, Fields.Length - 1], FieldValue, (i, v) => (Fields[i], v)).Array[0, 6],
         Gen.Frequency((6, Message.Array[0, 5].Select(m => (JsonNode?)new JsonArray(m))), (1, Scalar)),
         Gen.Int[0, 9],
