@@ -22,14 +22,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}"
 fi
 
-# The Kubernetes schema validator that the deployment tests run (k8s/validate); installed again when its lock changes.
+# The Node packages the tests run: the Kubernetes schema validator (k8s/validate) and the official OpenAI SDK as a client
+# of the gateway's OpenAI-compatible door (tests/openai-client). Each is installed again when its lock changes.
 if ! command -v npm >/dev/null 2>&1; then
-  echo "setup: Node.js with npm is required (for k8s/validate)" >&2
+  echo "setup: Node.js with npm is required (for k8s/validate and tests/openai-client)" >&2
   exit 1
 fi
-if ! cmp -s k8s/validate/package-lock.json k8s/validate/node_modules/.installed-package-lock.json; then
-  npm ci --prefix k8s/validate --no-audit --no-fund --loglevel=error
-  cp k8s/validate/package-lock.json k8s/validate/node_modules/.installed-package-lock.json
-fi
+for folder in k8s/validate tests/openai-client; do
+  if ! cmp -s "$folder/package-lock.json" "$folder/node_modules/.installed-package-lock.json"; then
+    npm ci --prefix "$folder" --no-audit --no-fund --loglevel=error
+    cp "$folder/package-lock.json" "$folder/node_modules/.installed-package-lock.json"
+  fi
+done
 
 dotnet build LLark.Services.sln -c Release -nologo -v minimal

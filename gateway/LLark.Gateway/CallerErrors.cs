@@ -19,8 +19,14 @@ public static class CallerErrors
     public static bool IsGrpc(HttpRequest request) =>
         request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
 
-    public static Task WriteAsync(HttpContext context, StatusCode code, string message, TimeSpan? retryAfter = null) =>
-        IsGrpc(context.Request) ? WriteGrpcAsync(context.Response, code, message, retryAfter) : WriteJsonAsync(context.Response, code, message, retryAfter);
+    /// <summary>As the endpoint's callers expect it: gRPC, OpenAI's error JSON on the OpenAI-compatible routes, or the gateway's JSON.</summary>
+    public static Task WriteAsync(HttpContext context, StatusCode code, string message, TimeSpan? retryAfter = null)
+    {
+        if (IsGrpc(context.Request)) return WriteGrpcAsync(context.Response, code, message, retryAfter);
+        if (context.GetEndpoint()?.Metadata.GetMetadata<OpenAiErrors.Shape>() is not null)
+            return OpenAiErrors.WriteAsync(context, new FrontError(code, message, retryAfter));
+        return WriteJsonAsync(context.Response, code, message, retryAfter);
+    }
 
     public static Task WriteGrpcAsync(HttpResponse response, StatusCode code, string message, TimeSpan? retryAfter = null)
     {
@@ -34,7 +40,11 @@ public static class CallerErrors
         return response.CompleteAsync();
     }
 
-    public static async Task WriteJsonAsync(HttpResponse response, StatusCode code, string message, TimeSpan? retryAfter = null)
+    public static Task WriteJsonAsync(HttpResponse response, StatusCode code, string message, TimeSpan? retryAfter = null) =>
+        WriteErrorBodyAsync(response, code, ErrorJson(code, message), retryAfter);
+
+    /// <summary>An HTTP error with <paramref name="json"/> as its body: the status for <paramref name="code"/>, and the headers it calls for.</summary>
+    internal static async Task WriteErrorBodyAsync(HttpResponse response, StatusCode code, string json, TimeSpan? retryAfter)
     {
         response.Clear();
         response.StatusCode = HttpStatus(code);
@@ -42,7 +52,7 @@ public static class CallerErrors
         if (retryAfter is { } after)
             response.Headers.RetryAfter = ((long)Math.Ceiling(after.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
         response.ContentType = "application/json";
-        await response.WriteAsync(ErrorJson(code, message)).ConfigureAwait(false);
+        await response.WriteAsync(json).ConfigureAwait(false);
     }
 
     /// <summary><c>{"error":{"code":8,"status":"RESOURCE_EXHAUSTED","message":"..."}}</c>, as Google's JSON APIs answer.</summary>

@@ -66,6 +66,7 @@ public static class GatewayHost
             pipeline.UsePassiveHealthChecks();
         });
         app.MapJsonFront();
+        app.MapOpenAiFront();
         app.MapLLarkDefaults();
         return app;
     }

@@ -4,7 +4,6 @@ using Grpc.Core;
 using LLark.Common.V1;
 using LLark.Encoder.V1;
 using LLark.Language.V1;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace LLark.Gateway;
@@ -32,10 +31,15 @@ public static class JsonFront
         return app;
     }
 
-    private static Task ModelInfo(HttpContext context, BackendClients backends, IOptions<GatewayOptions> options) =>
-        Unary(context, BackendClients.LanguageCluster, async (deadline, ct) =>
-            await backends.Language.GetModelInfoAsync(new GetModelInfoRequest(), deadline: deadline, cancellationToken: ct).ConfigureAwait(false),
-            options.Value.Json);
+    /// <summary>The Google-style JSON error body that the gateway's own refusals use too.</summary>
+    private static readonly FrontErrorWriter Refuse = (context, error) =>
+        CallerErrors.WriteJsonAsync(context.Response, error.Code, error.Message, error.RetryAfter);
+
+    private static async Task ModelInfo(HttpContext context, BackendClients backends, IOptions<GatewayOptions> options)
+    {
+        if (await BackendCalls.ModelInfoAsync(context, backends, options.Value.Json, Refuse).ConfigureAwait(false) is { } info)
+            await WriteAsync(context, info).ConfigureAwait(false);
+    }
 
     /// <summary>A JSON EmbedRequest, or the audio file itself as the body (any other content type; <c>?filename=</c> optional).</summary>
     private static async Task Embed(HttpContext context, BackendClients backends, IOptions<GatewayOptions> options)
@@ -49,17 +53,20 @@ public static class JsonFront
         }
         else
         {
-            if (await ReadBody(context, json).ConfigureAwait(false) is not { } audio) return;
+            if (await BackendCalls.ReadBodyAsync(context, json, Refuse).ConfigureAwait(false) is not { } audio) return;
             request = new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(audio), Filename = context.Request.Query["filename"].ToString() } };
         }
-        await Unary(context, BackendClients.EncoderCluster, async (deadline, ct) =>
-            await backends.Encoder.EmbedAsync(request, deadline: deadline, cancellationToken: ct).ConfigureAwait(false), json).ConfigureAwait(false);
+        if (await BackendCalls.EmbedAsync(context, backends, request, json, Refuse).ConfigureAwait(false) is { } embedded)
+            await WriteAsync(context, embedded).ConfigureAwait(false);
     }
 
-    private static Task DeleteEmbedding(HttpContext context, string id, BackendClients backends, IOptions<GatewayOptions> options) =>
-        Unary(context, BackendClients.EncoderCluster, async (deadline, ct) =>
+    private static async Task DeleteEmbedding(HttpContext context, string id, BackendClients backends, IOptions<GatewayOptions> options)
+    {
+        DeleteEmbeddingResponse? deleted = await BackendCalls.UnaryAsync(context, BackendClients.EncoderCluster, async (deadline, ct) =>
             await backends.Encoder.DeleteEmbeddingAsync(new DeleteEmbeddingRequest { EmbeddingId = id }, deadline: deadline, cancellationToken: ct).ConfigureAwait(false),
-            options.Value.Json);
+            options.Value.Json.UnaryTimeout, Refuse).ConfigureAwait(false);
+        if (deleted is not null) await WriteAsync(context, deleted).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// A JSON GenerateRequest in; <c>text/event-stream</c> out: <c>data: {TokenDelta}</c> per delta, then
@@ -70,85 +77,25 @@ public static class JsonFront
     {
         JsonFrontOptions json = options.Value.Json;
         if (await ReadJson<GenerateRequest>(context, json).ConfigureAwait(false) is not { } request) return;
-        CancellationToken aborted = context.RequestAborted;
-        using AsyncServerStreamingCall<GenerateResponse> call = backends.Language.Generate(request,
-            deadline: DateTime.UtcNow + json.GenerateTimeout, cancellationToken: aborted);
-        bool more;
-        try
-        {
-            more = await call.ResponseStream.MoveNext(aborted).ConfigureAwait(false);
-        }
-        catch (RpcException e)
-        {
-            await WriteRpcError(context, BackendClients.LanguageCluster, e).ConfigureAwait(false);
-            return;
-        }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
-        {
-            return;
-        }
-
-        context.Response.ContentType = "text/event-stream";
-        context.Response.Headers.CacheControl = "no-cache";
-        context.Response.Headers["X-Accel-Buffering"] = "no";
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        try
-        {
-            for (; more; more = await call.ResponseStream.MoveNext(aborted).ConfigureAwait(false))
+        using OpenGenerateCall? stream = await BackendCalls.OpenGenerateAsync(context, backends, request, json, Refuse).ConfigureAwait(false);
+        if (stream is null) return;
+        BackendCalls.BeginEventStream(context);
+        await stream.PumpAsync(
+            (frame, ct) => frame.FrameCase switch
             {
-                GenerateResponse frame = call.ResponseStream.Current;
-                if (frame.FrameCase == GenerateResponse.FrameOneofCase.Delta) await Event(context, null, DeltaFormatter.Format(frame.Delta), aborted).ConfigureAwait(false);
-                else if (frame.FrameCase == GenerateResponse.FrameOneofCase.Final) await Event(context, "final", Formatter.Format(frame.Final), aborted).ConfigureAwait(false);
-            }
-        }
-        catch (RpcException e) when (!aborted.IsCancellationRequested)
-        {
-            await Event(context, "error", CallerErrors.ErrorJson(e.StatusCode, Detail(BackendClients.LanguageCluster, e)), aborted).ConfigureAwait(false);
-        }
-        catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or RpcException or IOException)
-        {
-            ILogger logger = loggers.CreateLogger(typeof(JsonFront).FullName!);
-            Log.SseCallerLeft(logger);
-        }
+                GenerateResponse.FrameOneofCase.Delta => BackendCalls.WriteEventAsync(context, null, DeltaFormatter.Format(frame.Delta), ct),
+                GenerateResponse.FrameOneofCase.Final => BackendCalls.WriteEventAsync(context, "final", Formatter.Format(frame.Final), ct),
+                _ => Task.CompletedTask,
+            },
+            (error, ct) => BackendCalls.WriteEventAsync(context, "error", CallerErrors.ErrorJson(error.Code, error.Message), ct),
+            loggers.CreateLogger(typeof(JsonFront).FullName!)).ConfigureAwait(false);
     }
 
-    private static async Task Event(HttpContext context, string? name, string data, CancellationToken cancellationToken)
+    private static async Task WriteAsync(HttpContext context, IMessage response)
     {
-        string text = name is null ? $"data: {data}\n\n" : $"event: {name}\ndata: {data}\n\n";
-        await context.Response.WriteAsync(text, Encoding.UTF8, cancellationToken).ConfigureAwait(false);
-        await context.Response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static async Task Unary<T>(HttpContext context, string cluster, Func<DateTime, CancellationToken, Task<T>> call, JsonFrontOptions json) where T : IMessage
-    {
-        T response;
-        try
-        {
-            response = await call(DateTime.UtcNow + json.UnaryTimeout, context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (RpcException e)
-        {
-            await WriteRpcError(context, cluster, e).ConfigureAwait(false);
-            return;
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            return;
-        }
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(Formatter.Format(response), context.RequestAborted).ConfigureAwait(false);
     }
-
-    private static Task WriteRpcError(HttpContext context, string cluster, RpcException e)
-    {
-        TimeSpan? retryAfter = e.Trailers.GetValue("grpc-retry-pushback-ms") is { } ms && long.TryParse(ms, out long pushback)
-            ? TimeSpan.FromMilliseconds(pushback) : null;
-        return CallerErrors.WriteJsonAsync(context.Response, e.StatusCode, Detail(cluster, e), retryAfter);
-    }
-
-    /// <summary>A backend's own detail as it is; a failure to reach one said without the pod's address, as the proxy says it.</summary>
-    private static string Detail(string cluster, RpcException e) =>
-        e.StatusCode == StatusCode.Unavailable && e.Status.DebugException is not null ? $"the {cluster} service is unavailable; retry shortly" : e.Status.Detail;
 
     private static bool IsJson(HttpRequest request) =>
         request.ContentType is { } type && type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
@@ -156,7 +103,7 @@ public static class JsonFront
     /// <summary>The body as a message, or null after answering 400 with what is wrong.</summary>
     private static async Task<T?> ReadJson<T>(HttpContext context, JsonFrontOptions json) where T : class, IMessage<T>, new()
     {
-        if (await ReadBody(context, json).ConfigureAwait(false) is not { } body) return null;
+        if (await BackendCalls.ReadBodyAsync(context, json, Refuse).ConfigureAwait(false) is not { } body) return null;
         try
         {
             return JsonParser.Default.Parse<T>(Encoding.UTF8.GetString(body));
@@ -167,22 +114,5 @@ public static class JsonFront
                 $"the body is not a JSON {typeof(T).Name}: {e.Message}").ConfigureAwait(false);
             return null;
         }
-    }
-
-    private static async Task<byte[]?> ReadBody(HttpContext context, JsonFrontOptions json)
-    {
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = json.MaxRequestBytes;
-        using var buffer = new MemoryStream();
-        try
-        {
-            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            await CallerErrors.WriteJsonAsync(context.Response, StatusCode.InvalidArgument,
-                $"the body is larger than this gateway's limit of {json.MaxRequestBytes} bytes").ConfigureAwait(false);
-            return null;
-        }
-        return buffer.ToArray();
     }
 }

@@ -193,6 +193,48 @@ public sealed class ServiceFuzzTests(SystemFixture system) : IClassFixture<Syste
             }
         }, iterations: 40, print: c => $"POST {c.Path} {c.Body}");
 
+    [Fact]
+    public Task RandomChatCompletionBodiesEndInA2xxOrAnOpenAiError() =>
+        FuzzRun.CheckAsync(OpenAiRequestFuzzTests.Body, async body =>
+        {
+            using var http = new HttpClient { BaseAddress = system.Gateway.HttpAddress };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", GatewayTestHost.MainKey);
+            (HttpStatusCode status, string? type, string answer) = await Bounded.RunAsync(async ct =>
+            {
+                using HttpResponseMessage response = await http.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative),
+                    new StringContent(body, Encoding.UTF8, "application/json"), ct);
+                return (response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync(ct));
+            });
+            int code = (int)status;
+            Assert.True(code is >= 200 and < 300 or >= 400 and < 500, $"HTTP {code}: {answer}");
+            if (code >= 400)
+            {
+                Assert.Equal("application/json", type);
+                OpenAiErrorHolds(answer);
+            }
+            else if (type == "text/event-stream")
+            {
+                string[] events = answer.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+                string last = events[^1];
+                if (last != "data: [DONE]") OpenAiErrorHolds(last["data: ".Length..]);
+            }
+            else
+            {
+                using JsonDocument completion = JsonDocument.Parse(answer);
+                Assert.Equal("chat.completion", completion.RootElement.GetProperty("object").GetString());
+            }
+        }, iterations: 40, print: body => $"POST /v1/chat/completions {body}");
+
+    /// <summary>{"error":{"message":..,"type":..,"param":..,"code":..}}, with a type that is not a server error.</summary>
+    private static void OpenAiErrorHolds(string json)
+    {
+        using JsonDocument error = JsonDocument.Parse(json);
+        JsonElement e = error.RootElement.GetProperty("error");
+        Assert.NotEqual("server_error", e.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(e.GetProperty("message").GetString()), json);
+        Assert.True(e.TryGetProperty("param", out _) && e.TryGetProperty("code", out _), json);
+    }
+
     /// <summary>{"error":{"code":..,"status":..,"message":..}} with a status that blames the caller or says what failed, not UNKNOWN or INTERNAL.</summary>
     private static void ErrorHolds(string json)
     {
