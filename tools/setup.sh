@@ -22,13 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}"
 fi
 
-# The Node packages the tests run: the Kubernetes schema validator (k8s/validate) and the official OpenAI SDK as a client
-# of the gateway's OpenAI-compatible door (tests/openai-client). Each is installed again when its lock changes.
+# The Node packages the tests run, each installed again when its lock changes: the Kubernetes schema validator
+# (k8s/validate), the official OpenAI SDK as a client of the gateway's OpenAI-compatible door (tests/openai-client), and
+# buf, which lints the protos and checks them for breaking changes (tools/buf).
 if ! command -v npm >/dev/null 2>&1; then
-  echo "setup: Node.js with npm is required (for k8s/validate and tests/openai-client)" >&2
+  echo "setup: Node.js with npm is required (for k8s/validate, tests/openai-client and tools/buf)" >&2
   exit 1
 fi
-for folder in k8s/validate tests/openai-client; do
+for folder in k8s/validate tests/openai-client tools/buf; do
   if ! cmp -s "$folder/package-lock.json" "$folder/node_modules/.installed-package-lock.json"; then
     npm ci --prefix "$folder" --no-audit --no-fund --loglevel=error
     cp "$folder/package-lock.json" "$folder/node_modules/.installed-package-lock.json"
