@@ -61,10 +61,7 @@ internal static class RequestMapping
         {
             float[] values = EmbeddingFramesCodec.Decode(frames);
             if (!(frames.Fps > 0) || !double.IsFinite(frames.Fps)) throw new InvalidRequestException("frames.fps", "fps must be a finite number > 0");
-            foreach (float v in values)
-            {
-                if (!float.IsFinite(v)) throw new InvalidRequestException("frames.data", "the frames hold NaN or infinite values");
-            }
+            AudioFrames.RequireValuesInRange(values, "frames.data");
             return new AudioFrames(values, (int)frames.Frames, (int)frames.Width, frames.Fps,
                 frames.EncoderModelId.Length == 0 ? null : frames.EncoderModelId);
         }

@@ -15,6 +15,24 @@ public sealed record AudioFrames(float[] Data, int Frames, int Width, double Fps
     public static AudioFrames FromRows(float[] data, int width, double fps, string? encoder = null) =>
         width > 0 && data.Length % width == 0 ? new AudioFrames(data, data.Length / width, width, fps, encoder)
             : throw new InvalidRequestException("audio.frames", $"{data.Length} values do not make whole frames of width {width}");
+
+    /// <summary>
+    /// The largest |value| accepted in audio frames. Real encoder outputs (pooled activations, log spectra) stay within
+    /// a few thousand; values near float32's limit (3e38) overflow to inf and NaN in the projector and attention, and
+    /// the model answers garbage. 1e6 is far above any real frame and far below where float32 arithmetic breaks.
+    /// </summary>
+    public const float MaxMagnitude = 1e6f;
+
+    /// <summary>Refuses NaN, infinities and values beyond <see cref="MaxMagnitude"/>, naming <paramref name="field"/>.</summary>
+    public static void RequireValuesInRange(ReadOnlySpan<float> data, string field)
+    {
+        foreach (float v in data)
+        {
+            // !(|v| <= bound) also catches NaN.
+            if (!(Math.Abs(v) <= MaxMagnitude))
+                throw new InvalidRequestException(field, $"the audio embedding holds {v}; values must be finite and within +-{MaxMagnitude:0e0}");
+        }
+    }
 }
 
 /// <summary>A prompt ready to run: its embeddings [1, T, hidden], the ids behind them, and how many positions are audio.</summary>
@@ -147,13 +165,6 @@ public sealed class LLarkModel : IDisposable
         return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0);
     }
 
-    /// <summary>
-    /// The largest |value| accepted in audio frames. Real encoder outputs (pooled activations, log spectra) stay within
-    /// a few thousand; values near float32's limit (3e38) overflow to inf and NaN in the projector and attention, and
-    /// the model answers garbage. 1e6 is far above any real frame and far below where float32 arithmetic breaks.
-    /// </summary>
-    public const float MaxAudioMagnitude = 1e6f;
-
     private void CheckAudio(AudioFrames audio)
     {
         if (audio.Frames < 1) throw new InvalidRequestException("audio", "the audio embedding has no frames");
@@ -163,13 +174,7 @@ public sealed class LLarkModel : IDisposable
             throw new InvalidRequestException("audio.fps", $"audio embeddings at {audio.Fps} fps do not match the {AudioFps} fps the checkpoint was trained with");
         if (audio.Data.Length != (long)audio.Frames * audio.Width)
             throw new InvalidRequestException("audio.frames", $"{audio.Data.Length} values for {audio.Frames} frames of width {audio.Width}");
-        foreach (float v in audio.Data)
-        {
-            // !(|v| <= bound) also catches NaN.
-            if (!(Math.Abs(v) <= MaxAudioMagnitude))
-                throw new InvalidRequestException("audio.frames",
-                    $"the audio embedding holds {v}; values must be finite and within +-{MaxAudioMagnitude:0e0}");
-        }
+        AudioFrames.RequireValuesInRange(audio.Data, "audio.frames");
         if (AudioEncoder is not null && audio.Encoder is not null && audio.Encoder != AudioEncoder)
         {
             string theirs = EncoderFamily(audio.Encoder), ours = EncoderFamily(AudioEncoder);

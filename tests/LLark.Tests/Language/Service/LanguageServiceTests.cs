@@ -179,7 +179,7 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
     [InlineData("audio.width")]
     [InlineData("audio.fps")]
     [InlineData("frames")]
-    [InlineData("audio.frames")]
+    [InlineData("frames.data")]
     [InlineData("prompt too long")]
     public async Task BadRequestsGetInvalidArgumentNamingTheFieldAndServingGoesOn(string field)
     {
@@ -194,7 +194,7 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
             case "audio.width": request.Frames = Frames(3, width: 40); break;
             case "audio.fps": request.Frames = Frames(3, fps: 10); break;
             case "frames": request.Frames.Frames = 4; break;
-            case "audio.frames": request.Frames = EmbeddingFramesCodec.Encode([.. Enumerable.Repeat(3e38f, 3 * TinyLLark.AudioWidth)], TinyLLark.AudioWidth, TinyLLark.Fps, FrameDType.Float32); break;
+            case "frames.data": request.Frames = EmbeddingFramesCodec.Encode([.. Enumerable.Repeat(3e38f, 3 * TinyLLark.AudioWidth)], TinyLLark.AudioWidth, TinyLLark.Fps, FrameDType.Float32); break;
             default: request.Frames = Frames(400); break;
         }
         var e = await Assert.ThrowsAsync<RpcException>(() => Run(fixture.Client, request));
