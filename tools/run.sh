@@ -12,11 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 question=${1:-"Describe this clip: its tempo, key and instruments."}
-clip=${2:-models/clips/demo-heldout-flute-f-major.wav}
+clip=${2:-models/clips/demo-heldout-electric-piano-eb-major.wav}
 root=$(pwd)
 state=$(realpath -m "${LLARK_STATE:-$root/.llark}")
 language_model=$(realpath -m "${LLARK_LANGUAGE_MODEL:-$root/models/llark-demo}")
-encoder_model=$(realpath -m "${LLARK_ENCODER_MODEL:-$root/models/jukebox-demo}")
+encoder_model=$(realpath -m "${LLARK_ENCODER_MODEL:-$root/models/spectral}")
 # The encoder pools at the frame rate the language model was trained on (its config's mm_audio_fps).
 fps=$(sed -n 's/.*"mm_audio_fps": *\([0-9.]*\).*/\1/p' "$language_model/config.json" | head -n 1)
 fps=${fps:-25}
@@ -68,10 +68,11 @@ echo "run: encoder, language and gateway are SERVING (logs in $state/logs; stop 
 [ "${LLARK_NO_ASK:-0}" = 1 ] && exit 0
 if [ "$language_model" = "$root/models/llark-demo" ]; then
   echo "run: models/llark-demo is a small demonstration LLark (14 M parameters) trained on this machine by tools/make-demo.sh on"
-  echo "     synthetic General MIDI music, with a tiny Jukebox encoder. On 200 held-out clips, rendered with a soundfont it never"
-  echo "     heard, it names the melody instrument 31 % of the time and the key 29 % (tools/demo/README.md)."
-  [ "$clip" = models/clips/demo-heldout-flute-f-major.wav ] &&
-    echo "     The bundled clip is one of them (flute lead, F major, 117 BPM, folk in 3/4), picked as one whose lead instrument, key and tempo it gets right."
+  echo "     synthetic General MIDI music; it hears it through models/spectral, an encoder with no learned weights. On 200"
+  echo "     held-out clips, rendered with a soundfont it never heard, it reads the tempo right 92.5 % of the time, the key"
+  echo "     with a MIREX score of 0.885 and names the melody instrument 44.5 % of the time (tools/demo/README.md)."
+  [ "$clip" = models/clips/demo-heldout-electric-piano-eb-major.wav ] &&
+    echo "     The bundled clip is the first of them, chosen before training: electric piano lead, Eb major, 138 BPM, 4/4, electronic."
   echo "     A real LLark: the same services on Jukebox-5B and Llama-2-7B-chat weights (README: \"Making your own LLark\")."
 fi
 echo "Q: $question"

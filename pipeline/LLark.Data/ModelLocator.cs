@@ -5,7 +5,7 @@ public sealed record ResolvedModel(string Directory, string Source);
 
 /// <summary>
 /// Finds the model folders every tool and service runs by default: the repository's bundled <c>models/</c> folders
-/// (<c>llark-demo</c>, <c>jukebox-demo</c>: the demonstration LLark that tools/make-demo.sh trains) unless told otherwise. In order: the folder given on the command
+/// (<c>llark-demo</c>, the demonstration LLark that tools/make-demo.sh trains, and <c>spectral</c>, the training-free encoder it hears through) unless told otherwise. In order: the folder given on the command
 /// line; the variable naming that model (<c>LLARK_MODEL</c>, <c>LLARK_ENCODER</c>); <c>$LLARK_MODELS_DIR/NAME</c>;
 /// then <c>models/NAME</c> in the first folder above the executable, or above the working directory, that has one.
 /// </summary>
@@ -15,7 +15,7 @@ public static class ModelLocator
 
     public static readonly ModelKind Language = new("LLARK_MODEL", "llark-demo", "--model");
 
-    public static readonly ModelKind Encoder = new("LLARK_ENCODER", "jukebox-demo", "--encoder");
+    public static readonly ModelKind Encoder = new("LLARK_ENCODER", "spectral", "--encoder");
 
     public static ResolvedModel Resolve(ModelKind kind, string? given, Func<string, string?>? environment = null,
         IEnumerable<string>? searchFrom = null)

@@ -12,7 +12,7 @@ using WireFinish = LLark.Language.V1.FinishReason;
 namespace LLark.Tests.EndToEnd;
 
 /// <summary>
-/// The README's main job as tools/run.sh runs it: the real encoder service on the bundled demo Jukebox at the demo
+/// The README's main job as tools/run.sh runs it: the real encoder service on the spectral encoder at the demo
 /// LLark's 5 fps, the real language service on the demo LLark, the real gateway; the bundled clip goes in as raw audio
 /// through the gateway and the answer streams back.
 /// </summary>
@@ -24,7 +24,7 @@ public sealed class DemoSystemTests
         using var cache = new TempDirectory();
         await using LoopbackHost encoder = await EncoderHarness.StartAsync(cache.Path, new Dictionary<string, string?>
         {
-            ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-demo"),
+            ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "spectral"),
             ["LLark:Encoder:Fps"] = "5",
         });
         await using LoopbackHost language = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], LoopbackHost.Settings(new Dictionary<string, string?>
@@ -35,7 +35,7 @@ public sealed class DemoSystemTests
         await LanguageServiceTests.WaitServing(language);
         await using LoopbackHost gateway = await LoopbackHost.StartAsync(GatewayTestHost.Build(GatewayTestHost.Destinations(language.GrpcAddress, encoder.GrpcAddress)));
 
-        string clip = Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-flute-f-major.wav");
+        string clip = Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-electric-piano-eb-major.wav");
         var request = new GenerateRequest
         {
             AudioBytes = new LLark.Common.V1.AudioBytes { Data = ByteString.CopyFrom(await File.ReadAllBytesAsync(clip)), Filename = Path.GetFileName(clip) },
@@ -52,11 +52,12 @@ public sealed class DemoSystemTests
         }
         Assert.NotNull(final);
         Assert.Equal(WireFinish.Stop, final.FinishReason);
-        Assert.Equal(22u, final.Usage.AudioTokens);  // the demo prior's one context (4.46 s) at 5 fps, as LLark encodes one
+        Assert.Equal(40u, final.Usage.AudioTokens);  // the whole 8 s clip at 5 fps
         string answer = text.ToString();
-        // What the demo gets right on this clip (flute lead, F major, 117 BPM): see tools/demo/README.md.
-        Assert.Contains("flute", answer, StringComparison.OrdinalIgnoreCase);
-        Assert.Contains("F major", answer, StringComparison.Ordinal);
-        Assert.Contains("121 BPM", answer, StringComparison.Ordinal);
+        // What the demo gets right on this clip (electric piano lead, Eb major, 138 BPM, 4/4, a synth pad, a synth bass
+        // and drums): see tools/demo/README.md. It names a flute for the lead and bossa nova for the style.
+        Assert.Contains("138 BPM in 4/4", answer, StringComparison.Ordinal);
+        Assert.Contains("E-flat major", answer, StringComparison.Ordinal);
+        Assert.Contains("a warm synth pad, a synth bass and a drum kit", answer, StringComparison.OrdinalIgnoreCase);
     }
 }

@@ -5,14 +5,15 @@ using LLark.Tests.TestSupport;
 namespace LLark.Tests.Evaluation;
 
 /// <summary>
-/// The bundled demo LLark (models/llark-demo with models/jukebox-demo, made by tools/make-demo.sh) is what the tools run
-/// when no model is named, and on the bundled held-out clip (TimGM6mb, seed 2002, synth_000156: flute lead, F major,
-/// 117 BPM) it answers from the audio. Greedy decoding, so the answers are fixed; a change to the engine, the encoder or
-/// the bundle that changes them fails here.
+/// The bundled demo LLark (models/llark-demo over the spectral encoder models/spectral, made by tools/make-demo.sh) is
+/// what the tools run when no model is named. The bundled clip is the first held-out clip of the recipe (TimGM6mb, seed
+/// 2002, synth_000000: electric piano lead over a synth pad, synth bass and drums, Eb major, 138 BPM, 4/4,
+/// electronic), chosen before the model was trained. Greedy decoding, so the answers are fixed; a change to the
+/// engine, the encoder or the bundle that changes them fails here.
 /// </summary>
 public sealed class BundledDemoTests
 {
-    private static string Clip => Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-flute-f-major.wav");
+    private static string Clip => Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-electric-piano-eb-major.wav");
 
     private static string Ask(string question)
     {
@@ -20,17 +21,16 @@ public sealed class BundledDemoTests
         Assert.True(run.ExitCode == 0, run.Stderr);
         using JsonDocument json = JsonDocument.Parse(run.Stdout);
         Assert.EndsWith("llark-demo", json.RootElement.GetProperty("model").GetString(), StringComparison.Ordinal);
-        return json.RootElement.GetProperty("text").GetString()!;
+        return json.RootElement.GetProperty("text").GetString()!.Trim();
     }
 
     [Fact]
-    public void TheDemoNamesTheLeadInstrumentKeyAndTempoOfTheBundledClip()
+    public void TheDemoAnswersAboutTheBundledClipFromTheAudio()
     {
-        Assert.Contains("flute", Ask("What instrument plays the melody here?"), StringComparison.OrdinalIgnoreCase);
-        Assert.Contains("F major", Ask("What key is this in?"), StringComparison.Ordinal);
-        // 121 BPM: within the 4 % of 117 that ACC1 allows.
-        int bpm = int.Parse(System.Text.RegularExpressions.Regex.Match(Ask("What is the tempo in BPM?"), "[0-9]+").Value,
-            System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(bpm, 117 * 0.96, 117 * 1.04);
+        // Right: the key and the tempo.
+        Assert.Equal("It's in the key of E flat major.", Ask("What key is this in?"));
+        Assert.Equal("The beat runs at 138 bpm.", Ask("What is the tempo in BPM?"));
+        // Wrong, and pinned as it is: the lead is an electric piano (the demo names instruments 0.445 of the time).
+        Assert.Equal("The tune is on a flute.", Ask("What instrument plays the melody here?"));
     }
 }

@@ -17,19 +17,19 @@ public sealed class ModelLocatorTests : IDisposable
         ResolvedModel model = ModelLocator.Resolve(ModelLocator.Language, null, NoEnvironment, [AppContext.BaseDirectory]);
         Assert.Equal(Path.Combine(RepoPaths.Root, "models", "llark-demo"), model.Directory);
         Assert.Equal("bundled", model.Source);
-        Assert.EndsWith("jukebox-demo", ModelLocator.Resolve(ModelLocator.Encoder, null, NoEnvironment, [AppContext.BaseDirectory]).Directory, StringComparison.Ordinal);
+        Assert.EndsWith(Path.Combine("models", "spectral"), ModelLocator.Resolve(ModelLocator.Encoder, null, NoEnvironment, [AppContext.BaseDirectory]).Directory, StringComparison.Ordinal);
     }
 
     [Fact]
     public void GivenFolderThenVariablesComeFirst()
     {
         string named = Directory.CreateDirectory(Path.Combine(dir, "named")).FullName;
-        string models = Directory.CreateDirectory(Path.Combine(dir, "models-root", "jukebox-demo")).Parent!.FullName;
+        string models = Directory.CreateDirectory(Path.Combine(dir, "models-root", "spectral")).Parent!.FullName;
         Assert.Equal(named, ModelLocator.Resolve(ModelLocator.Encoder, named, NoEnvironment).Directory);
         Assert.Equal(named, ModelLocator.Resolve(ModelLocator.Encoder, null, v => v == "LLARK_ENCODER" ? named : null).Directory);
         ResolvedModel viaRoot = ModelLocator.Resolve(ModelLocator.Encoder, null, v => v == ModelLocator.ModelsDirVariable ? models : null);
-        Assert.Equal(Path.Combine(models, "jukebox-demo"), viaRoot.Directory);
-        Assert.Equal("$LLARK_MODELS_DIR/jukebox-demo", viaRoot.Source);
+        Assert.Equal(Path.Combine(models, "spectral"), viaRoot.Directory);
+        Assert.Equal("$LLARK_MODELS_DIR/spectral", viaRoot.Source);
     }
 
     [Fact]

@@ -25,7 +25,7 @@ internal static class BenchLoadCommand
     {
         var gateway = new Option<string>("--gateway") { Description = "gateway gRPC URL", DefaultValueFactory = _ => SystemClient.DefaultGateway };
         var key = new Option<string?>("--api-key") { Description = "gateway API key (default: $LLARK_API_KEY, else .llark/api-key)" };
-        var clip = new Option<string>("--clip") { Description = "clip to upload once and ask about", DefaultValueFactory = _ => "models/clips/demo-heldout-flute-f-major.wav" };
+        var clip = new Option<string>("--clip") { Description = "clip to upload once and ask about", DefaultValueFactory = _ => "models/clips/demo-heldout-electric-piano-eb-major.wav" };
         var streams = new Option<int>("--streams") { Description = "concurrent Generate streams in the timed phase", DefaultValueFactory = _ => 8 };
         var seconds = new Option<double?>("--seconds") { Description = "length of the timed phase (default 30, or none when only --soak is given)" };
         var soak = new Option<int>("--soak") { Description = "sequential requests in the soak phase (default 0: none)" };

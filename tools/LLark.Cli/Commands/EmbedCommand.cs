@@ -37,7 +37,7 @@ internal static class EmbedCommand
 
     internal static Option<string?> EncoderOption() => new("--encoder")
     {
-        Description = "run here: a folder made by convert-jukebox, or one holding vqvae.pth.tar and prior_level_2.pth.tar",
+        Description = "run here: an encoder folder: spectral (spectral_encoder.json, e.g. models/spectral), one made by convert-jukebox, or one holding vqvae.pth.tar and prior_level_2.pth.tar",
     };
 
     internal static Option<int?> LayersOption() => new("--layers") { Description = "prior blocks to run (default: the config's, 36 for 5b)" };

@@ -13,7 +13,7 @@ internal sealed class LocalOptions
 
     public Option<string?> Model { get; } = new("--model") { Description = "with --local: LLark checkpoint folder (default: $LLARK_MODEL or models/llark-demo)" };
 
-    public Option<string?> Encoder { get; } = new("--encoder") { Description = "with --local: Jukebox encoder folder (default: $LLARK_ENCODER or models/jukebox-demo)" };
+    public Option<string?> Encoder { get; } = new("--encoder") { Description = "with --local: encoder folder, spectral or Jukebox (default: $LLARK_ENCODER or models/spectral)" };
 
     public Option<double?> Fps { get; } = new("--fps") { Description = "with --local: the encoder's pooling rate; must be the checkpoint's mm_audio_fps (default: that)" };
 
