@@ -66,6 +66,8 @@ public sealed class TryPageSystem : IAsyncLifetime, IDisposable
         {
             ["LLark:Language:ModelPath"] = TinyLLark.Directory,
             ["LLark:Language:EncoderAddress"] = Encoder.GrpcAddress.ToString(),
+            // The tiny model's context is short: a default answer would leave no room for a follow-up.
+            ["LLark:Language:DefaultMaxNewTokens"] = "16",
         }))));
         await LanguageServiceTests.WaitServing(Language);
         Gateway = await LoopbackHost.StartAsync(GatewayTestHost.Build(GatewayTestHost.Destinations(Language.GrpcAddress, Encoder.GrpcAddress),
@@ -193,6 +195,7 @@ public sealed class TryPageTests(TryPageSystem system) : IClassFixture<TryPageSy
     {
         await browser.ChooseFile("#file", Clip);
         await browser.WaitFor("document.querySelector('#clip').textContent.includes(' s, ')", TimeSpan.FromSeconds(30));
+        await browser.Type("#max", "12");
         await browser.Type("#question", "What instruments are playing?");
         await browser.PressEnter();
         await Answer(browser, 1);
