@@ -27,6 +27,11 @@ public sealed class TryPageSystem : IAsyncLifetime, IDisposable
     internal LoopbackHost Gateway { get; private set; } = null!;
     internal ChatUploads Uploads { get; } = new();
 
+    /// <summary>Where to save the README's screenshot, when it is to be taken.</summary>
+    internal static string? ScreenshotPath => Environment.GetEnvironmentVariable("LLARK_TRY_PAGE_SCREENSHOT") is { Length: > 0 } path ? path : null;
+
+    internal static bool Demo => ScreenshotPath is not null;
+
     /// <summary>Chat completion requests seen at the gateway, and how many sent a clip's bytes.</summary>
     internal sealed class ChatUploads : IStartupFilter
     {
@@ -58,17 +63,19 @@ public sealed class TryPageSystem : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        Encoder = await EncoderHarness.StartAsync(cache.Path, new Dictionary<string, string?>
+        // The README's screenshot is worth real words: the bundled demo models (as DemoSystemTests runs them) answer in
+        // them; the tiny ones are faster for every other run.
+        Encoder = await EncoderHarness.StartAsync(cache.Path, Demo
+            ? new Dictionary<string, string?> { ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-demo"), ["LLark:Encoder:Fps"] = "5" }
+            : new Dictionary<string, string?> { ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-tiny") });
+        var language = new Dictionary<string, string?>
         {
-            ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-tiny"),
-        });
-        Language = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], StepPause.In(LoopbackHost.Settings(new Dictionary<string, string?>
-        {
-            ["LLark:Language:ModelPath"] = TinyLLark.Directory,
+            ["LLark:Language:ModelPath"] = Demo ? Path.Combine(RepoPaths.Root, "models", "llark-demo") : TinyLLark.Directory,
             ["LLark:Language:EncoderAddress"] = Encoder.GrpcAddress.ToString(),
-            // The tiny model's context is short: a default answer would leave no room for a follow-up.
-            ["LLark:Language:DefaultMaxNewTokens"] = "16",
-        }))));
+        };
+        // The tiny model's context is short: a default answer would leave no room for a follow-up.
+        if (!Demo) language["LLark:Language:DefaultMaxNewTokens"] = "16";
+        Language = await LoopbackHost.StartAsync(LanguageServiceHost.Build([], StepPause.In(LoopbackHost.Settings(language))));
         await LanguageServiceTests.WaitServing(Language);
         Gateway = await LoopbackHost.StartAsync(GatewayTestHost.Build(GatewayTestHost.Destinations(Language.GrpcAddress, Encoder.GrpcAddress),
             builder => builder.Services.AddSingleton<IStartupFilter>(Uploads)));
@@ -174,8 +181,7 @@ public sealed class TryPageTests(TryPageSystem system) : IClassFixture<TryPageSy
         await browser.Navigate(system.Gateway.HttpAddress!);
         Assert.Equal(GatewayTestHost.MainKey, (await browser.Evaluate("document.querySelector('#key').value")).GetString());
 
-        if (Environment.GetEnvironmentVariable("LLARK_TRY_PAGE_SCREENSHOT") is { Length: > 0 } shot)
-            await Screenshot(browser, shot);
+        if (TryPageSystem.ScreenshotPath is { } shot) await Screenshot(browser, shot);
     }
 
     /// <summary>Waits for the <paramref name="n"/>th answer to finish streaming and returns its text.</summary>
@@ -190,16 +196,16 @@ public sealed class TryPageTests(TryPageSystem system) : IClassFixture<TryPageSy
         return text;
     }
 
-    /// <summary>The README's picture: a fresh conversation about the clip, two questions answered.</summary>
+    /// <summary>The README's picture: the demo clip, and what the demo models answer about it.</summary>
     private static async Task Screenshot(HeadlessChromium browser, string path)
     {
-        await browser.ChooseFile("#file", Clip);
+        await browser.ChooseFile("#file", Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-flute-f-major.wav"));
         await browser.WaitFor("document.querySelector('#clip').textContent.includes(' s, ')", TimeSpan.FromSeconds(30));
-        await browser.Type("#max", "12");
-        await browser.Type("#question", "What instruments are playing?");
+        await browser.Type("#max", "128");
+        await browser.Type("#question", "Describe this clip: its tempo, key and instruments.");
         await browser.PressEnter();
         await Answer(browser, 1);
-        await browser.Type("#question", "And what key is it in?");
+        await browser.Type("#question", "What instrument plays the melody?");
         await browser.PressEnter();
         await Answer(browser, 2);
         await File.WriteAllBytesAsync(path, await browser.Screenshot());
