@@ -32,7 +32,7 @@ public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, Key
     private async Task Admit(HttpContext context)
     {
         string remote = context.Connection.RemoteIpAddress?.ToString() ?? "";
-        if (IsOpen(context.Request.Path))
+        if (IsOpen(context.Request))
         {
             if (!context.Request.Path.Equals(HealthWatch, StringComparison.Ordinal))
             {
@@ -102,11 +102,15 @@ public sealed class AccessMiddleware(RequestDelegate next, ApiKeyStore keys, Key
 
     private const string HealthWatch = "/grpc.health.v1.Health/Watch";
 
-    /// <summary>Probes and scrapes: the gateway's own gRPC health, /healthz and /metrics.</summary>
-    private static bool IsOpen(PathString path) =>
-        path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal)
-        || path.Equals("/healthz", StringComparison.Ordinal)
-        || path.Equals("/metrics", StringComparison.Ordinal);
+    /// <summary>
+    /// Probes and scrapes: the gateway's own gRPC health, /healthz and /metrics; and the try page's own files, by exact
+    /// path and GET or HEAD only, since a browser loads them before anyone has typed a key.
+    /// </summary>
+    private static bool IsOpen(HttpRequest request) =>
+        request.Path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal)
+        || request.Path.Equals("/healthz", StringComparison.Ordinal)
+        || request.Path.Equals("/metrics", StringComparison.Ordinal)
+        || TryPage.Serves(request);
 
     private static string RouteName(HttpContext context)
     {

@@ -67,6 +67,7 @@ public static class GatewayHost
         });
         app.MapJsonFront();
         app.MapOpenAiFront();
+        app.MapTryPage();
         app.MapLLarkDefaults();
         return app;
     }
