@@ -66,7 +66,7 @@ public sealed class TryPageSystem : IAsyncLifetime, IDisposable
         // The README's screenshot is worth real words: the bundled demo models (as DemoSystemTests runs them) answer in
         // them; the tiny ones are faster for every other run.
         Encoder = await EncoderHarness.StartAsync(cache.Path, Demo
-            ? new Dictionary<string, string?> { ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-demo"), ["LLark:Encoder:Fps"] = "5" }
+            ? new Dictionary<string, string?> { ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "spectral"), ["LLark:Encoder:Fps"] = "5" }
             : new Dictionary<string, string?> { ["LLark:Encoder:ModelPath"] = Path.Combine(RepoPaths.Root, "models", "jukebox-tiny") });
         var language = new Dictionary<string, string?>
         {
@@ -199,13 +199,13 @@ public sealed class TryPageTests(TryPageSystem system) : IClassFixture<TryPageSy
     /// <summary>The README's picture: the demo clip, and what the demo models answer about it.</summary>
     private static async Task Screenshot(HeadlessChromium browser, string path)
     {
-        await browser.ChooseFile("#file", Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-flute-f-major.wav"));
+        await browser.ChooseFile("#file", Path.Combine(RepoPaths.Root, "models", "clips", "demo-heldout-electric-piano-eb-major.wav"));
         await browser.WaitFor("document.querySelector('#clip').textContent.includes(' s, ')", TimeSpan.FromSeconds(30));
         await browser.Type("#max", "128");
         await browser.Type("#question", "Describe this clip: its tempo, key and instruments.");
         await browser.PressEnter();
         await Answer(browser, 1);
-        await browser.Type("#question", "What instrument plays the melody?");
+        await browser.Type("#question", "Write a short bedtime story that fits it.");
         await browser.PressEnter();
         await Answer(browser, 2);
         await File.WriteAllBytesAsync(path, await browser.Screenshot());
