@@ -48,16 +48,15 @@ public sealed class LanguageServicePrefixCacheTests
         Assert.Equal(await Answer(Ask("Describe this clip.", first.Trim(), "And the tempo?"), byId: false), followUp);
 
         var cache = host.App.Services.GetRequiredService<ModelHost>().Ready().PrefixCache!;
-        // Per source (id, bytes): the first question misses (but for the shared system line), the others hit past the audio.
+        // Only the very first request misses: the first by bytes reuses the system line, the rest reach past the audio.
         Assert.True(cache.SavedPositions > 4 * 50, $"{cache.SavedPositions} positions saved");
         Assert.InRange(cache.BytesHeld, 1, 64 << 20);
+        Assert.Equal((5, 1), (cache.Hits, cache.Misses));
         using var http = new HttpClient { BaseAddress = host.HttpAddress };
         string metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        string[] lines = [.. metrics.Split('\n').Where(l => l.StartsWith("llark_language_prefix_cache", StringComparison.Ordinal))];
-        string[] names = [.. lines.Select(l => l.Split('{')[0])];
-        Assert.Equal(["llark_language_prefix_cache_bytes", "llark_language_prefix_cache_evictions_total", "llark_language_prefix_cache_hits_total",
-            "llark_language_prefix_cache_misses_total", "llark_language_prefix_cache_saved_positions_total"], names.Order(StringComparer.Ordinal));
-        Assert.EndsWith(" 5", lines.Single(l => l.StartsWith("llark_language_prefix_cache_hits_total", StringComparison.Ordinal)), StringComparison.Ordinal);
+        // Other tests' caches in this process report on the same meter, so only the names are checked here.
+        foreach (string name in new[] { "bytes", "evictions_total", "hits_total", "misses_total", "saved_positions_total" })
+            Assert.Contains($"\nllark_language_prefix_cache_{name}{{", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -42,22 +42,27 @@ public sealed class PrefixCacheTests : IDisposable
         for (int i = 0; i < expected.LogProbs!.Count; i++) Assert.Equal(expected.LogProbs[i], actual.LogProbs![i], 1e-5f);
     }
 
-    [Fact]
-    public void LogitsAfterARestoredPrefixMatchAFullPrefillWithin1e5()
+    /// <summary>Through the managed prefill (a float32 CPU model) and through libtorch's (every other dtype and device).</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LogitsAfterARestoredPrefixMatchAFullPrefillWithin1e5(bool managed)
     {
+        Tensor Forward(Tensor embeds, KvCache kv) =>
+            managed ? model.Llama.Forward(embeds, kv, lastOnly: false) : model.Llama.ForwardLibTorch(embeds, kv, lastOnly: false);
         using var cache = new PrefixCache(64L << 20, Block);
         using LLarkPromptInput first = model.BuildPrompt([new ChatTurn("Describe this clip.")], Clip(1));
         using LLarkPromptInput second = model.BuildPrompt([new ChatTurn("What key is it in?")], Clip(1));
         int t = (int)second.Embeddings.shape[1];
         using KvCache full = model.Llama.NewCache(t + 1), warm = model.Llama.NewCache(first.Ids.Length + 1), reused = model.Llama.NewCache(t + 1);
-        using Tensor expected = model.Llama.Forward(second.Embeddings, full, lastOnly: false);
+        using Tensor expected = Forward(second.Embeddings, full);
 
-        using (model.Llama.Forward(first.Embeddings, warm)) cache.Insert(first.Key, warm);
+        using (Forward(first.Embeddings, warm)) cache.Insert(first.Key, warm);
         int restored = cache.Restore(second.Key, t - 1, reused);
         Assert.True(restored > AudioStart(second) + 60 - Block, $"restored {restored}");
         Assert.Equal(0, restored % Block);
         Assert.Equal(restored, reused.Length);
-        using Tensor rest = model.Llama.Forward(second.Embeddings.narrow(1, restored, t - restored), reused, lastOnly: false);
+        using Tensor rest = Forward(second.Embeddings.narrow(1, restored, t - restored), reused);
         float worst = expected.narrow(1, restored, t - restored).sub(rest).abs().max().item<float>();
         Assert.True(worst <= 1e-5f, $"largest logit difference {worst}");
         Assert.Equal((1, 0, (long)restored), (cache.Hits, cache.Misses, cache.SavedPositions));
