@@ -358,6 +358,8 @@ public sealed class BatchScheduler : IDisposable
     {
         try
         {
+            // As the prefill's libtorch work does: an OpenMP team of every core would fight the decode loop's workers.
+            using var threads = TorchThreadScope.Use(options.PrefillThreads);
             prefixCache!.Insert(key, slot);
         }
         catch (Exception e) when (e is not OperationCanceledException)
