@@ -31,7 +31,8 @@ public sealed class EncoderClient(EncoderService.EncoderServiceClient? client, I
                 part.CopyTo(values, (long)chunk.FirstFrame * chunk.Frames.Width);
             }
             if (first is null || values is null) throw new RpcException(new Status(StatusCode.Internal, $"the encoder returned no frames for embedding '{embeddingId}'"));
-            return (new AudioFrames(values, values.Length / (int)first.Width, (int)first.Width, first.Fps, NullIfEmpty(first.EncoderModelId)), clock.Elapsed);
+            return (new AudioFrames(values, values.Length / (int)first.Width, (int)first.Width, first.Fps, NullIfEmpty(first.EncoderModelId), embeddingId),
+                clock.Elapsed);
         }
         catch (RpcException e)
         {
@@ -53,7 +54,8 @@ public sealed class EncoderClient(EncoderService.EncoderServiceClient? client, I
                 deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
             EmbeddingFrames frames = response.Embedding ?? throw new RpcException(new Status(StatusCode.Internal, "the encoder returned no frames"));
             float[] values = EmbeddingFramesCodec.Decode(frames);
-            return (new AudioFrames(values, (int)frames.Frames, (int)frames.Width, frames.Fps, NullIfEmpty(frames.EncoderModelId)), clock.Elapsed);
+            return (new AudioFrames(values, (int)frames.Frames, (int)frames.Width, frames.Fps, NullIfEmpty(frames.EncoderModelId),
+                NullIfEmpty(response.EmbeddingId)), clock.Elapsed);
         }
         catch (RpcException e)
         {

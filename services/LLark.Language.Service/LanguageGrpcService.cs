@@ -29,7 +29,7 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
         LLarkPromptInput prompt;
         using (TorchThreadScope.Use(options.Value.TorchThreads)) prompt = model.Model.BuildPrompt(turns, audio);
         GenerationFeed updates = model.Scheduler.Submit(prompt.Embeddings, prompt.Ids,
-            model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, context.CancellationToken);
+            model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, prompt.Key, context.CancellationToken);
         await Stream(updates, request.ReturnOptions, prompt.AudioFrames, encoderTime, responseStream, context).ConfigureAwait(false);
     }
 
@@ -52,7 +52,7 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
                 context.CancellationToken).ConfigureAwait(false);
             int generated = result.TokenIds.Count;
             double queueMs = result.QueueWait.TotalMilliseconds, ttftMs = result.TimeToFirstToken.TotalMilliseconds, decodeMs = result.DecodeTime.TotalMilliseconds;
-            Log.GenerateFinished(logger, result.FinishReason, result.PromptTokens, audioFrames, generated, queueMs, ttftMs, decodeMs);
+            Log.GenerateFinished(logger, result.FinishReason, result.PromptTokens, result.CachedPromptTokens, audioFrames, generated, queueMs, ttftMs, decodeMs);
         }
     }
 

@@ -14,7 +14,7 @@ namespace LLark.Language.Service;
 public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingStatus serving, IHostApplicationLifetime lifetime,
     ILogger<ModelHost> logger, IDecodeStepHook? stepHook = null) : ModelHost<ModelHost.Loaded>("the model", serving, lifetime)
 {
-    public sealed record Loaded(LLarkModel Model, BatchScheduler Scheduler, string ModelId);
+    public sealed record Loaded(LLarkModel Model, BatchScheduler Scheduler, string ModelId, PrefixCache? PrefixCache);
 
     protected override Loaded Load(CancellationToken stoppingToken)
     {
@@ -23,18 +23,19 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
         var clock = Stopwatch.StartNew();
         var load = new LlamaLoadOptions { DType = LlamaLoader.ParseDType(o.DType), Device = new TorchSharp.torch.Device(o.Device) };
         LLarkModel model = LLarkModel.Load(o.ModelPath, load, stoppingToken);
+        PrefixCache? prefixCache = o.PrefixCacheBytes > 0 ? new PrefixCache(o.PrefixCacheBytes, o.PrefixCacheBlockTokens) : null;
         var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions
         {
             MaxBatchSize = o.MaxBatchSize,
             MaxQueuedRequests = o.MaxQueuedRequests,
             ContextLength = o.ContextLength,
             PrefillThreads = o.TorchThreads,
-        }, stepHook);
+        }, stepHook, prefixCache);
         string id = o.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.ModelPath)));
         long parameters = model.Llama.parameters().Sum(p => p.NumberOfElements);
         double seconds = clock.Elapsed.TotalSeconds;
         Log.ModelLoaded(logger, id, seconds, parameters, scheduler.ContextLength, scheduler.MaxBatchSize);
-        return new Loaded(model, scheduler, id);
+        return new Loaded(model, scheduler, id, prefixCache);
     }
 
     protected override void LogLoadFailed(Exception exception) => Log.ModelLoadFailed(logger, exception, options.Value.ModelPath);
@@ -42,6 +43,7 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
     protected override void Unload(Loaded model)
     {
         model.Scheduler.Dispose();
+        model.PrefixCache?.Dispose();
         model.Model.Dispose();
     }
 }

@@ -9,5 +9,6 @@ var root = new RootCommand("llark-bench: benchmarks of the LLark engines and ser
     BenchEmbedCommand.Create(),
     BenchE2eCommand.Create(),
     BenchLoadCommand.Create(),
+    BenchPrefixCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

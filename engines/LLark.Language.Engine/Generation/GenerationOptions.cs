@@ -93,4 +93,7 @@ public sealed record GenerationResult(
 {
     /// <summary>Time from submission until the sequence joined a running batch (zero outside a scheduler).</summary>
     public TimeSpan QueueWait { get; init; }
+
+    /// <summary>Prompt positions whose keys and values came from the prefix cache instead of the prefill.</summary>
+    public int CachedPromptTokens { get; init; }
 }

@@ -58,6 +58,12 @@ public sealed class GenerationSequence
     /// <summary>Time the sequence waited for a batch slot, reported in its result.</summary>
     public TimeSpan QueueWait { get; set; }
 
+    /// <summary>Prompt positions taken from the prefix cache, reported in its result.</summary>
+    public int CachedPromptTokens { get; set; }
+
+    /// <summary>Every token chosen so far.</summary>
+    public IReadOnlyList<int> Generated => generated;
+
     /// <summary>Starts the clocks; call as the prompt's forward begins.</summary>
     public void Start() => clock.Start();
 
@@ -108,6 +114,7 @@ public sealed class GenerationSequence
             generated.Count > 0 ? firstToken : total, generated.Count > 0 ? total - firstToken : TimeSpan.Zero)
         {
             QueueWait = QueueWait,
+            CachedPromptTokens = CachedPromptTokens,
         };
         return tail;
     }

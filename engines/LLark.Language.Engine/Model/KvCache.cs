@@ -46,6 +46,9 @@ public sealed class KvCache : IKvStore, IDisposable
     public int BatchSize { get; }
     public int Capacity { get; }
 
+    /// <summary>Decoder layers the cache holds keys and values for.</summary>
+    internal int Layers => keys.Length;
+
     /// <summary>Number of positions already filled (the position of the next token).</summary>
     public int Length { get; private set; }
 

@@ -3,15 +3,33 @@ using System.Text.Json.Serialization;
 using LLark.Common;
 using LLark.Language.Engine.Generation;
 using LLark.Language.Engine.Model;
+using LLark.Language.Engine.Serving;
 using LLark.Language.Engine.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLark.Language.Engine.Multimodal;
 
-/// <summary>Audio embedding frames [Frames, Width], row-major float32, at <see cref="Fps"/> frames per second.</summary>
-public sealed record AudioFrames(float[] Data, int Frames, int Width, double Fps, string? Encoder = null)
+/// <summary>
+/// Audio embedding frames [Frames, Width], row-major float32, at <see cref="Fps"/> frames per second.
+/// <see cref="ContentId"/> is the encoder's content address for them (its embedding id), where they came with one.
+/// </summary>
+public sealed record AudioFrames(float[] Data, int Frames, int Width, double Fps, string? Encoder = null, string? ContentId = null)
 {
+    /// <summary>
+    /// What identifies these frames for the prefix cache: the encoder's content address where there is one (it already
+    /// hashes the clip and everything that changes its frames), otherwise a hash of the frames themselves.
+    /// </summary>
+    public UInt128 Digest()
+    {
+        string shape = $"{Frames}x{Width}@{Fps:R}";
+        if (!string.IsNullOrEmpty(ContentId)) return PromptKey.Digest("embedding-id", ContentId, Encoder ?? "", shape);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"frames\n{Encoder}\n{shape}\n"));
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Data.AsSpan()));
+        return PromptKey.Truncate(hash.GetHashAndReset());
+    }
+
     public static AudioFrames FromRows(float[] data, int width, double fps, string? encoder = null) =>
         width > 0 && data.Length % width == 0 ? new AudioFrames(data, data.Length / width, width, fps, encoder)
             : throw new InvalidRequestException("audio.frames", $"{data.Length} values do not make whole frames of width {width}");
@@ -35,8 +53,11 @@ public sealed record AudioFrames(float[] Data, int Frames, int Width, double Fps
     }
 }
 
-/// <summary>A prompt ready to run: its embeddings [1, T, hidden], the ids behind them, and how many positions are audio.</summary>
-public sealed record LLarkPromptInput(Tensor Embeddings, int[] Ids, int AudioFrames) : IDisposable
+/// <summary>
+/// A prompt ready to run: its embeddings [1, T, hidden], the ids behind them, how many positions are audio, and what
+/// each position holds (for the prefix cache).
+/// </summary>
+public sealed record LLarkPromptInput(Tensor Embeddings, int[] Ids, int AudioFrames, PromptKey Key) : IDisposable
 {
     public void Dispose() => Embeddings.Dispose();
 }
@@ -70,10 +91,14 @@ public sealed class LLarkModel : IDisposable
     private readonly int patchId;
     private readonly int startId;
     private readonly int endId;
+    private readonly UInt128 promptScope;
 
-    private LLarkModel(string directory, LlamaForCausalLM llama, AudioProjector projector, LlamaTextTokenizer tokenizer, LLarkAudioConfig audio)
+    private LLarkModel(string directory, LlamaForCausalLM llama, AudioProjector projector, LlamaTextTokenizer tokenizer, LLarkAudioConfig audio,
+        string identity)
     {
         Directory = directory;
+        Identity = identity;
+        promptScope = PromptKey.ScopeOf(identity, LLarkPrompt.TemplateId);
         Llama = llama;
         this.projector = projector;
         Tokenizer = tokenizer;
@@ -87,6 +112,12 @@ public sealed class LLarkModel : IDisposable
     }
 
     public string Directory { get; }
+
+    /// <summary>
+    /// What distinguishes this model's state from any other's: a digest of the folder's path, its config.json, its
+    /// weight files (names, sizes, modification times) and the run-time dtype and device.
+    /// </summary>
+    public string Identity { get; }
 
     public LlamaForCausalLM Llama { get; }
 
@@ -125,7 +156,7 @@ public sealed class LLarkModel : IDisposable
         try
         {
             LlamaForCausalLM llama = LlamaLoader.Load(directory, options, projector.CheckpointParameters(), cancellationToken);
-            return new LLarkModel(directory, llama, projector, tokenizer, audio);
+            return new LLarkModel(directory, llama, projector, tokenizer, audio, ModelIdentity(directory, llama));
         }
         catch
         {
@@ -149,6 +180,8 @@ public sealed class LLarkModel : IDisposable
         }
         int[] ids = Tokenizer.Encode(text, addBos: true);
         if (ids.Length >= ContextLength) throw new ContextLengthException(ids.Length + 1, ContextLength);
+        var positions = new PromptPosition[ids.Length];
+        for (int i = 0; i < ids.Length; i++) positions[i] = PromptPosition.Text(ids[i]);
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -161,8 +194,10 @@ public sealed class LLarkModel : IDisposable
                 throw new InvalidOperationException("audio patches did not survive tokenization as one run");
             Tensor frames = tensor(audio.Data, [audio.Frames, audio.Width], dtype: ScalarType.Float32);
             embeds.narrow(1, first, audio.Frames).copy_(projector.Forward(frames).unsqueeze(0));
+            UInt128 clip = audio.Digest();
+            for (int f = 0; f < audio.Frames; f++) positions[first + f] = PromptPosition.Audio(clip, f);
         }
-        return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0);
+        return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0, new PromptKey(promptScope, positions));
     }
 
     private void CheckAudio(AudioFrames audio)
@@ -189,6 +224,17 @@ public sealed class LLarkModel : IDisposable
     {
         int end = encoderId.IndexOfAny(['-', '/']);
         return end < 0 ? encoderId : encoderId[..end];
+    }
+
+    private static string ModelIdentity(string directory, LlamaForCausalLM llama)
+    {
+        var parts = new List<string> { Path.GetFullPath(directory), File.ReadAllText(Path.Combine(directory, "config.json")), llama.DType.ToString(), llama.Device.ToString() };
+        foreach (string file in System.IO.Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
+        {
+            var info = new FileInfo(file);
+            parts.Add($"{info.Name}:{info.Length}:{info.LastWriteTimeUtc.Ticks}");
+        }
+        return PromptKey.Digest([.. parts]).ToString("x32", System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private int AddedTokenId(string token) => Tokenizer.TryGetAddedTokenId(token, out int id) ? id

@@ -1,5 +1,6 @@
 using System.Text;
 using LLark.Common;
+using LLark.Language.Engine.Serving;
 
 namespace LLark.Language.Engine.Multimodal;
 
@@ -36,6 +37,13 @@ public static class LLarkPrompt
     /// caller's making, in either role.
     /// </summary>
     private static readonly string[] ReservedText = [AudioPlaceholder, AudioPatch, AudioStart, AudioEnd, StopString];
+
+    /// <summary>
+    /// Names the template by what it renders (a digest of a two-turn conversation with audio), so that state cached
+    /// for prompts of one template is never served to prompts of an edited one.
+    /// </summary>
+    public static string TemplateId { get; } = "llava-v0:" +
+        PromptKey.Digest(Render([new ChatTurn("q", "a"), new ChatTurn("q")], withAudio: true)).ToString("x32", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Renders the conversation; the last turn must await its answer.</summary>
     public static string Render(IReadOnlyList<ChatTurn> turns, bool withAudio)

@@ -77,6 +77,7 @@ public sealed class BatchScheduler : IDisposable
     private readonly LlamaForCausalLM model;
     private readonly SchedulerOptions options;
     private readonly IDecodeStepHook? stepHook;
+    private readonly PrefixCache? prefixCache;
     private readonly BlockingCollection<Job> queue;
     private readonly List<Job> active = [];
     private readonly BatchKvCache cache;
@@ -87,13 +88,21 @@ public sealed class BatchScheduler : IDisposable
     private readonly Counter<long> finished;
     private readonly Histogram<double> timeToFirstToken;
     private readonly Histogram<double> queueWait;
+    private readonly Counter<long> cacheFailures;
     private double averageStepSeconds = 0.05;
 
-    /// <summary>Starts the worker thread; <paramref name="stepHook"/>, if any, runs after every decode step (none in service).</summary>
-    public BatchScheduler(LlamaForCausalLM model, SchedulerOptions? options = null, IDecodeStepHook? stepHook = null)
+    /// <summary>
+    /// Starts the worker thread; <paramref name="stepHook"/>, if any, runs after every decode step (none in service).
+    /// With <paramref name="prefixCache"/> (which the caller owns), a request submitted with a <see cref="PromptKey"/>
+    /// takes the cached state of its prompt's longest cached prefix and prefills only the rest, and its prompt (after the
+    /// prefill) and its prompt and answer (when it finishes) are cached for the requests after it.
+    /// </summary>
+    public BatchScheduler(LlamaForCausalLM model, SchedulerOptions? options = null, IDecodeStepHook? stepHook = null,
+        PrefixCache? prefixCache = null)
     {
         this.model = model;
         this.stepHook = stepHook;
+        this.prefixCache = prefixCache;
         this.options = options ??= new SchedulerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueuedRequests, 1);
@@ -108,6 +117,8 @@ public sealed class BatchScheduler : IDisposable
             tags: null, advice: LatencyBuckets.Seconds);
         queueWait = meter.CreateHistogram<double>("llark.language.queue_wait", "s", "From submission to joining the batch",
             tags: null, advice: LatencyBuckets.Seconds);
+        cacheFailures = meter.CreateCounter<long>("llark.language.prefix_cache.failures", "{insert}",
+            "Prefixes that could not be cached (the copy failed); the requests went on");
         meter.CreateObservableGauge("llark.language.queue_depth", () => QueueDepth, "{request}", "Requests waiting for a slot");
         meter.CreateObservableGauge("llark.language.active_sequences", () => ActiveSequences, "{sequence}", "Sequences in the running batch");
         worker = new Thread(Run) { IsBackground = true, Name = "llark-scheduler" };
@@ -129,15 +140,26 @@ public sealed class BatchScheduler : IDisposable
     /// within one decode step; its final update then says <see cref="FinishReason.Cancelled"/> if still read.
     /// </summary>
     public GenerationFeed Submit(Tensor promptEmbeds, IReadOnlyList<int> promptIds, ITokenTextDecoder text,
-        GenerationOptions generation, CancellationToken cancellationToken = default)
+        GenerationOptions generation, CancellationToken cancellationToken = default) =>
+        Submit(promptEmbeds, promptIds, text, generation, null, cancellationToken);
+
+    /// <summary>
+    /// <see cref="Submit(Tensor, IReadOnlyList{int}, ITokenTextDecoder, GenerationOptions, CancellationToken)"/> with
+    /// <paramref name="prefixKey"/>, what each prompt position holds, for the prefix cache; without it (or without a
+    /// cache) the prompt is prefilled whole and not cached.
+    /// </summary>
+    public GenerationFeed Submit(Tensor promptEmbeds, IReadOnlyList<int> promptIds, ITokenTextDecoder text,
+        GenerationOptions generation, PromptKey? prefixKey, CancellationToken cancellationToken = default)
     {
         try
         {
             int promptLength = (int)promptEmbeds.shape[1];
             if (promptLength == 0) throw new InvalidRequestException("prompt", "the prompt is empty");
             if (promptLength >= ContextLength) throw new ContextLengthException(promptLength + 1, ContextLength);
+            if (prefixKey is not null && prefixKey.Positions.Count != promptLength)
+                throw new ArgumentException($"the prefix key names {prefixKey.Positions.Count} positions for a prompt of {promptLength}", nameof(prefixKey));
             var job = new Job(promptEmbeds, new GenerationSequence(promptIds, promptLength, model.Config.EosTokenIds, text, generation),
-                cancellationToken);
+                prefixCache is null ? null : prefixKey, cancellationToken);
             ObjectDisposedException.ThrowIf(stopping.IsCancellationRequested, this);
             if (!queue.TryAdd(job))
             {
@@ -269,8 +291,12 @@ public sealed class BatchScheduler : IDisposable
             {
                 job.Sequence.Start();
                 using var threads = TorchThreadScope.Use(options.PrefillThreads);
+                // At least the last position is prefilled: its logits give the first token.
+                int cached = job.Key is { } key ? prefixCache!.Restore(key, job.Sequence.PromptTokens - 1, slotCache) : 0;
+                job.Sequence.CachedPromptTokens = cached;
                 using var scope = NewDisposeScope();
-                NativeTensor.CopyTo(model.Forward(job.Embeds, slotCache, lastOnly: true), row);
+                Tensor rest = cached == 0 ? job.Embeds : job.Embeds.narrow(1, cached, job.Sequence.PromptTokens - cached);
+                NativeTensor.CopyTo(model.Forward(rest, slotCache, lastOnly: true), row);
             }
             catch (Exception e)
             {
@@ -285,6 +311,9 @@ public sealed class BatchScheduler : IDisposable
             GenerationUpdate first = job.Sequence.Accept(row, slotCache.Length < ContextLength, job.Cancellation);
             timeToFirstToken.Record(job.Sequence.TimeToFirstToken.TotalSeconds);
             Publish(job, first);
+            // Cached after the first token is out, so that copying the prompt's state never delays it; requests admitted
+            // from here on (the same clip asked again while this answer runs) find it.
+            if (job.Key is { } prompt) CacheState(prompt, slotCache);
             if (!job.Sequence.IsFinished) active.Add(job);
             else slotCache.Reset();
             ActiveSequences = active.Count;
@@ -307,6 +336,8 @@ public sealed class BatchScheduler : IDisposable
         for (int i = active.Count - 1; i >= 0; i--)
         {
             if (!active[i].Sequence.IsFinished) continue;
+            // The answer's positions too: a follow-up resends it as the earlier turn.
+            if (active[i].Key is { } key) CacheState(key.Then(active[i].Sequence.Generated), cache.Slot(i));
             int last = active.Count - 1;
             if (i != last)
             {
@@ -317,6 +348,24 @@ public sealed class BatchScheduler : IDisposable
             active.RemoveAt(last);
         }
         ActiveSequences = active.Count;
+    }
+
+    /// <summary>
+    /// Caches the state of <paramref name="slot"/> under <paramref name="key"/>. The cache only saves work: failing to
+    /// keep a prefix (no memory for a copy) must not fail the sequences of the running batch.
+    /// </summary>
+    private void CacheState(PromptKey key, KvCache slot)
+    {
+        try
+        {
+            // As the prefill's libtorch work does: an OpenMP team of every core would fight the decode loop's workers.
+            using var threads = TorchThreadScope.Use(options.PrefillThreads);
+            prefixCache!.Insert(key, slot);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            cacheFailures.Add(1);
+        }
     }
 
     private void Publish(Job job, GenerationUpdate update)
@@ -347,9 +396,10 @@ public sealed class BatchScheduler : IDisposable
         stopping.Dispose();
     }
 
-    private sealed class Job(Tensor embeds, GenerationSequence sequence, CancellationToken cancellation)
+    private sealed class Job(Tensor embeds, GenerationSequence sequence, PromptKey? key, CancellationToken cancellation)
     {
         public Tensor Embeds { get; } = embeds;
+        public PromptKey? Key { get; } = key;
         public GenerationSequence Sequence { get; } = sequence;
         public CancellationToken Cancellation { get; } = cancellation;
         public long Submitted { get; } = Stopwatch.GetTimestamp();

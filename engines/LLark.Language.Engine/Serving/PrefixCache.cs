@@ -1,0 +1,255 @@
+using System.Buffers.Binary;
+using System.Diagnostics.Metrics;
+using System.Security.Cryptography;
+using LLark.Language.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Serving;
+
+/// <summary>
+/// Keys and values of every layer for prompt prefixes already computed, in blocks of <see cref="BlockTokens"/>
+/// positions, so that a prompt starting with a cached prefix prefills only the rest. Each block is found by a digest
+/// chained over the prompt's scope and every position before and in it (as vLLM's automatic prefix caching does), and
+/// is served only after its parent block and its own positions compare equal, so a digest collision cannot serve
+/// another prompt's state. Bounded by <see cref="BudgetBytes"/>, least recently used blocks evicted first. Thread-safe;
+/// one cache may serve several schedulers, whatever their models: the scope keeps them apart.
+/// </summary>
+public sealed class PrefixCache : IDisposable
+{
+    public const int DefaultBlockTokens = 16;
+
+    private readonly object gate = new();
+    private readonly Dictionary<UInt128, Block> blocks = [];
+    // Most recently used first. Touching a chain moves its root to the front last, so a block is always used at least as
+    // recently as its parent, eviction takes descendants before their ancestors, and no cached block is unreachable.
+    private readonly LinkedList<Block> recency = new();
+    private readonly Meter meter = new(BatchScheduler.MeterName);
+    private long hits, misses, evictions, savedPositions, bytesHeld;
+    private long epoch;
+
+    public PrefixCache(long budgetBytes, int blockTokens = DefaultBlockTokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(budgetBytes, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockTokens, 1);
+        BudgetBytes = budgetBytes;
+        BlockTokens = blockTokens;
+        meter.CreateObservableCounter("llark.language.prefix_cache.hits", () => Hits, "{request}", "Prompts that started with a cached prefix");
+        meter.CreateObservableCounter("llark.language.prefix_cache.misses", () => Misses, "{request}", "Prompts that found no cached prefix");
+        meter.CreateObservableCounter("llark.language.prefix_cache.evictions", () => Evictions, "{block}", "Blocks evicted to stay within the budget");
+        meter.CreateObservableCounter("llark.language.prefix_cache.saved_positions", () => SavedPositions, "{position}",
+            "Prompt positions taken from the cache instead of prefilled");
+        meter.CreateObservableGauge("llark.language.prefix_cache.bytes", () => BytesHeld, "By", "Bytes of keys and values the cache holds");
+    }
+
+    public long BudgetBytes { get; }
+
+    /// <summary>Positions per block: a prefix is reused in whole blocks, so up to this many minus one are prefilled again.</summary>
+    public int BlockTokens { get; }
+
+    public long Hits => Interlocked.Read(ref hits);
+    public long Misses => Interlocked.Read(ref misses);
+    public long Evictions => Interlocked.Read(ref evictions);
+    public long SavedPositions => Interlocked.Read(ref savedPositions);
+    public long BytesHeld => Interlocked.Read(ref bytesHeld);
+
+    /// <summary>
+    /// Copies the longest cached prefix of <paramref name="key"/>, at most <paramref name="limit"/> positions, into the
+    /// empty <paramref name="slot"/> and sets its length; returns the positions restored (0 on a miss).
+    /// </summary>
+    internal int Restore(PromptKey key, int limit, KvCache slot)
+    {
+        if (slot.Length != 0) throw new InvalidOperationException("the prefix goes into an empty slot");
+        limit = Math.Min(Math.Min(limit, key.Positions.Count), slot.Capacity);
+        lock (gate)
+        {
+            var chain = new List<Block>();
+            UInt128 digest = key.Scope;
+            for (int start = 0; start + BlockTokens <= limit; start += BlockTokens)
+            {
+                digest = Chain(digest, key.Positions, start);
+                if (!blocks.TryGetValue(digest, out Block? block) || !block.Follows(key, chain.Count > 0 ? chain[^1] : null, start)
+                    || !block.Fits(slot)) break;
+                chain.Add(block);
+            }
+            if (chain.Count == 0)
+            {
+                Interlocked.Increment(ref misses);
+                return 0;
+            }
+            using (NewDisposeScope())
+            {
+                for (int b = 0; b < chain.Count; b++) chain[b].CopyTo(slot, b * BlockTokens);
+            }
+            int restored = chain.Count * BlockTokens;
+            slot.SetLength(restored);
+            Touch(chain);
+            Interlocked.Increment(ref hits);
+            Interlocked.Add(ref savedPositions, restored);
+            return restored;
+        }
+    }
+
+    /// <summary>
+    /// Keeps the whole blocks of <paramref name="slot"/>'s filled positions that <paramref name="key"/> names (a prompt
+    /// just prefilled, or a finished one with its answer), evicting the least recently used blocks to make room. Blocks
+    /// already cached are only marked used.
+    /// </summary>
+    internal void Insert(PromptKey key, KvCache slot)
+    {
+        int length = Math.Min(key.Positions.Count, slot.Length);
+        if (length < BlockTokens) return;
+        lock (gate)
+        {
+            long current = ++epoch;
+            var chain = new List<Block>();
+            UInt128 digest = key.Scope;
+            for (int start = 0; start + BlockTokens <= length; start += BlockTokens)
+            {
+                digest = Chain(digest, key.Positions, start);
+                Block? parent = chain.Count > 0 ? chain[^1] : null;
+                if (blocks.TryGetValue(digest, out Block? block))
+                {
+                    if (!block.Follows(key, parent, start)) break;
+                }
+                else
+                {
+                    block = Capture(key, parent, start, digest, slot, current);
+                    if (block is null) break;
+                }
+                block.Epoch = current;
+                chain.Add(block);
+            }
+            Touch(chain);
+        }
+    }
+
+    private Block? Capture(PromptKey key, Block? parent, int start, UInt128 digest, KvCache slot, long current)
+    {
+        long bytes = (long)slot.Layers * 2 * slot.Layer(0).Keys.shape[1] * BlockTokens * slot.Layer(0).Keys.shape[3] * slot.Layer(0).Keys.ElementSize;
+        if (bytes > BudgetBytes) return null;
+        while (bytesHeld + bytes > BudgetBytes)
+        {
+            Block victim = recency.Last!.Value;
+            // The chain being inserted is not evicted for its own tail.
+            if (victim.Epoch == current) return null;
+            Evict(victim);
+        }
+        var positions = new PromptPosition[BlockTokens];
+        for (int i = 0; i < BlockTokens; i++) positions[i] = key.Positions[start + i];
+        var block = new Block(digest, key.Scope, parent, positions, slot, start, BlockTokens) { Bytes = bytes };
+        block.Node = recency.AddFirst(block);
+        blocks.Add(digest, block);
+        Interlocked.Add(ref bytesHeld, bytes);
+        return block;
+    }
+
+    private void Touch(List<Block> chain)
+    {
+        for (int i = chain.Count - 1; i >= 0; i--)
+        {
+            recency.Remove(chain[i].Node!);
+            recency.AddFirst(chain[i].Node!);
+        }
+    }
+
+    private void Evict(Block block)
+    {
+        recency.Remove(block.Node!);
+        blocks.Remove(block.Digest);
+        block.Kv.Dispose();
+        Interlocked.Add(ref bytesHeld, -block.Bytes);
+        Interlocked.Increment(ref evictions);
+    }
+
+    /// <summary>The digest of the block at <paramref name="start"/>: SHA-256 of its parent's digest and its positions.</summary>
+    private UInt128 Chain(UInt128 parent, IReadOnlyList<PromptPosition> positions, int start)
+    {
+        const int PositionBytes = 20;
+        Span<byte> buffer = new byte[16 + BlockTokens * PositionBytes];
+        BinaryPrimitives.WriteUInt128LittleEndian(buffer, parent);
+        for (int i = 0; i < BlockTokens; i++)
+        {
+            Span<byte> at = buffer.Slice(16 + i * PositionBytes, PositionBytes);
+            BinaryPrimitives.WriteUInt128LittleEndian(at, positions[start + i].Content);
+            BinaryPrimitives.WriteInt32LittleEndian(at[16..], positions[start + i].Index);
+        }
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(buffer, hash);
+        return PromptKey.Truncate(hash);
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            foreach (Block block in blocks.Values) block.Kv.Dispose();
+            blocks.Clear();
+            recency.Clear();
+            Interlocked.Exchange(ref bytesHeld, 0);
+        }
+        meter.Dispose();
+    }
+
+    private sealed class Block
+    {
+        public Block(UInt128 digest, UInt128 scope, Block? parent, PromptPosition[] positions, KvCache slot, int start, int count)
+        {
+            Digest = digest;
+            Scope = scope;
+            Parent = parent;
+            Positions = positions;
+            Tensor keys = slot.Layer(0).Keys;
+            Kv = empty([slot.Layers, 2, keys.shape[1], count, keys.shape[3]], dtype: keys.dtype, device: keys.device).DetachFromDisposeScope();
+            using var temporaries = NewDisposeScope();
+            for (int layer = 0; layer < slot.Layers; layer++)
+            {
+                (Tensor k, Tensor v) = slot.Layer(layer);
+                Kv.select(0, layer).select(0, 0).copy_(k.select(0, 0).narrow(1, start, count));
+                Kv.select(0, layer).select(0, 1).copy_(v.select(0, 0).narrow(1, start, count));
+            }
+        }
+
+        public UInt128 Digest { get; }
+        public UInt128 Scope { get; }
+        public Block? Parent { get; }
+        public PromptPosition[] Positions { get; }
+
+        /// <summary>[layers, 2 (keys, values), kv_heads, block, head_dim].</summary>
+        public Tensor Kv { get; }
+
+        public long Bytes { get; init; }
+        public long Epoch { get; set; }
+        public LinkedListNode<Block>? Node { get; set; }
+
+        /// <summary>Whether this block is the one <paramref name="key"/> has at <paramref name="start"/> after <paramref name="parent"/>.</summary>
+        public bool Follows(PromptKey key, Block? parent, int start)
+        {
+            if (Scope != key.Scope || !ReferenceEquals(Parent, parent)) return false;
+            for (int i = 0; i < Positions.Length; i++)
+            {
+                if (Positions[i] != key.Positions[start + i]) return false;
+            }
+            return true;
+        }
+
+        /// <summary>Whether the block's state has the slot's layout (it always has, within one scope; this is cheap insurance).</summary>
+        public bool Fits(KvCache slot)
+        {
+            Tensor keys = slot.Layer(0).Keys;
+            return Kv.shape[0] == slot.Layers && Kv.shape[2] == keys.shape[1] && Kv.shape[4] == keys.shape[3] && Kv.dtype == keys.dtype
+                && Kv.device_type == keys.device_type && Kv.device_index == keys.device_index;
+        }
+
+        public void CopyTo(KvCache slot, int start)
+        {
+            int count = (int)Kv.shape[3];
+            for (int layer = 0; layer < slot.Layers; layer++)
+            {
+                (Tensor k, Tensor v) = slot.Layer(layer);
+                k.select(0, 0).narrow(1, start, count).copy_(Kv.select(0, layer).select(0, 0));
+                v.select(0, 0).narrow(1, start, count).copy_(Kv.select(0, layer).select(0, 1));
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+using LLark.Language.Engine.Generation;
+using LLark.Language.Engine.Model;
+using LLark.Language.Engine.Multimodal;
+using LLark.Language.Engine.Serving;
+using LLark.Tests.TestSupport;
+using static TorchSharp.torch;
+
+namespace LLark.Tests.Language.Engine.Serving;
+
+public sealed class PrefixCacheTests : IDisposable
+{
+    private const int Block = 8;
+    private readonly LLarkModel model = LLarkModel.Load(TinyLLark.Directory);
+
+    public void Dispose() => model.Dispose();
+
+    private static AudioFrames Clip(int seed, int frames = 60, string? contentId = null)
+    {
+        var random = new Random(seed);
+        float[] data = [.. Enumerable.Range(0, frames * TinyLLark.AudioWidth).Select(_ => (float)(random.NextDouble() * 2 - 1))];
+        return new AudioFrames(data, frames, TinyLLark.AudioWidth, TinyLLark.Fps, null, contentId);
+    }
+
+    private static GenerationOptions Greedy(int tokens = 12) => new() { MaxNewTokens = tokens, StopOnEos = false, LogProbs = true };
+
+    private static async Task<GenerationResult> Ask(BatchScheduler scheduler, LLarkModel llark, IReadOnlyList<ChatTurn> turns, AudioFrames audio,
+        GenerationOptions? options = null)
+    {
+        LLarkPromptInput prompt = llark.BuildPrompt(turns, audio);
+        GenerationResult? result = null;
+        await foreach (GenerationUpdate u in scheduler.Submit(prompt.Embeddings, prompt.Ids, llark.Tokenizer.CreateDetokenizer(false),
+            options ?? Greedy(), prompt.Key)) result = u.Result ?? result;
+        return result!;
+    }
+
+    private int AudioStart(LLarkPromptInput prompt) =>
+        Array.IndexOf(prompt.Ids, model.Tokenizer.TryGetAddedTokenId(LLarkPrompt.AudioPatch, out int patch) ? patch : -1);
+
+    private static void SameAnswer(GenerationResult expected, GenerationResult actual)
+    {
+        Assert.Equal(expected.TokenIds, actual.TokenIds);
+        for (int i = 0; i < expected.LogProbs!.Count; i++) Assert.Equal(expected.LogProbs[i], actual.LogProbs![i], 1e-5f);
+    }
+
+    /// <summary>Through the managed prefill (a float32 CPU model) and through libtorch's (every other dtype and device).</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LogitsAfterARestoredPrefixMatchAFullPrefillWithin1e5(bool managed)
+    {
+        Tensor Forward(Tensor embeds, KvCache kv) =>
+            managed ? model.Llama.Forward(embeds, kv, lastOnly: false) : model.Llama.ForwardLibTorch(embeds, kv, lastOnly: false);
+        using var cache = new PrefixCache(64L << 20, Block);
+        using LLarkPromptInput first = model.BuildPrompt([new ChatTurn("Describe this clip.")], Clip(1));
+        using LLarkPromptInput second = model.BuildPrompt([new ChatTurn("What key is it in?")], Clip(1));
+        int t = (int)second.Embeddings.shape[1];
+        using KvCache full = model.Llama.NewCache(t + 1), warm = model.Llama.NewCache(first.Ids.Length + 1), reused = model.Llama.NewCache(t + 1);
+        using Tensor expected = Forward(second.Embeddings, full);
+
+        using (Forward(first.Embeddings, warm)) cache.Insert(first.Key, warm);
+        int restored = cache.Restore(second.Key, t - 1, reused);
+        Assert.True(restored > AudioStart(second) + 60 - Block, $"restored {restored}");
+        Assert.Equal(0, restored % Block);
+        Assert.Equal(restored, reused.Length);
+        using Tensor rest = Forward(second.Embeddings.narrow(1, restored, t - restored), reused);
+        float worst = expected.narrow(1, restored, t - restored).sub(rest).abs().max().item<float>();
+        Assert.True(worst <= 1e-5f, $"largest logit difference {worst}");
+        Assert.Equal((1, 0, (long)restored), (cache.Hits, cache.Misses, cache.SavedPositions));
+    }
+
+    [Fact]
+    public async Task AFollowUpQuestionHitsAndAnswersTokenForTokenAsWithoutTheCache()
+    {
+        AudioFrames clip = Clip(2, contentId: "clip-2");
+        string[] questions = ["Describe this clip.", "What key is it in?", "Describe this clip."];
+        var expected = new List<GenerationResult>();
+        using (var plain = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 }))
+        {
+            foreach (string q in questions) expected.Add(await Ask(plain, model, [new ChatTurn(q)], clip));
+        }
+
+        using var cache = new PrefixCache(64L << 20, Block);
+        using var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 }, prefixCache: cache);
+        for (int i = 0; i < questions.Length; i++)
+        {
+            GenerationResult result = await Ask(scheduler, model, [new ChatTurn(questions[i])], clip);
+            SameAnswer(expected[i], result);
+            using LLarkPromptInput prompt = model.BuildPrompt([new ChatTurn(questions[i])], clip);
+            if (i == 0) Assert.Equal(0, result.CachedPromptTokens);
+            else if (i == 1) Assert.True(result.CachedPromptTokens > AudioStart(prompt) + clip.Frames - Block, $"{result.CachedPromptTokens}");
+            else Assert.True(result.CachedPromptTokens >= result.PromptTokens - Block, $"{result.CachedPromptTokens} of {result.PromptTokens}");
+        }
+        // The repeated question finds its whole prompt and answer cached; it still prefills its last position.
+        Assert.Equal((2, 1), (cache.Hits, cache.Misses));
+    }
+
+    [Fact]
+    public async Task AThreeTurnConversationPrefillsOnlyEachNewTurn()
+    {
+        AudioFrames clip = Clip(3, frames: 40);
+        string[] questions = ["Describe this clip.", "What key is it in?", "And the tempo?"];
+        using var cache = new PrefixCache(64L << 20, Block);
+        using var cached = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 }, prefixCache: cache);
+        using var plain = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 });
+        var turns = new List<ChatTurn>();
+        int previousPrompt = 0;
+        foreach (string question in questions)
+        {
+            turns.Add(new ChatTurn(question));
+            GenerationResult without = await Ask(plain, model, turns, clip, Greedy(6));
+            GenerationResult with = await Ask(cached, model, turns, clip, Greedy(6));
+            SameAnswer(without, with);
+            int prefilled = with.PromptTokens - with.CachedPromptTokens;
+            int newTurn = with.PromptTokens - previousPrompt;
+            // Whole blocks are reused, so up to a block's worth before the new turn is prefilled again.
+            Assert.True(prefilled < newTurn + Block, $"prefilled {prefilled} positions for a turn of {newTurn}");
+            if (previousPrompt > 0) Assert.True(with.CachedPromptTokens > 0);
+            previousPrompt = with.PromptTokens;
+            turns[^1] = new ChatTurn(question, with.Text.Trim());
+        }
+    }
+
+    [Fact]
+    public async Task AnotherClipReusesOnlyTheTextBeforeTheAudio()
+    {
+        using var cache = new PrefixCache(64L << 20, Block);
+        using var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions(), prefixCache: cache);
+        using var plain = new BatchScheduler(model.Llama, new SchedulerOptions());
+        ChatTurn[] question = [new ChatTurn("Describe this clip.")];
+        await Ask(scheduler, model, question, Clip(4));
+        foreach (AudioFrames other in new[] { Clip(5), Clip(4, contentId: "another-id"), Clip(4, frames: 59) })
+        {
+            using LLarkPromptInput prompt = model.BuildPrompt(question, other);
+            GenerationResult result = await Ask(scheduler, model, question, other);
+            Assert.InRange(result.CachedPromptTokens, 1, AudioStart(prompt));
+            SameAnswer(await Ask(plain, model, question, other), result);
+        }
+    }
+
+    [Fact]
+    public void FramesWithoutAnIdAreKnownByTheirBytes()
+    {
+        Assert.Equal(Clip(6).Digest(), Clip(6).Digest());
+        Assert.NotEqual(Clip(6).Digest(), Clip(7).Digest());
+        Assert.Equal(Clip(6, contentId: "x").Digest(), Clip(7, contentId: "x").Digest());
+        Assert.NotEqual(Clip(6, contentId: "x").Digest(), Clip(6, contentId: "y").Digest());
+    }
+
+    [Fact]
+    public async Task AnotherModelOrTemplateNeverHits()
+    {
+        string copy = Path.Combine(Path.GetTempPath(), "llark-prefix-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(copy);
+        try
+        {
+            foreach (string file in Directory.GetFiles(TinyLLark.Directory)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+            using LLarkModel other = LLarkModel.Load(copy);
+            Assert.NotEqual(model.Identity, other.Identity);
+            using var cache = new PrefixCache(64L << 20, Block);
+            using var first = new BatchScheduler(model.Llama, new SchedulerOptions(), prefixCache: cache);
+            using var second = new BatchScheduler(other.Llama, new SchedulerOptions(), prefixCache: cache);
+            ChatTurn[] question = [new ChatTurn("Describe this clip.")];
+            await Ask(first, model, question, Clip(8));
+            Assert.Equal(0, (await Ask(second, other, question, Clip(8))).CachedPromptTokens);
+
+            using LLarkPromptInput prompt = model.BuildPrompt(question, Clip(8));
+            var otherTemplate = new PromptKey(PromptKey.ScopeOf(model.Identity, "another-template"), prompt.Key.Positions);
+            using KvCache slot = model.Llama.NewCache(prompt.Ids.Length + 1);
+            Assert.Equal(0, cache.Restore(otherTemplate, prompt.Ids.Length - 1, slot));
+            Assert.True(cache.Restore(prompt.Key, prompt.Ids.Length - 1, slot) > AudioStart(prompt));
+            Assert.Equal((1, 3), (cache.Hits, cache.Misses));
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task ASmallBudgetEvictsTheLeastRecentlyUsedAndStaysWithinIt()
+    {
+        long blockBytes = model.Llama.Config.NumHiddenLayers * 2L * model.Llama.Config.KeyValueHeads * Block * model.Llama.Config.HeadDim * 4;
+        using var cache = new PrefixCache(40 * blockBytes, Block);
+        using var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions(), prefixCache: cache);
+        ChatTurn[] question = [new ChatTurn("Describe this clip.")];
+        // Each prompt (about 190 positions) with its answer takes some 25 blocks, 11 of them the text before the audio,
+        // which every clip shares: the third clip no longer fits beside the first two.
+        for (int seed = 10; seed < 14; seed++)
+        {
+            await Ask(scheduler, model, question, Clip(seed, frames: 80));
+            Assert.InRange(cache.BytesHeld, blockBytes, cache.BudgetBytes);
+        }
+        Assert.True(cache.Evictions > 0);
+        using LLarkPromptInput latest = model.BuildPrompt(question, Clip(13, frames: 80)), oldest = model.BuildPrompt(question, Clip(10, frames: 80));
+        Assert.True((await Ask(scheduler, model, question, Clip(13, frames: 80))).CachedPromptTokens > AudioStart(latest) + 80);
+        Assert.True((await Ask(scheduler, model, question, Clip(10, frames: 80))).CachedPromptTokens <= AudioStart(oldest));
+    }
+}
