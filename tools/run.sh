@@ -43,7 +43,7 @@ start language "$root"/services/LLark.Language.Service/bin/Release/net10.0/LLark
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5001 LLark__Listen__HttpPort=9464 \
   LLark__Internal__TokenFile="$state/internal-token" \
   LLark__Language__ModelPath="$language_model" LLark__Language__EncoderAddress=http://127.0.0.1:5002 \
-  LLark__Language__DefaultMaxNewTokens=128
+  LLark__Language__DefaultMaxNewTokens=128 LLark__Language__PrefixCacheBytes=268435456
 start gateway "$root"/gateway/LLark.Gateway/bin/Release/net10.0/LLark.Gateway.dll \
   LLark__Listen__Address=127.0.0.1 LLark__Listen__GrpcPort=5000 LLark__Listen__HttpPort=8080 \
   LLark__Gateway__ApiKeysFile="$state/api-keys" LLark__Internal__TokenFile="$state/internal-token" \
