@@ -277,7 +277,7 @@ public static class OpenAiFront
         ["prompt_tokens"] = usage.PromptTokens,
         ["completion_tokens"] = usage.GeneratedTokens,
         ["total_tokens"] = usage.PromptTokens + usage.GeneratedTokens,
-        ["prompt_tokens_details"] = new JsonObject { ["audio_tokens"] = usage.AudioTokens },
+        ["prompt_tokens_details"] = new JsonObject { ["audio_tokens"] = usage.AudioTokens, ["cached_tokens"] = usage.CachedTokens },
     };
 
     private static async Task WriteJson(HttpContext context, JsonObject body)

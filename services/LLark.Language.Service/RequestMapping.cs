@@ -81,7 +81,11 @@ internal static class RequestMapping
             _ => WireFinish.Cancelled,
         },
         Text = result.Text,
-        Usage = new Usage { PromptTokens = (uint)result.PromptTokens, AudioTokens = (uint)audioFrames, GeneratedTokens = (uint)result.TokenIds.Count },
+        Usage = new Usage
+        {
+            PromptTokens = (uint)result.PromptTokens, AudioTokens = (uint)audioFrames, GeneratedTokens = (uint)result.TokenIds.Count,
+            CachedTokens = (uint)result.CachedPromptTokens,
+        },
         Timings = new Timings
         {
             QueueWaitMs = result.QueueWait.TotalMilliseconds,

@@ -33,11 +33,15 @@ public sealed class LanguageServicePrefixCacheTests
         await LanguageServiceTests.WaitServing(host);
         var client = new LanguageService.LanguageServiceClient(host.Channel);
 
+        var cachedById = new List<uint>();
         async Task<string> Answer(GenerateRequest request, bool byId)
         {
             if (byId) request.EmbeddingId = "clip-p";
             else request.Frames = frames;
-            return (await LanguageServiceTests.Run(client, request)).Final.Text;
+            GenerateFinal final = (await LanguageServiceTests.Run(client, request)).Final;
+            if (byId) cachedById.Add(final.Usage.CachedTokens);
+            Assert.InRange(final.Usage.CachedTokens, 0u, final.Usage.PromptTokens - 1);
+            return final.Text;
         }
         // Inline frames carry no id and are known by their bytes, so they never share state with the id's.
         string first = await Answer(Ask("Describe this clip."), byId: true);
@@ -47,6 +51,9 @@ public sealed class LanguageServicePrefixCacheTests
         string followUp = await Answer(Ask("Describe this clip.", first.Trim(), "And the tempo?"), byId: true);
         Assert.Equal(await Answer(Ask("Describe this clip.", first.Trim(), "And the tempo?"), byId: false), followUp);
 
+        // The usage tells the client what the cache saved: nothing for the first question, the clip and more after.
+        Assert.Equal(0u, cachedById[0]);
+        Assert.All(cachedById.Skip(1), cached => Assert.True(cached > 50, $"{cached} cached positions"));
         var cache = host.App.Services.GetRequiredService<ModelHost>().Ready().PrefixCache!;
         // Only the very first request misses: the first by bytes reuses the system line, the rest reach past the audio.
         Assert.True(cache.SavedPositions > 4 * 50, $"{cache.SavedPositions} positions saved");
