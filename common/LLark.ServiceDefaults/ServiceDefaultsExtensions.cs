@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace LLark.ServiceDefaults;
 
@@ -75,6 +76,15 @@ public static class ServiceDefaultsExtensions
             metrics.AddMeter(meters).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter();
             if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) metrics.AddOtlpExporter();
         });
+        // Traces are off unless an OTLP endpoint is configured (the standard OTEL_* variables): then each call's span,
+        // its outgoing gRPC calls (W3C traceparent, which .NET's HTTP client sends whenever a span is current) and the
+        // services' own spans (LLark.*: queue wait, prefill, decode, encode) go to the collector.
+        if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            builder.Services.AddOpenTelemetry().WithTracing(tracing => tracing
+                .AddSource("Microsoft.AspNetCore", "System.Net.Http", "Yarp.ReverseProxy", "LLark.*")
+                .AddOtlpExporter());
+        }
         return builder;
     }
 

@@ -36,6 +36,7 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         ArgumentNullException.ThrowIfNull(audio);
         ModelHost.Loaded model = host.Ready();
         var clock = Stopwatch.StartNew();
+        using Activity? span = EncoderMetrics.Traces.StartActivity("encode");
         PreparedClip prepared = await PrepareAsync(audio, model.Embedder, ct).ConfigureAwait(false);
         string id = prepared.EmbeddingId;
         EmbedResult result;
@@ -49,6 +50,7 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
             result = new EmbedResult(await JoinAsync(id, prepared, model, ct).ConfigureAwait(false), Cached: false);
             Log.Embedded(logger, id, filename ?? "", result.Embedding.Frames, result.Embedding.AudioSeconds, "encoded", clock.Elapsed.TotalMilliseconds);
         }
+        span?.SetTag("llark.embedding_id", id).SetTag("llark.cached", result.Cached).SetTag("llark.frames", result.Embedding.Frames);
         return result;
     }
 

@@ -11,6 +11,9 @@ public sealed class EncoderMetrics
 {
     public const string MeterName = "LLark.Encoder";
 
+    /// <summary>The encoder's spans (encode), under the meter's name; the hosts export it when tracing is configured.</summary>
+    public static readonly System.Diagnostics.ActivitySource Traces = new(MeterName);
+
     private readonly Meter meter;
     private readonly Counter<long> hits;
     private readonly Counter<long> misses;

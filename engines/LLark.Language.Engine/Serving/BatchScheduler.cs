@@ -74,6 +74,12 @@ public sealed class BatchScheduler : IDisposable
 {
     public const string MeterName = "LLark.Language";
 
+    /// <summary>
+    /// The scheduler's spans under the meter's name: queue wait, prefill and decode of each request, children of the
+    /// span that submitted it (its gRPC call), written when the request ends because one worker thread runs them all.
+    /// </summary>
+    public static readonly ActivitySource Traces = new(MeterName);
+
     private readonly LlamaForCausalLM model;
     private readonly SchedulerOptions options;
     private readonly IDecodeStepHook? stepHook;
@@ -87,6 +93,8 @@ public sealed class BatchScheduler : IDisposable
     private readonly Counter<long> generatedTokens;
     private readonly Counter<long> finished;
     private readonly Histogram<double> timeToFirstToken;
+    private readonly Histogram<double> genAiRequestDuration;
+    private readonly Histogram<double> genAiTimePerOutputToken;
     private readonly Histogram<double> queueWait;
     private readonly Counter<long> cacheFailures;
     private double averageStepSeconds = 0.05;
@@ -117,6 +125,12 @@ public sealed class BatchScheduler : IDisposable
             tags: null, advice: LatencyBuckets.Seconds);
         queueWait = meter.CreateHistogram<double>("llark.language.queue_wait", "s", "From submission to joining the batch",
             tags: null, advice: LatencyBuckets.Seconds);
+        // OpenTelemetry's GenAI semantic conventions for model servers, beside the project's own names, so dashboards
+        // made for other servers read these too.
+        genAiRequestDuration = meter.CreateHistogram<double>("gen_ai.server.request.duration", "s",
+            "From submission to the last token", tags: null, advice: LatencyBuckets.Seconds);
+        genAiTimePerOutputToken = meter.CreateHistogram<double>("gen_ai.server.time_per_output_token", "s",
+            "Decode time per token after the first", tags: null, advice: LatencyBuckets.Seconds);
         cacheFailures = meter.CreateCounter<long>("llark.language.prefix_cache.failures", "{insert}",
             "Prefixes that could not be cached (the copy failed); the requests went on");
         meter.CreateObservableGauge("llark.language.queue_depth", () => QueueDepth, "{request}", "Requests waiting for a slot");
@@ -289,6 +303,7 @@ public sealed class BatchScheduler : IDisposable
             var row = new float[model.Config.VocabSize];
             try
             {
+                job.Admitted = DateTime.UtcNow;
                 job.Sequence.Start();
                 using var threads = TorchThreadScope.Use(options.PrefillThreads);
                 // At least the last position is prefilled: its logits give the first token.
@@ -309,6 +324,7 @@ public sealed class BatchScheduler : IDisposable
                 job.Embeds.Dispose();
             }
             GenerationUpdate first = job.Sequence.Accept(row, slotCache.Length < ContextLength, job.Cancellation);
+            job.FirstToken = DateTime.UtcNow;
             timeToFirstToken.Record(job.Sequence.TimeToFirstToken.TotalSeconds);
             Publish(job, first);
             // Cached after the first token is out, so that copying the prompt's state never delays it; requests admitted
@@ -374,9 +390,48 @@ public sealed class BatchScheduler : IDisposable
         job.Output.Writer.TryWrite(update);
         if (update.Result is { } result)
         {
+            Trace(job, result);
+            RecordGenAi(job, result);
             finished.Add(1, new KeyValuePair<string, object?>("finish_reason", result.FinishReason.ToString().ToLowerInvariant()));
             job.Output.Writer.TryComplete();
         }
+    }
+
+    private void RecordGenAi(Job job, GenerationResult result)
+    {
+        var tags = new KeyValuePair<string, object?>[]
+        {
+            new("gen_ai.operation.name", "chat"), new("gen_ai.system", "llark"),
+        };
+        DateTime end = DateTime.UtcNow;
+        genAiRequestDuration.Record((end - job.SubmittedUtc).TotalSeconds, tags);
+        if (job.FirstToken is { } first && result.TokenIds.Count > 1)
+            genAiTimePerOutputToken.Record((end - first).TotalSeconds / (result.TokenIds.Count - 1), tags);
+    }
+
+    /// <summary>The request's spans, from the times the worker noted: waiting for a slot, the prefill, the decode.</summary>
+    private static void Trace(Job job, GenerationResult result)
+    {
+        if (!Traces.HasListeners() || job.Parent == default) return;
+        DateTime end = DateTime.UtcNow;
+        using (Span("queue wait", job.Parent, job.SubmittedUtc, job.Admitted ?? end)) { }
+        if (job.Admitted is not { } admitted) return;
+        using (Activity? prefill = Span("prefill", job.Parent, admitted, job.FirstToken ?? end))
+        {
+            prefill?.SetTag("llark.prompt_tokens", result.PromptTokens).SetTag("llark.cached_prompt_tokens", result.CachedPromptTokens);
+        }
+        if (job.FirstToken is { } first)
+        {
+            using Activity? decode = Span("decode", job.Parent, first, end);
+            decode?.SetTag("llark.generated_tokens", result.TokenIds.Count).SetTag("llark.finish_reason", result.FinishReason.ToString().ToLowerInvariant());
+        }
+    }
+
+    private static Activity? Span(string name, ActivityContext parent, DateTime start, DateTime end)
+    {
+        Activity? span = Traces.StartActivity(name, ActivityKind.Internal, parent, startTime: start);
+        span?.SetEndTime(end);
+        return span;
     }
 
     public void Dispose()
@@ -403,6 +458,15 @@ public sealed class BatchScheduler : IDisposable
         public GenerationSequence Sequence { get; } = sequence;
         public CancellationToken Cancellation { get; } = cancellation;
         public long Submitted { get; } = Stopwatch.GetTimestamp();
+
+        /// <summary>The span of the call that submitted the request (captured here: the worker thread has none).</summary>
+        public ActivityContext Parent { get; } = Activity.Current?.Context ?? default;
+
+        public DateTime SubmittedUtc { get; } = DateTime.UtcNow;
+
+        public DateTime? Admitted { get; set; }
+
+        public DateTime? FirstToken { get; set; }
 
         // Unbounded but finite: a sequence writes at most max_new_tokens + 1 updates.
         public Channel<GenerationUpdate> Output { get; } = Channel.CreateUnbounded<GenerationUpdate>(

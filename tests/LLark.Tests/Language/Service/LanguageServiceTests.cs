@@ -284,7 +284,11 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
         Assert.Contains("llark_language_generated_tokens", metrics, StringComparison.Ordinal);
         Assert.Contains("llark_language_queue_depth", metrics, StringComparison.Ordinal);
         // Recorded in seconds, so bucketed in seconds: 5 ms up to 5 min, never OpenTelemetry's millisecond edges.
-        foreach (string histogram in new[] { "llark_language_time_to_first_token_seconds_bucket{", "llark_language_queue_wait_seconds_bucket{" })
+        foreach (string histogram in new[]
+        {
+            "llark_language_time_to_first_token_seconds_bucket{", "llark_language_queue_wait_seconds_bucket{",
+            "gen_ai_server_request_duration_seconds_bucket{", "gen_ai_server_time_per_output_token_seconds_bucket{",
+        })
         {
             // Each set of tags is its own series; every series has the same edges, so the first one's are read.
             string[] edges = [.. metrics.Split('\n').Where(l => l.StartsWith(histogram, StringComparison.Ordinal))
