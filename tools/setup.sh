@@ -12,7 +12,7 @@ fi
 # Debian packages the tests and tools use: the Python client (grpcio), the encoder cache (Redis),
 # FluidSynth with two General MIDI soundfonts for `llark data synth`, and Chromium, which the gateway's try page test
 # drives headless.
-apt_packages=(python3-grpcio python3-grpc-tools redis-server fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium)
+apt_packages=(python3-grpcio python3-grpc-tools python3-pip redis-server fluidsynth fluid-soundfont-gm timgm6mb-soundfont chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

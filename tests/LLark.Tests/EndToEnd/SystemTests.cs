@@ -231,22 +231,54 @@ public sealed class SystemTests(SystemFixture system) : IClassFixture<SystemFixt
     }
 
     [Fact]
-    public void APythonClientBuiltFromTheProtosAloneEmbedsAndStreamsThroughTheGateway()
+    public void ThePythonClientPackageInstallsShipsCurrentStubsAndStreamsThroughTheGateway()
     {
         using var dir = new TempDirectory();
+        string package = Path.Combine(RepoPaths.Root, "clients", "python");
+        // Installed from a copy: a build writes its own folders beside the sources.
+        string source = dir.File("src"), site = dir.File("site");
+        foreach (string file in Directory.GetFiles(package, "*", SearchOption.AllDirectories).Where(f => !f.Contains("__pycache__", StringComparison.Ordinal)))
+        {
+            string target = Path.Combine(source, Path.GetRelativePath(package, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+        (int code, string stdout, string stderr) = Python(dir.Path, null, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation", "--no-deps", "--target", site, source);
+        Assert.True(code == 0, stderr);
+
+        // The shipped stubs are what the protos generate now.
+        string generated = dir.File("generated");
+        Directory.CreateDirectory(generated);
+        string protos = Path.Combine(RepoPaths.Root, "protos");
+        string[] files = ["llark/common/v1/common.proto", "llark/encoder/v1/encoder.proto", "llark/language/v1/language.proto"];
+        (code, _, stderr) = Python(dir.Path, null, ["-m", "grpc_tools.protoc", "-I", protos, "--python_out=" + generated, "--grpc_python_out=" + generated,
+            .. files.Select(f => Path.Combine(protos, f))]);
+        Assert.True(code == 0, stderr);
+        string[] stubs = [.. Directory.GetFiles(generated, "*.py", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(generated, f)).Order(StringComparer.Ordinal)];
+        Assert.Equal(6, stubs.Length);
+        foreach (string stub in stubs)
+            Assert.True(File.ReadAllText(Path.Combine(generated, stub)) == File.ReadAllText(Path.Combine(package, stub)), $"clients/python/{stub} is stale: regenerate it (clients/python/README.md)");
+
         string clip = dir.File("clip.wav");
         File.WriteAllBytes(clip, EncoderHarness.Wav(8, seconds: 2));
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { Path.Combine(RepoPaths.Root, "clients", "python", "llark_ask.py"), "--address", system.Gateway.GrpcAddress.Authority,
-                     "--api-key", GatewayTestHost.MainKey, "--max-new-tokens", "6", clip, "What key is it in?" })
-            start.ArgumentList.Add(a);
-        using Process python = Process.Start(start)!;
-        string stdout = python.StandardOutput.ReadToEnd(), stderr = python.StandardError.ReadToEnd();
-        Assert.True(python.WaitForExit(TimeSpan.FromMinutes(2)));
-        Assert.True(python.ExitCode == 0, stderr);
+        (code, stdout, stderr) = Python(dir.Path, site, "-m", "llark_client", "--address", system.Gateway.GrpcAddress.Authority,
+            "--api-key", GatewayTestHost.MainKey, "--max-new-tokens", "6", clip, "What key is it in?");
+        Assert.True(code == 0, stderr);
         JsonElement final = JsonDocument.Parse(stdout.TrimEnd().Split('\n')[^1]).RootElement;
         Assert.Equal("FINISH_REASON_LENGTH", final.GetProperty("finish_reason").GetString());
         Assert.Equal(6, final.GetProperty("generated_tokens").GetInt32());
         Assert.True(final.GetProperty("audio_tokens").GetInt32() > 0);
+    }
+
+    /// <summary>Debian's python3 (whose grpcio and grpc-tools tools/setup.sh installs), run in <paramref name="cwd"/>.</summary>
+    private static (int Code, string Stdout, string Stderr) Python(string cwd, string? pythonPath, params string[] args)
+    {
+        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = cwd };
+        if (pythonPath is not null) start.Environment["PYTHONPATH"] = pythonPath;
+        foreach (string a in args) start.ArgumentList.Add(a);
+        using Process python = Process.Start(start)!;
+        Task<string> stdout = python.StandardOutput.ReadToEndAsync(), stderr = python.StandardError.ReadToEndAsync();
+        Assert.True(python.WaitForExit(TimeSpan.FromMinutes(2)), $"python3 {string.Join(' ', args)} did not finish in 2 minutes");
+        return (python.ExitCode, stdout.Result, stderr.Result);
     }
 }
