@@ -303,7 +303,6 @@ public sealed class BatchScheduler : IDisposable
             var row = new float[model.Config.VocabSize];
             try
             {
-                job.Admitted = DateTime.UtcNow;
                 job.Sequence.Start();
                 using var threads = TorchThreadScope.Use(options.PrefillThreads);
                 // At least the last position is prefilled: its logits give the first token.
@@ -324,7 +323,6 @@ public sealed class BatchScheduler : IDisposable
                 job.Embeds.Dispose();
             }
             GenerationUpdate first = job.Sequence.Accept(row, slotCache.Length < ContextLength, job.Cancellation);
-            job.FirstToken = DateTime.UtcNow;
             timeToFirstToken.Record(job.Sequence.TimeToFirstToken.TotalSeconds);
             Publish(job, first);
             // Cached after the first token is out, so that copying the prompt's state never delays it; requests admitted
@@ -391,40 +389,37 @@ public sealed class BatchScheduler : IDisposable
         if (update.Result is { } result)
         {
             Trace(job, result);
-            RecordGenAi(job, result);
+            RecordGenAi(result);
             finished.Add(1, new KeyValuePair<string, object?>("finish_reason", result.FinishReason.ToString().ToLowerInvariant()));
             job.Output.Writer.TryComplete();
         }
     }
 
-    private void RecordGenAi(Job job, GenerationResult result)
+    private static readonly KeyValuePair<string, object?>[] GenAiTags = [new("gen_ai.operation.name", "chat"), new("gen_ai.system", "llark")];
+
+    private void RecordGenAi(GenerationResult result)
     {
-        var tags = new KeyValuePair<string, object?>[]
-        {
-            new("gen_ai.operation.name", "chat"), new("gen_ai.system", "llark"),
-        };
-        DateTime end = DateTime.UtcNow;
-        genAiRequestDuration.Record((end - job.SubmittedUtc).TotalSeconds, tags);
-        if (job.FirstToken is { } first && result.TokenIds.Count > 1)
-            genAiTimePerOutputToken.Record((end - first).TotalSeconds / (result.TokenIds.Count - 1), tags);
+        genAiRequestDuration.Record((result.QueueWait + result.TimeToFirstToken + result.DecodeTime).TotalSeconds, GenAiTags);
+        if (result.TokenIds.Count > 1) genAiTimePerOutputToken.Record(result.DecodeTime.TotalSeconds / (result.TokenIds.Count - 1), GenAiTags);
     }
 
-    /// <summary>The request's spans, from the times the worker noted: waiting for a slot, the prefill, the decode.</summary>
+    /// <summary>
+    /// The request's spans, laid back from its end by the times its result reports: waiting for a slot, the prefill
+    /// (to the first token), the decode. A request cancelled while it waited has only the first.
+    /// </summary>
     private static void Trace(Job job, GenerationResult result)
     {
         if (!Traces.HasListeners() || job.Parent == default) return;
         DateTime end = DateTime.UtcNow;
-        using (Span("queue wait", job.Parent, job.SubmittedUtc, job.Admitted ?? end)) { }
-        if (job.Admitted is not { } admitted) return;
-        using (Activity? prefill = Span("prefill", job.Parent, admitted, job.FirstToken ?? end))
+        DateTime firstToken = end - result.DecodeTime, admitted = firstToken - result.TimeToFirstToken;
+        using (Span("queue wait", job.Parent, admitted - result.QueueWait, admitted)) { }
+        if (result.TokenIds.Count == 0) return;
+        using (Activity? prefill = Span("prefill", job.Parent, admitted, firstToken))
         {
             prefill?.SetTag("llark.prompt_tokens", result.PromptTokens).SetTag("llark.cached_prompt_tokens", result.CachedPromptTokens);
         }
-        if (job.FirstToken is { } first)
-        {
-            using Activity? decode = Span("decode", job.Parent, first, end);
-            decode?.SetTag("llark.generated_tokens", result.TokenIds.Count).SetTag("llark.finish_reason", result.FinishReason.ToString().ToLowerInvariant());
-        }
+        using Activity? decode = Span("decode", job.Parent, firstToken, end);
+        decode?.SetTag("llark.generated_tokens", result.TokenIds.Count).SetTag("llark.finish_reason", result.FinishReason.ToString().ToLowerInvariant());
     }
 
     private static Activity? Span(string name, ActivityContext parent, DateTime start, DateTime end)
@@ -461,12 +456,6 @@ public sealed class BatchScheduler : IDisposable
 
         /// <summary>The span of the call that submitted the request (captured here: the worker thread has none).</summary>
         public ActivityContext Parent { get; } = Activity.Current?.Context ?? default;
-
-        public DateTime SubmittedUtc { get; } = DateTime.UtcNow;
-
-        public DateTime? Admitted { get; set; }
-
-        public DateTime? FirstToken { get; set; }
 
         // Unbounded but finite: a sequence writes at most max_new_tokens + 1 updates.
         public Channel<GenerationUpdate> Output { get; } = Channel.CreateUnbounded<GenerationUpdate>(
