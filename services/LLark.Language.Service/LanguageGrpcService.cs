@@ -29,7 +29,8 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
         LLarkPromptInput prompt;
         using (TorchThreadScope.Use(options.Value.TorchThreads)) prompt = model.Model.BuildPrompt(turns, audio);
         GenerationFeed updates = model.Scheduler.Submit(prompt.Embeddings, prompt.Ids,
-            model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, prompt.Key, context.CancellationToken);
+            model.Model.Tokenizer.CreateDetokenizer(atStartOfText: false), generation, model.PrefixCache is null ? null : prompt.Key,
+            context.CancellationToken);
         await Stream(updates, request.ReturnOptions, prompt.AudioFrames, encoderTime, responseStream, context).ConfigureAwait(false);
     }
 

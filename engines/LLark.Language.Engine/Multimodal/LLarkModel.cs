@@ -57,8 +57,30 @@ public sealed record AudioFrames(float[] Data, int Frames, int Width, double Fps
 /// A prompt ready to run: its embeddings [1, T, hidden], the ids behind them, how many positions are audio, and what
 /// each position holds (for the prefix cache).
 /// </summary>
-public sealed record LLarkPromptInput(Tensor Embeddings, int[] Ids, int AudioFrames, PromptKey Key) : IDisposable
+public sealed class LLarkPromptInput : IDisposable
 {
+    private readonly Lazy<PromptKey> key;
+
+    internal LLarkPromptInput(Tensor embeddings, int[] ids, int audioFrames, Func<PromptKey> key)
+    {
+        Embeddings = embeddings;
+        Ids = ids;
+        AudioFrames = audioFrames;
+        this.key = new Lazy<PromptKey>(key);
+    }
+
+    public Tensor Embeddings { get; }
+
+    public int[] Ids { get; }
+
+    public int AudioFrames { get; }
+
+    /// <summary>
+    /// Made on first read: frames sent inline are known by a hash of all their values, work that only a prompt bound
+    /// for the prefix cache needs.
+    /// </summary>
+    public PromptKey Key => key.Value;
+
     public void Dispose() => Embeddings.Dispose();
 }
 
@@ -180,24 +202,30 @@ public sealed class LLarkModel : IDisposable
         }
         int[] ids = Tokenizer.Encode(text, addBos: true);
         if (ids.Length >= ContextLength) throw new ContextLengthException(ids.Length + 1, ContextLength);
-        var positions = new PromptPosition[ids.Length];
-        for (int i = 0; i < ids.Length; i++) positions[i] = PromptPosition.Text(ids[i]);
-
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         Tensor idTensor = tensor(ids.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: Llama.Device).unsqueeze(0);
         Tensor embeds = Llama.Embed(idTensor).clone();
+        int first = -1;
         if (audio is not null)
         {
-            int first = Array.IndexOf(ids, patchId);
+            first = Array.IndexOf(ids, patchId);
             if (first < 0 || ids[first - 1] != startId || ids[first + audio.Frames] != endId || ids.Count(i => i == patchId) != audio.Frames)
                 throw new InvalidOperationException("audio patches did not survive tokenization as one run");
             Tensor frames = tensor(audio.Data, [audio.Frames, audio.Width], dtype: ScalarType.Float32);
             embeds.narrow(1, first, audio.Frames).copy_(projector.Forward(frames).unsqueeze(0));
-            UInt128 clip = audio.Digest();
-            for (int f = 0; f < audio.Frames; f++) positions[first + f] = PromptPosition.Audio(clip, f);
         }
-        return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0, new PromptKey(promptScope, positions));
+        return new LLarkPromptInput(embeds.MoveToOuterDisposeScope(), ids, audio?.Frames ?? 0, () =>
+        {
+            var positions = new PromptPosition[ids.Length];
+            for (int i = 0; i < ids.Length; i++) positions[i] = PromptPosition.Text(ids[i]);
+            if (audio is not null)
+            {
+                UInt128 clip = audio.Digest();
+                for (int f = 0; f < audio.Frames; f++) positions[first + f] = PromptPosition.Audio(clip, f);
+            }
+            return new PromptKey(promptScope, positions);
+        });
     }
 
     private void CheckAudio(AudioFrames audio)
