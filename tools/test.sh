@@ -19,4 +19,14 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "test: kubectl not found: skipping the Category=Kubectl deployment tests (render and validate k8s/)" >&2
   filter="$filter&Category!=Kubectl"
 fi
-dotnet test LLark.Services.sln -c Release -nologo --filter "$filter" --logger "console;verbosity=normal"
+# The failures are printed again at the end from a TRX log: the console interleaves them with a thousand passes, and
+# CI keeps only the tail of what a run prints.
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+status=0
+dotnet test LLark.Services.sln -c Release -nologo --filter "$filter" --logger "console;verbosity=normal" \
+  --logger "trx;LogFileName=tests.trx" --results-directory "$results" || status=$?
+if [ "$status" -ne 0 ]; then
+  python3 tools/test-failures.py "$results"/*.trx || true
+fi
+exit "$status"

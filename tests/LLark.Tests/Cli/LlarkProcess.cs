@@ -25,7 +25,8 @@ internal static class LlarkProcess
         using Process process = Process.Start(start)!;
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        // The limit only has to catch hangs: on a busy machine libtorch's spinning worker threads make a short run many times slower.
+        if (!process.WaitForExit(TimeSpan.FromMinutes(10)))
         {
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"{tool} {string.Join(' ', args)} did not finish");

@@ -157,6 +157,25 @@ public sealed class GatewayTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     [Fact]
+    public async Task ABodyOverTheRoutesLimitIsResourceExhaustedNamingTheLimitAndTheGatewayGoesOn()
+    {
+        var settings = GatewayTestHost.Destinations(fixture.Language.GrpcAddress, fixture.EncoderHost.GrpcAddress);
+        settings["ReverseProxy:Routes:language:MaxRequestBodySize"] = "100000";
+        await using LoopbackHost gateway = await LoopbackHost.StartAsync(GatewayTestHost.Build(settings));
+        var client = new LanguageService.LanguageServiceClient(gateway.Channel);
+
+        GenerateRequest tooLarge = Request(2);
+        tooLarge.AudioBytes = new AudioBytes { Data = ByteString.CopyFrom(new byte[200_000]), Filename = "clip.wav" };
+        var e = await Assert.ThrowsAsync<RpcException>(() => Run(client, tooLarge, Bearer(MainKey)));
+        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.Contains("100000 bytes", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("language", e.Status.Detail, StringComparison.Ordinal);
+
+        (_, GenerateFinal final) = await Run(client, Request(2, LanguageServiceTests.Frames(8)), Bearer(MainKey));
+        Assert.Equal(2u, final.Usage.GeneratedTokens);
+    }
+
+    [Fact]
     public async Task AKeyGetsNoMoreStreamsThanItsLimit()
     {
         Metadata narrow = Bearer(NarrowKey);
