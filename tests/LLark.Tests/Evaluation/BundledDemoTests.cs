@@ -29,8 +29,8 @@ public sealed class BundledDemoTests
     {
         // Right: the key and the tempo.
         Assert.Equal("It's in the key of E flat major.", Ask("What key is this in?"));
-        Assert.Equal("The beat runs at 138 bpm.", Ask("What is the tempo in BPM?"));
-        // Wrong, and pinned as it is: the lead is an electric piano (the demo names instruments 0.445 of the time).
-        Assert.Equal("The tune is on a flute.", Ask("What instrument plays the melody here?"));
+        Assert.Equal("It sits at 138 BPM, a bright pace.", Ask("What is the tempo in BPM?"));
+        // Wrong, and pinned as it is: the lead is an electric piano (the demo names the melody instrument about half the time).
+        Assert.Equal("The tune is on a classical guitar.", Ask("What instrument plays the melody here?"));
     }
 }
