@@ -91,7 +91,7 @@ public static class BackendCalls
         JsonFrontOptions json, FrontErrorWriter refuse)
     {
         CancellationToken aborted = context.RequestAborted;
-        AsyncServerStreamingCall<GenerateResponse> call = backends.Language.Generate(request,
+        AsyncServerStreamingCall<GenerateResponse> call = backends.Language.Generate(request, ClipAffinity.CallHeaders(request),
             deadline: DateTime.UtcNow + json.GenerateTimeout, cancellationToken: aborted);
         try
         {

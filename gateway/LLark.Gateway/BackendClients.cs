@@ -27,8 +27,9 @@ public sealed class BackendClients : IDisposable
     public BackendClients(IProxyStateLookup proxy, IOptions<GatewayOptions> options, IOptions<InternalTokenOptions> token, ILogger<BackendClients> logger)
     {
         RetryOptions retry = options.Value.Retry;
-        language = Channel(new ClusterHandler(proxy, LanguageCluster, logger), retry);
-        encoder = Channel(new ClusterHandler(proxy, EncoderCluster, logger), retry);
+        int maxConcurrentPerPod = options.Value.Affinity.MaxConcurrentPerPod;
+        language = Channel(new ClusterHandler(proxy, LanguageCluster, maxConcurrentPerPod, logger), retry);
+        encoder = Channel(new ClusterHandler(proxy, EncoderCluster, maxConcurrentPerPod, logger), retry);
         string? internalToken = token.Value.Resolve();
         Language = new LanguageService.LanguageServiceClient(WithToken(language, internalToken));
         Encoder = new EncoderService.EncoderServiceClient(WithToken(encoder, internalToken));
@@ -87,20 +88,25 @@ public sealed class BackendClients : IDisposable
 
     /// <summary>
     /// Sends each request to an available destination of the cluster through the cluster's HTTP client, trying the next
-    /// destination when no connection could be made (nothing was sent, so any method may go again).
+    /// destination when no connection could be made (nothing was sent, so any method may go again). Picks as proxied
+    /// calls are picked: by the call's clip (<see cref="ClipAffinity.Header"/>) where the cluster's policy is
+    /// ClipAffinity, otherwise the less busy of two.
     /// </summary>
-    private sealed class ClusterHandler(IProxyStateLookup proxy, string clusterId, ILogger logger) : HttpMessageHandler
+    private sealed class ClusterHandler(IProxyStateLookup proxy, string clusterId, int maxConcurrentPerPod, ILogger logger) : HttpMessageHandler
     {
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             if (!proxy.TryGetCluster(clusterId, out ClusterState? cluster))
                 throw new HttpRequestException(HttpRequestError.ConnectionError, $"the gateway has no cluster '{clusterId}'");
+            string? key = ClipAffinity.TakeKey(request);
+            if (cluster.Model.Config.LoadBalancingPolicy != ClipAffinity.PolicyName) key = null;
             IReadOnlyList<DestinationState> available = cluster.DestinationsState.AvailableDestinations;
             string pathAndQuery = request.RequestUri!.PathAndQuery;
             var tried = new List<DestinationState>();
             while (true)
             {
-                DestinationState destination = Pick(available, tried)
+                // Untried ones only: after a failed connection the clip's next pod in its ranking, as for a proxied call.
+                DestinationState destination = ClipAffinity.Pick(key, [.. available.Where(d => !tried.Contains(d))], maxConcurrentPerPod)
                     ?? throw new HttpRequestException(HttpRequestError.ConnectionError, $"no {clusterId} backend is available");
                 tried.Add(destination);
                 request.RequestUri = new Uri(destination.Model.Config.Address.TrimEnd('/') + pathAndQuery);
@@ -117,15 +123,6 @@ public sealed class BackendClients : IDisposable
                     Log.JsonFrontRetrying(logger, clusterId, pathAndQuery, destination.DestinationId, e.Message);
                 }
             }
-        }
-
-        /// <summary>The less busy of two untried destinations picked at random, as YARP's PowerOfTwoChoices does.</summary>
-        private static DestinationState? Pick(IReadOnlyList<DestinationState> available, List<DestinationState> tried)
-        {
-            DestinationState[] left = [.. available.Where(d => !tried.Contains(d))];
-            if (left.Length <= 1) return left.FirstOrDefault();
-            DestinationState a = left[Random.Shared.Next(left.Length)], b = left[Random.Shared.Next(left.Length)];
-            return a.ConcurrentRequestCount <= b.ConcurrentRequestCount ? a : b;
         }
     }
 }

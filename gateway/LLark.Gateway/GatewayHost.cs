@@ -1,6 +1,7 @@
 using LLark.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.ServiceDiscovery;
 using Yarp.ReverseProxy.Transforms;
 
@@ -29,6 +30,7 @@ public static class GatewayHost
         builder.Services.AddSingleton<KeyLimiters>();
         builder.Services.AddSingleton<ForwardingPolicy>();
         builder.Services.AddSingleton<BackendClients>();
+        builder.Services.AddSingleton<ILoadBalancingPolicy, ClipAffinityPolicy>();
         builder.Services.AddRequestTimeouts();
         builder.Services.AddSingleton<AnonymousLimits>();
         string? internalToken = builder.Configuration.InternalToken();
@@ -60,6 +62,8 @@ public static class GatewayHost
         app.UseMiddleware<AccessMiddleware>();
         app.MapReverseProxy(pipeline =>
         {
+            // Outside the retries, so a body is read once; a Generate is tried again only when it never connected, body unsent.
+            pipeline.Use(GenerateKeyReader.InvokeAsync);
             pipeline.Use((context, next) => context.RequestServices.GetRequiredService<ForwardingPolicy>().InvokeAsync(context, next));
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();

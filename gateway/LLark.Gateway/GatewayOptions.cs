@@ -30,6 +30,8 @@ public sealed class GatewayOptions : IValidatableObject
 
     public JsonFrontOptions Json { get; set; } = new();
 
+    public AffinityOptions Affinity { get; set; } = new();
+
     /// <summary>The keys of both sources with their limits filled in; throws <see cref="FormatException"/> naming the bad entry.</summary>
     public IReadOnlyList<ApiKey> LoadKeys()
     {
@@ -49,7 +51,7 @@ public sealed class GatewayOptions : IValidatableObject
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         var results = new List<ValidationResult>();
-        foreach ((object child, string name) in new (object, string)[] { (Limits, nameof(Limits)), (Anonymous, nameof(Anonymous)), (Retry, nameof(Retry)), (Dns, nameof(Dns)), (Json, nameof(Json)) })
+        foreach ((object child, string name) in new (object, string)[] { (Limits, nameof(Limits)), (Anonymous, nameof(Anonymous)), (Retry, nameof(Retry)), (Dns, nameof(Dns)), (Json, nameof(Json)), (Affinity, nameof(Affinity)) })
         {
             var childResults = new List<ValidationResult>();
             if (!Validator.TryValidateObject(child, new ValidationContext(child), childResults, validateAllProperties: true))
@@ -173,6 +175,21 @@ public sealed class DnsOptions
 
     /// <summary>Records to use: InterNetwork (A, default), InterNetworkV6 (AAAA) or Unspecified (both: a dual-stack pod then counts twice).</summary>
     public AddressFamily AddressFamily { get; set; } = AddressFamily.InterNetwork;
+}
+
+/// <summary>
+/// How the <c>ClipAffinity</c> load-balancing policy (<see cref="ClipAffinity"/>) sends every question about a clip to
+/// one language pod, whose prefix cache holds that clip's prompt state, and when it sends one elsewhere.
+/// </summary>
+public sealed class AffinityOptions
+{
+    /// <summary>
+    /// Calls in flight through this gateway replica at which a pod counts as full, so that a clip's call goes to the next
+    /// pod in its ranking (a cold prefill there rather than a wait here); default 16, twice the language service's
+    /// default batch, so a busy clip fills its pod's batch and as many again waiting before it spills. Each replica counts
+    /// only its own calls: with R replicas a pod may hold R times this.
+    /// </summary>
+    [Range(1, 100_000)] public int MaxConcurrentPerPod { get; set; } = 16;
 }
 
 /// <summary>The JSON and server-sent-events front (<c>/v1/...</c>) for callers without gRPC.</summary>

@@ -56,16 +56,22 @@ internal static class GatewayTestHost
     };
 }
 
-/// <summary>Counts the calls that reach a host, to show that refused calls never did.</summary>
+/// <summary>Counts the calls that reach a host, to show that refused calls never did, and keeps the last one's header names.</summary>
 internal sealed class CallCounter : IStartupFilter
 {
     public int Calls;
+
+    public volatile string[] LastHeaders = [];
 
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
         app.Use((HttpContext context, RequestDelegate inner) =>
         {
-            if (context.Request.Path.StartsWithSegments("/llark.language.v1.LanguageService", StringComparison.Ordinal)) Interlocked.Increment(ref Calls);
+            if (context.Request.Path.StartsWithSegments("/llark.language.v1.LanguageService", StringComparison.Ordinal))
+            {
+                LastHeaders = [.. context.Request.Headers.Keys];
+                Interlocked.Increment(ref Calls);
+            }
             return inner(context);
         });
         next(app);

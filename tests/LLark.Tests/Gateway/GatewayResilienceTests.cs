@@ -300,6 +300,7 @@ public sealed class GatewayResilienceTests
     [InlineData("bad file line")]
     [InlineData("missing file")]
     [InlineData("zero burst")]
+    [InlineData("no room per pod")]
     public async Task BadSettingsStopTheGatewayAtStart(string problem)
     {
         using var dir = new global::LLark.Tests.Checkpoints.TempDirectory();
@@ -317,6 +318,7 @@ public sealed class GatewayResilienceTests
                 settings["LLark:Gateway:ApiKeysFile"] = Path.Combine(dir.Path, "keys");
                 break;
             case "missing file": settings["LLark:Gateway:ApiKeysFile"] = Path.Combine(dir.Path, "absent"); break;
+            case "no room per pod": settings["LLark:Gateway:Affinity:MaxConcurrentPerPod"] = "0"; break;
             default: settings["LLark:Gateway:Limits:Burst"] = "0"; break;
         }
         WebApplication app = Build(settings, mainKey: problem != "no keys");
@@ -330,6 +332,7 @@ public sealed class GatewayResilienceTests
                 "same name twice" => "used twice",
                 "bad file line" => "line 2",
                 "missing file" => "absent",
+                "no room per pod" => "MaxConcurrentPerPod",
                 _ => "Burst",
             };
             Assert.Contains(expected, e.Message, StringComparison.Ordinal);

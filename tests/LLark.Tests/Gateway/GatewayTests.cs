@@ -268,7 +268,7 @@ public sealed class GatewayTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     /// <summary>The events of an SSE body: (event name or null, data).</summary>
-    private static async IAsyncEnumerable<(string? Event, string Data)> Events(Stream body)
+    internal static async IAsyncEnumerable<(string? Event, string Data)> Events(Stream body)
     {
         using var reader = new StreamReader(body);
         string? name = null;
