@@ -12,8 +12,11 @@ namespace LLark.Language.Engine.Serving;
 /// positions, so that a prompt starting with a cached prefix prefills only the rest. Each block is found by a digest
 /// chained over the prompt's scope and every position before and in it (as vLLM's automatic prefix caching does), and
 /// is served only after its parent block and its own positions compare equal, so a digest collision cannot serve
-/// another prompt's state. Bounded by <see cref="BudgetBytes"/>, least recently used blocks evicted first. Thread-safe;
-/// one cache may serve several schedulers, whatever their models: the scope keeps them apart.
+/// another prompt's state. After the last whole block that matches, the child block sharing the longest run of
+/// leading positions with the prompt gives those positions too (as a radix tree would), so a question about a cached
+/// clip prefills only its own new tokens, not up to a block more. Bounded by <see cref="BudgetBytes"/>, least recently
+/// used blocks evicted first. Thread-safe; one cache may serve several schedulers, whatever their models: the scope
+/// keeps them apart.
 /// </summary>
 public sealed class PrefixCache : IDisposable
 {
@@ -21,6 +24,8 @@ public sealed class PrefixCache : IDisposable
 
     private readonly object gate = new();
     private readonly Dictionary<UInt128, Block> blocks = [];
+    // The blocks that follow each block (by its digest) or start a prompt (by the scope): where a partial match is looked for.
+    private readonly Dictionary<UInt128, List<Block>> children = [];
     // Most recently used first. Touching a chain moves its root to the front last, so a block is always used at least as
     // recently as its parent, eviction takes descendants before their ancestors, and no cached block is unreachable.
     private readonly LinkedList<Block> recency = new();
@@ -55,7 +60,8 @@ public sealed class PrefixCache : IDisposable
 
     /// <summary>
     /// Copies the longest cached prefix of <paramref name="key"/>, at most <paramref name="limit"/> positions, into the
-    /// empty <paramref name="slot"/> and sets its length; returns the positions restored (0 on a miss).
+    /// empty <paramref name="slot"/> and sets its length; returns the positions restored (0 on a miss). Whole blocks,
+    /// then the leading positions of the child block that shares the most of them with the prompt.
     /// </summary>
     internal int Restore(PromptKey key, int limit, KvCache slot)
     {
@@ -72,22 +78,42 @@ public sealed class PrefixCache : IDisposable
                     || !block.Fits(slot)) break;
                 chain.Add(block);
             }
-            if (chain.Count == 0)
+            int whole = chain.Count * BlockTokens;
+            (Block? partial, int shared) = LongestChild(key, chain.Count > 0 ? chain[^1] : null, whole, limit - whole, slot);
+            if (whole + shared == 0)
             {
                 Interlocked.Increment(ref misses);
                 return 0;
             }
             using (NewDisposeScope())
             {
-                for (int b = 0; b < chain.Count; b++) chain[b].CopyTo(slot, b * BlockTokens);
+                Block.CopyTo(chain, slot);
+                partial?.CopyTo(slot, whole, shared);
             }
-            int restored = chain.Count * BlockTokens;
+            int restored = whole + shared;
             slot.SetLength(restored);
+            if (partial is not null) chain.Add(partial);
             Touch(chain);
             Interlocked.Increment(ref hits);
             Interlocked.Add(ref savedPositions, restored);
             return restored;
         }
+    }
+
+    /// <summary>The child of <paramref name="parent"/> whose leading positions match the most of the prompt's from <paramref name="start"/> (at most <paramref name="room"/>).</summary>
+    private (Block? Block, int Shared) LongestChild(PromptKey key, Block? parent, int start, int room, KvCache slot)
+    {
+        if (room <= 0 || !children.TryGetValue(parent?.Digest ?? key.Scope, out List<Block>? candidates)) return (null, 0);
+        Block? best = null;
+        int longest = 0, most = Math.Min(room, BlockTokens);
+        foreach (Block child in candidates)
+        {
+            if (child.Scope != key.Scope || !ReferenceEquals(child.Parent, parent) || !child.Fits(slot)) continue;
+            int n = 0;
+            while (n < most && child.Positions[n] == key.Positions[start + n]) n++;
+            if (n > longest) (best, longest) = (child, n);
+        }
+        return (best, longest);
     }
 
     /// <summary>
@@ -140,6 +166,9 @@ public sealed class PrefixCache : IDisposable
         var block = new Block(digest, key.Scope, parent, positions, slot, start, BlockTokens) { Bytes = bytes };
         block.Node = recency.AddFirst(block);
         blocks.Add(digest, block);
+        UInt128 under = parent?.Digest ?? key.Scope;
+        if (!children.TryGetValue(under, out List<Block>? siblings)) children[under] = siblings = [];
+        siblings.Add(block);
         Interlocked.Add(ref bytesHeld, bytes);
         return block;
     }
@@ -157,6 +186,8 @@ public sealed class PrefixCache : IDisposable
     {
         recency.Remove(block.Node!);
         blocks.Remove(block.Digest);
+        UInt128 under = block.Parent?.Digest ?? block.Scope;
+        if (children.TryGetValue(under, out List<Block>? siblings) && siblings.Remove(block) && siblings.Count == 0) children.Remove(under);
         block.Kv.Dispose();
         Interlocked.Add(ref bytesHeld, -block.Bytes);
         Interlocked.Increment(ref evictions);
@@ -185,6 +216,7 @@ public sealed class PrefixCache : IDisposable
         {
             foreach (Block block in blocks.Values) block.Kv.Dispose();
             blocks.Clear();
+            children.Clear();
             recency.Clear();
             Interlocked.Exchange(ref bytesHeld, 0);
         }
@@ -241,14 +273,57 @@ public sealed class PrefixCache : IDisposable
                 && Kv.device_type == keys.device_type && Kv.device_index == keys.device_index;
         }
 
-        public void CopyTo(KvCache slot, int start)
+        /// <summary>The first <paramref name="count"/> positions of this block into <paramref name="slot"/> at <paramref name="start"/>.</summary>
+        public void CopyTo(KvCache slot, int start, int count)
         {
-            int count = (int)Kv.shape[3];
+            if (!CopyInMemory(slot, start, count)) CopyWithTorch(Kv.narrow(3, 0, count), slot, start);
+        }
+
+        /// <summary>A chain of whole blocks into <paramref name="slot"/> from position 0.</summary>
+        public static void CopyTo(IReadOnlyList<Block> chain, KvCache slot)
+        {
+            for (int b = 0; b < chain.Count; b++) chain[b].CopyTo(slot, b * (int)chain[b].Kv.shape[3], (int)chain[b].Kv.shape[3]);
+        }
+
+        /// <summary>
+        /// The copy as plain memory moves, one run of positions per layer, keys or values, and head, when both sides are
+        /// contiguous CPU tensors: a restore is some ten libtorch calls a block and layer otherwise, which at a small
+        /// model costs more than the copying.
+        /// </summary>
+        private unsafe bool CopyInMemory(KvCache slot, int start, int count)
+        {
+            Tensor first = slot.Layer(0).Keys;
+            if (Kv.device_type != DeviceType.CPU || first.device_type != DeviceType.CPU || !Kv.is_contiguous()) return false;
+            int heads = (int)Kv.shape[2], block = (int)Kv.shape[3], headDim = (int)Kv.shape[4], capacity = (int)first.shape[2];
+            long element = Kv.ElementSize, run = (long)count * headDim * element;
+            byte* source = (byte*)NativeTensor.DataPointer(Kv);
             for (int layer = 0; layer < slot.Layers; layer++)
             {
                 (Tensor k, Tensor v) = slot.Layer(layer);
-                k.select(0, 0).narrow(1, start, count).copy_(Kv.select(0, layer).select(0, 0));
-                v.select(0, 0).narrow(1, start, count).copy_(Kv.select(0, layer).select(0, 1));
+                if (!k.is_contiguous() || !v.is_contiguous()) return false;
+                for (int kind = 0; kind < 2; kind++)
+                {
+                    byte* destination = (byte*)NativeTensor.DataPointer(kind == 0 ? k : v);
+                    for (int h = 0; h < heads; h++)
+                    {
+                        byte* from = source + ((((long)layer * 2 + kind) * heads + h) * block) * headDim * element;
+                        byte* to = destination + ((long)h * capacity + start) * headDim * element;
+                        Buffer.MemoryCopy(from, to, run, run);
+                    }
+                }
+            }
+            return true;
+        }
+
+        /// <summary><paramref name="kv"/> [layers, 2, kv_heads, positions, head_dim] into <paramref name="slot"/> at <paramref name="start"/>.</summary>
+        private static void CopyWithTorch(Tensor kv, KvCache slot, int start)
+        {
+            int count = (int)kv.shape[3];
+            for (int layer = 0; layer < slot.Layers; layer++)
+            {
+                (Tensor k, Tensor v) = slot.Layer(layer);
+                k.select(0, 0).narrow(1, start, count).copy_(kv.select(0, layer).select(0, 0));
+                v.select(0, 0).narrow(1, start, count).copy_(kv.select(0, layer).select(0, 1));
             }
         }
     }

@@ -24,6 +24,14 @@ internal static class BenchPrefixCommand
 {
     private const string Cold = "Describe this clip.", Another = "What key is it in?", FollowUp = "And what is the tempo?";
 
+    /// <summary>Questions sent together about one clip by <c>--concurrent</c>, as many clients asking about one upload.</summary>
+    private static readonly string[] Questions =
+    [
+        Cold, Another, "What is the tempo?", "Which instruments play?", "What genre is it?", "What mood does it have?",
+        "Write a bedtime story that fits it.", "Is there a singer?", "What is the time signature?", "Name the lead instrument.",
+        "Is it fast or slow?", "Describe the rhythm.", "What chords does it use?", "Where might you hear it?", "Is it loud?", "Summarise it.",
+    ];
+
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "LLark checkpoint folder (default: random weights of --shape)" };
@@ -35,21 +43,31 @@ internal static class BenchPrefixCommand
         var budget = new Option<long>("--cache-bytes") { Description = "the prefix cache's budget", DefaultValueFactory = _ => 2L << 30 };
         var block = new Option<int>("--block-tokens") { Description = "positions per cached block", DefaultValueFactory = _ => PrefixCache.DefaultBlockTokens };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var concurrent = new Option<int>("--concurrent")
+        {
+            Description = $"also send this many different questions about one new clip at once (up to {Questions.Length}), with the cache and without, and compare their aggregate tokens/s; 0: skip",
+            DefaultValueFactory = _ => 8,
+        };
         var command = new Command("prefix", "Time to first token of a cold question and of follow-ups, with the prefix cache on and off")
         {
-            model, shape, tokenizer, frames, rounds, tokens, budget, block, json,
+            model, shape, tokenizer, frames, rounds, tokens, budget, block, json, concurrent,
         };
         command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(model), parse.GetValue(shape)!, parse.GetValue(tokenizer)!,
-            parse.GetValue(frames), parse.GetValue(rounds), parse.GetValue(tokens), parse.GetValue(budget), parse.GetValue(block), parse.GetValue(json))));
+            parse.GetValue(frames), parse.GetValue(rounds), parse.GetValue(tokens), parse.GetValue(budget), parse.GetValue(block), parse.GetValue(json),
+            parse.GetValue(concurrent))));
         return command;
     }
 
     private sealed record Sample(string Request, bool Cached, double TtftMs, double TotalMs, int PromptTokens, int CachedTokens);
 
-    private static int Run(string? modelDir, string shapeName, string tokenizer, int frames, int rounds, int newTokens, long budget, int blockTokens, bool json)
+    private sealed record Together(bool Cached, double Seconds, int Tokens, long PrefilledPositions);
+
+    private static int Run(string? modelDir, string shapeName, string tokenizer, int frames, int rounds, int newTokens, long budget, int blockTokens, bool json,
+        int concurrent)
     {
         if (frames < 1 || rounds < 1 || newTokens < 1 || budget < 1 || blockTokens < 1)
             throw new UsageException("--audio-frames, --rounds, --new-tokens, --cache-bytes and --block-tokens must be >= 1");
+        if (concurrent < 0 || concurrent > Questions.Length) throw new UsageException($"--concurrent must be 0 to {Questions.Length}");
         string? temporary = null;
         if (modelDir is null)
         {
@@ -77,7 +95,21 @@ internal static class BenchPrefixCommand
                     if (round > 0) samples.AddRange([first, other, next]);
                 }
             }
-            Report(samples, llark, frames, rounds, newTokens, cache, json, modelDir == temporary ? $"random {shapeName}" : modelDir);
+            var together = new List<Together>();
+            if (concurrent > 0)
+            {
+                using var batch = new BatchScheduler(llark.Llama, new SchedulerOptions { MaxBatchSize = concurrent }, prefixCache: cache);
+                for (int round = 0; round <= rounds; round++)
+                {
+                    foreach (bool on in round % 2 == 0 ? new[] { true, false } : [false, true])
+                    {
+                        // A new clip for each mode, so the cache-on run starts from nothing cached about it.
+                        Together run = AskTogether(batch, llark, on, Clip(llark, frames, 1000 + 2 * round + (on ? 0 : 1)), concurrent, newTokens);
+                        if (round > 0) together.Add(run);
+                    }
+                }
+            }
+            Report(samples, together, concurrent, llark, frames, rounds, newTokens, cache, json, modelDir == temporary ? $"random {shapeName}" : modelDir);
         }
         finally
         {
@@ -108,7 +140,29 @@ internal static class BenchPrefixCommand
         return (new Sample(name, on, result!.TimeToFirstToken.TotalMilliseconds, total, result.PromptTokens, result.CachedPromptTokens), result.Text.Trim());
     }
 
-    private static void Report(List<Sample> samples, LLarkModel llark, int frames, int rounds, int newTokens, PrefixCache cache, bool json, string model)
+    /// <summary>
+    /// <paramref name="count"/> different questions about one clip submitted at once; each answers exactly
+    /// <paramref name="newTokens"/> tokens (no stop), so the two modes generate the same number.
+    /// </summary>
+    private static Together AskTogether(BatchScheduler scheduler, LLarkModel llark, bool on, AudioFrames clip, int count, int newTokens)
+    {
+        var options = new GenerationOptions { MaxNewTokens = newTokens, StopOnEos = false };
+        var prompts = Questions.Take(count).Select(q => llark.BuildPrompt([new ChatTurn(q)], clip)).ToList();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Task<GenerationResult>[] answers = [.. prompts.Select(p => Task.Run(async () =>
+        {
+            GenerationResult? result = null;
+            await foreach (GenerationUpdate update in scheduler.Submit(p.Embeddings, p.Ids, llark.Tokenizer.CreateDetokenizer(false), options, on ? p.Key : null))
+                result = update.Result ?? result;
+            return result!;
+        }))];
+        GenerationResult[] results = Task.WhenAll(answers).GetAwaiter().GetResult();
+        double seconds = clock.Elapsed.TotalSeconds;
+        return new Together(on, seconds, results.Sum(r => r.TokenIds.Count), results.Sum(r => (long)r.PromptTokens - r.CachedPromptTokens));
+    }
+
+    private static void Report(List<Sample> samples, List<Together> together, int concurrent, LLarkModel llark, int frames, int rounds, int newTokens,
+        PrefixCache cache, bool json, string model)
     {
         string[] requests = ["cold", "another", "follow-up"];
         double Median(string request, bool on, Func<Sample, double> f) =>
@@ -123,6 +177,17 @@ internal static class BenchPrefixCommand
             total_ms_off = Median(r, false, s => s.TotalMs),
             total_ms_on = Median(r, true, s => s.TotalMs),
         }).ToList();
+        double TogetherMedian(bool on, Func<Together, double> f) => together.Count == 0 ? 0 : SystemClient.Median([.. together.Where(t => t.Cached == on).Select(f)]);
+        var concurrentRow = together.Count == 0 ? null : new
+        {
+            questions = concurrent,
+            tokens_per_s_off = TogetherMedian(false, t => t.Tokens / t.Seconds),
+            tokens_per_s_on = TogetherMedian(true, t => t.Tokens / t.Seconds),
+            seconds_off = TogetherMedian(false, t => t.Seconds),
+            seconds_on = TogetherMedian(true, t => t.Seconds),
+            prefilled_off = (long)TogetherMedian(false, t => t.PrefilledPositions),
+            prefilled_on = (long)TogetherMedian(true, t => t.PrefilledPositions),
+        };
         long parameters = llark.Llama.parameters().Sum(p => p.NumberOfElements);
         string cpu = CpuName();
         if (json)
@@ -130,7 +195,7 @@ internal static class BenchPrefixCommand
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 model, parameters, cpu, cores = Environment.ProcessorCount, audio_frames = frames, rounds, new_tokens = newTokens,
-                block_tokens = cache.BlockTokens, cache_bytes = cache.BytesHeld, rows,
+                block_tokens = cache.BlockTokens, cache_bytes = cache.BytesHeld, rows, concurrent = concurrentRow,
             }));
             return;
         }
@@ -144,6 +209,15 @@ internal static class BenchPrefixCommand
         {
             Console.WriteLine(string.Create(inv,
                 $"{r.request,-10} {r.prompt_tokens,7} {r.cached_tokens,7} {r.ttft_ms_off,8:F1} ms {r.ttft_ms_on,7:F1} ms {r.ttft_ms_off / r.ttft_ms_on,9:F2}x {r.total_ms_off,8:F1} ms {r.total_ms_on,7:F1} ms"));
+        }
+        if (concurrentRow is { } c)
+        {
+            Console.WriteLine();
+            Console.WriteLine(string.Create(inv, $"{c.questions} questions about one new clip at once (batch of {c.questions}), {newTokens} tokens each:"));
+            Console.WriteLine(string.Create(inv,
+                $"  cache off  {c.tokens_per_s_off,8:F1} tok/s aggregate  {c.seconds_off * 1000,8:F1} ms  {c.prefilled_off,6} positions prefilled"));
+            Console.WriteLine(string.Create(inv,
+                $"  cache on   {c.tokens_per_s_on,8:F1} tok/s aggregate  {c.seconds_on * 1000,8:F1} ms  {c.prefilled_on,6} positions prefilled  ({c.tokens_per_s_on / c.tokens_per_s_off:F2}x)"));
         }
     }
 
