@@ -298,9 +298,24 @@ public sealed class WorkloadTests
         double slots = double.Parse(env["LLark__Language__MaxBatchSize"], CultureInfo.InvariantCulture);
         double positions = double.Parse(env["LLark__Language__ContextLength"], CultureInfo.InvariantCulture);
         double kv = slots * positions * 512 * 1024;
-        double total = ModelServices["language"].WeightBytes + kv + 4e9;
+        // The prefix cache holds keys and values in the same GPU memory, up to its budget.
+        double prefixCache = double.Parse(env["LLark__Language__PrefixCacheBytes"], CultureInfo.InvariantCulture);
+        double total = ModelServices["language"].WeightBytes + kv + prefixCache + 4e9;
         Assert.True(total <= 80e9 * 0.9, $"{total / 1e9:F1} GB planned on an 80 GB GPU");
         Assert.True(positions >= 62 + 632 + 512, "LLark's prompt (text, 632 audio frames) and a 512-token answer must fit");
+        Assert.True(prefixCache >= 10.0 * 690 * 512 * 1024, "the prefix cache should hold at least ten clips' prompts (690 positions each)");
+    }
+
+    [Theory]
+    [MemberData(nameof(Kustomize.OverlayData), MemberType = typeof(Kustomize))]
+    public void LanguagePodsKeepAPrefixCacheWithinTheirMemory(string overlay)
+    {
+        Container language = Kustomize.Overlay(overlay).Get("Deployment", "language").Container("language");
+        double budget = double.Parse(language.Env["LLark__Language__PrefixCacheBytes"], CultureInfo.InvariantCulture);
+        Assert.True(budget > 0, $"{overlay}: the prefix cache is off, so the gateway's clip affinity saves nothing");
+        // On the CPU the cache is host memory, beside the weights and the batch's own cache.
+        if (language.Env["LLark__Language__Device"] == "cpu")
+            Assert.True(budget <= 0.25 * Quantity.Parse(language.Limit("memory")!), $"{overlay}: {budget / 1e6:F0} MB of a {language.Limit("memory")} limit");
     }
 
     [Fact]
