@@ -16,8 +16,10 @@ namespace LLark.Bench.Commands;
 /// <summary>
 /// <c>llark-bench load</c>, against a running system (tools/run.sh): the bundled clip is uploaded once, then
 /// <c>--streams</c> workers ask about it by embedding id for <c>--seconds</c>, and/or <c>--soak</c> requests run one
-/// after another. Each phase reports requests, errors by status, time to first token, aggregate tokens/s, and the
-/// resident memory of each service process before and after, so that a leak shows as growth over a soak.
+/// after another, and/or <c>--uploads</c> copies of a large clip are embedded at once. Each phase reports requests,
+/// errors by status, time to first token, aggregate tokens/s, and the resident memory of each service process before
+/// and after (and its peak, and after the first 100 soak requests), so that a leak shows as growth over a soak and a
+/// large upload's cost as the peak.
 /// </summary>
 internal static class BenchLoadCommand
 {
@@ -35,25 +37,38 @@ internal static class BenchLoadCommand
             Description = "processes whose memory to report, as name=pid or pid, comma-separated (default: the PIDs tools/run.sh records in $LLARK_STATE/pids, .llark/pids)",
         };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("load", "Concurrent streams for a time and/or a sequential soak through the gateway: errors, TTFT, tokens/s, service memory")
+        var uploads = new Option<int>("--uploads") { Description = "Embed calls of --upload-clip sent at once in the upload phase (default 0: none)" };
+        var uploadClip = new Option<string?>("--upload-clip") { Description = "the large clip the upload phase sends (default: --clip)" };
+        var soakMark = new Option<int>("--soak-mark")
         {
-            gateway, key, clip, streams, seconds, soak, tokens, pids, json,
+            Description = "soak requests after which memory is read again, so that growth is measured past the warm-up", DefaultValueFactory = _ => 100,
+        };
+        var idle = new Option<double>("--idle-seconds") { Description = "after the upload phase, how long to wait before reading memory again", DefaultValueFactory = _ => 30 };
+        var command = new Command("load", "Concurrent streams for a time, a sequential soak and/or concurrent uploads through the gateway: errors, TTFT, tokens/s, service memory")
+        {
+            gateway, key, clip, streams, seconds, soak, soakMark, tokens, pids, json, uploads, uploadClip, idle,
         };
         command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(gateway)!, parse.GetValue(key), parse.GetValue(clip)!, parse.GetValue(streams),
-            parse.GetValue(seconds), parse.GetValue(soak), parse.GetValue(tokens), parse.GetValue(pids), parse.GetValue(json), ct)));
+            parse.GetValue(seconds), parse.GetValue(soak), parse.GetValue(soakMark), parse.GetValue(tokens), parse.GetValue(pids), parse.GetValue(json),
+            parse.GetValue(uploads), parse.GetValue(uploadClip), parse.GetValue(idle), ct)));
         return command;
     }
 
-    internal sealed record Memory(string Name, int Pid, long? StartBytes, long? EndBytes);
+    /// <summary>A process's resident memory: at the phase's start and end, its peak (sampled), and at the phase's mark (after the first 100 soak requests, or after the idle wait that follows the uploads).</summary>
+    internal sealed record Memory(string Name, int Pid, long? StartBytes, long? EndBytes, long? PeakBytes, long? MarkBytes);
 
     internal sealed record Phase(string Name, int Streams, int Requests, SortedDictionary<string, int> Errors, double TtftP50Ms, double TtftP99Ms,
         long Tokens, double Seconds, double TokensPerSecond, List<Memory> Memory);
 
-    private static async Task<int> Run(string gatewayUrl, string? key, string clipPath, int streams, double? seconds, int soak, int newTokens, string? pidList,
-        bool json, CancellationToken ct)
+    private static async Task<int> Run(string gatewayUrl, string? key, string clipPath, int streams, double? seconds, int soak, int soakMark, int newTokens, string? pidList,
+        bool json, int uploads, string? uploadPath, double idleSeconds, CancellationToken ct)
     {
-        double timed = seconds ?? (soak > 0 ? 0 : 30);
-        if (timed < 0 || soak < 0 || timed == 0 && soak == 0) throw new UsageException("nothing to run: give --seconds > 0 (with --streams) and/or --soak > 0");
+        double timed = seconds ?? (soak > 0 || uploads > 0 ? 0 : 30);
+        if (timed < 0 || soak < 0 || uploads < 0 || timed == 0 && soak == 0 && uploads == 0)
+            throw new UsageException("nothing to run: give --seconds > 0 (with --streams), --soak > 0 and/or --uploads > 0");
+        if (idleSeconds < 0) throw new UsageException("--idle-seconds must be >= 0");
+        uploadPath ??= clipPath;
+        if (uploads > 0 && !File.Exists(uploadPath)) throw new FileNotFoundException($"upload clip not found: {uploadPath}");
         if (timed > 0 && streams < 1) throw new UsageException("--streams must be >= 1");
         if (newTokens < 1) throw new UsageException("--new-tokens must be >= 1");
         if (!File.Exists(clipPath)) throw new FileNotFoundException($"clip not found: {clipPath} (run from the repository root or pass --clip)");
@@ -71,17 +86,52 @@ internal static class BenchLoadCommand
         var phases = new List<Phase>();
         var results = new ConcurrentBag<(SystemClient.TimedStream? Stream, string? Error)>();
         if (timed > 0)
-            phases.Add(await Measure("timed", streams, processes, deadline => Task.WhenAll(Enumerable.Range(0, streams).Select(_ => Worker(deadline))), results, ct)
+            phases.Add(await Measure("timed", streams, processes, (deadline, _) => Task.WhenAll(Enumerable.Range(0, streams).Select(_ => Worker(deadline))), results, ct)
                 .ConfigureAwait(false));
         if (soak > 0)
-            phases.Add(await Measure("soak", 1, processes, async _ => { for (int i = 0; i < soak; i++) await One().ConfigureAwait(false); }, results, ct)
-                .ConfigureAwait(false));
-        Print(phases, newTokens, embedded.EmbeddingId, json);
+            phases.Add(await Measure("soak", 1, processes, async (_, mark) =>
+            {
+                for (int i = 0; i < soak; i++)
+                {
+                    await One().ConfigureAwait(false);
+                    if (i + 1 == soakMark) mark();
+                }
+            }, results, ct).ConfigureAwait(false));
+        if (uploads > 0)
+        {
+            byte[] large = await File.ReadAllBytesAsync(uploadPath, ct).ConfigureAwait(false);
+            phases.Add(await Measure("uploads", uploads, processes, async (_, mark) =>
+            {
+                await Task.WhenAll(Enumerable.Range(0, uploads).Select(i => Upload(large, Path.GetFileName(uploadPath), i))).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromSeconds(idleSeconds), ct).ConfigureAwait(false);
+                mark();
+            }, results, ct).ConfigureAwait(false));
+        }
+        Print(phases, newTokens, embedded.EmbeddingId, soakMark, json);
         return ExitCodes.Ok;
 
         async Task Worker(Stopwatch deadline)
         {
             while (deadline.Elapsed.TotalSeconds < timed) await One().ConfigureAwait(false);
+        }
+
+        // Each upload is made a different clip by one byte in the middle of the file (a sample, in a large WAV), so that
+        // the encoder decodes and encodes every one instead of answering all but the first from its cache.
+        async Task Upload(byte[] audio, string name, int index)
+        {
+            byte[] unique = [.. audio];
+            unique[unique.Length / 2] ^= (byte)(index + 1);
+            try
+            {
+                var clock = Stopwatch.StartNew();
+                await encoder.EmbedAsync(new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(unique), Filename = name } }, auth,
+                    cancellationToken: ct).ConfigureAwait(false);
+                results.Add((new SystemClient.TimedStream(clock.Elapsed.TotalMilliseconds, [], 0, clock.Elapsed.TotalSeconds), null));
+            }
+            catch (RpcException e) when (!ct.IsCancellationRequested)
+            {
+                results.Add((null, e.StatusCode.ToString()));
+            }
         }
 
         async Task One()
@@ -104,21 +154,44 @@ internal static class BenchLoadCommand
     // A phase with no successful request has NaN percentiles; JSON has no NaN, so they are written as "NaN".
     private static readonly JsonSerializerOptions JsonOptions = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    private static async Task<Phase> Measure(string name, int streams, List<(string Name, int Pid)> processes, Func<Stopwatch, Task> run,
+    private static async Task<Phase> Measure(string name, int streams, List<(string Name, int Pid)> processes, Func<Stopwatch, Action, Task> run,
         ConcurrentBag<(SystemClient.TimedStream? Stream, string? Error)> results, CancellationToken ct)
     {
         results.Clear();
         var start = processes.Select(p => SystemClient.ResidentBytes(p.Pid)).ToList();
+        var peak = start.ToArray();
+        List<long?>? marked = null;
+        using var sampling = new CancellationTokenSource();
+        Task sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                for (int i = 0; i < processes.Count; i++)
+                {
+                    if (SystemClient.ResidentBytes(processes[i].Pid) is { } now && now > (peak[i] ?? 0)) peak[i] = now;
+                }
+                try
+                {
+                    await Task.Delay(50, sampling.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }, CancellationToken.None);
         var clock = Stopwatch.StartNew();
-        await run(clock).ConfigureAwait(false);
+        await run(clock, () => marked = [.. processes.Select(p => SystemClient.ResidentBytes(p.Pid))]).ConfigureAwait(false);
         double wall = clock.Elapsed.TotalSeconds;
+        await sampling.CancelAsync().ConfigureAwait(false);
+        await sampler.ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
         var done = results.ToList();
         var ok = done.Where(r => r.Stream is not null).Select(r => r.Stream!).ToList();
         var errors = new SortedDictionary<string, int>(StringComparer.Ordinal);
         foreach (var (_, error) in done.Where(r => r.Error is not null)) errors[error!] = errors.GetValueOrDefault(error!) + 1;
         long tokens = ok.Sum(s => (long)s.Tokens);
-        var memory = processes.Select((p, i) => new Memory(p.Name, p.Pid, start[i], SystemClient.ResidentBytes(p.Pid))).ToList();
+        var memory = processes.Select((p, i) => new Memory(p.Name, p.Pid, start[i], SystemClient.ResidentBytes(p.Pid), peak[i], marked?[i])).ToList();
         return new Phase(name, streams, done.Count, errors, SystemClient.Percentile([.. ok.Select(s => s.TtftMs)], 0.5),
             SystemClient.Percentile([.. ok.Select(s => s.TtftMs)], 0.99), tokens, wall, tokens / wall, memory);
     }
@@ -145,7 +218,7 @@ internal static class BenchLoadCommand
             .Select(f => (f.Name, int.Parse(f.Text, CultureInfo.InvariantCulture)))];
     }
 
-    private static void Print(List<Phase> phases, int newTokens, string embeddingId, bool json)
+    private static void Print(List<Phase> phases, int newTokens, string embeddingId, int soakMark, bool json)
     {
         if (json)
         {
@@ -164,7 +237,11 @@ internal static class BenchLoadCommand
                     tokens = p.Tokens,
                     seconds = p.Seconds,
                     tokens_per_second = p.TokensPerSecond,
-                    memory = p.Memory.Select(m => new { name = m.Name, pid = m.Pid, rss_start_bytes = m.StartBytes, rss_end_bytes = m.EndBytes }),
+                    memory = p.Memory.Select(m => new
+                    {
+                        name = m.Name, pid = m.Pid, rss_start_bytes = m.StartBytes, rss_end_bytes = m.EndBytes, rss_peak_bytes = m.PeakBytes,
+                        rss_mark_bytes = m.MarkBytes,
+                    }),
                 }),
             }, JsonOptions));
             return;
@@ -177,10 +254,21 @@ internal static class BenchLoadCommand
             string errors = p.Errors.Count == 0 ? "none" : string.Join(", ", p.Errors.Select(e => $"{e.Key} {e.Value}"));
             Console.WriteLine(string.Create(inv, $"{p.Name}: {p.Streams} stream(s), {p.Seconds:F1} s"));
             Console.WriteLine(string.Create(inv, $"  requests    {p.Requests}   errors: {errors}"));
-            Console.WriteLine(string.Create(inv, $"  TTFT        p50 {p.TtftP50Ms:F1} ms   p99 {p.TtftP99Ms:F1} ms"));
-            Console.WriteLine(string.Create(inv, $"  throughput  {p.TokensPerSecond:F1} tok/s aggregate ({p.Tokens} tokens)"));
+            if (p.Name == "uploads")
+            {
+                Console.WriteLine(string.Create(inv, $"  latency     p50 {p.TtftP50Ms:F1} ms   p99 {p.TtftP99Ms:F1} ms (each Embed, whole)"));
+            }
+            else
+            {
+                Console.WriteLine(string.Create(inv, $"  TTFT        p50 {p.TtftP50Ms:F1} ms   p99 {p.TtftP99Ms:F1} ms"));
+                Console.WriteLine(string.Create(inv, $"  throughput  {p.TokensPerSecond:F1} tok/s aggregate ({p.Tokens} tokens)"));
+            }
+            string mark = p.Name == "soak" ? $"after {soakMark}" : "after idle";
             foreach (Memory m in p.Memory)
-                Console.WriteLine(string.Create(inv, $"  RSS {m.Name,-9} (pid {m.Pid})  start {Mib(m.StartBytes)}   end {Mib(m.EndBytes)}"));
+            {
+                Console.WriteLine(string.Create(inv,
+                    $"  RSS {m.Name,-9} (pid {m.Pid})  start {Mib(m.StartBytes)}   peak {Mib(m.PeakBytes)}   end {Mib(m.EndBytes)}{(m.MarkBytes is null ? "" : $"   {mark} {Mib(m.MarkBytes)}")}"));
+            }
         }
         if (phases.Any(p => p.Errors.ContainsKey(nameof(StatusCode.ResourceExhausted))))
             Console.WriteLine("  ResourceExhausted: refused by the gateway's limits for this key (LLark:Gateway:Limits), each waited out for its pushback");
