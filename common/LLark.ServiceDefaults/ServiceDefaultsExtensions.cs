@@ -69,6 +69,9 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GrpcServiceOptions>>((kestrel, grpc) =>
             kestrel.Limits.MaxRequestBodySize = grpc.Value.MaxReceiveMessageSize + 5L);
         if (listen.Reflection) builder.Services.AddGrpcReflection();
+        builder.Services.AddOptions<MemoryOptions>().Bind(builder.Configuration.GetSection(MemoryOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<IdleMemoryTrim>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<IdleMemoryTrim>());
         builder.Services.AddSingleton<ServingStatus>();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<ServingStatus>().Service);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
@@ -94,6 +97,8 @@ public static class ServiceDefaultsExtensions
     /// </summary>
     public static WebApplication MapLLarkDefaults(this WebApplication app)
     {
+        IdleMemoryTrim trim = app.Services.GetRequiredService<IdleMemoryTrim>();
+        app.Use(trim.Track);
         app.UseMiddleware<RequestMessageFailures>();
         app.MapGrpcService<Grpc.HealthCheck.HealthServiceImpl>();
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ListenOptions>>().Value.Reflection) app.MapGrpcReflectionService();

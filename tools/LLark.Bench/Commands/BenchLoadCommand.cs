@@ -115,12 +115,12 @@ internal static class BenchLoadCommand
             while (deadline.Elapsed.TotalSeconds < timed) await One().ConfigureAwait(false);
         }
 
-        // Each upload is made a different clip by one byte in the middle of the file (a sample, in a large WAV), so that
-        // the encoder decodes and encodes every one instead of answering all but the first from its cache.
+        // Each upload is made a different clip by one byte a few kilobytes in (a sample, in a WAV; the encoder reads only
+        // the first context of a long clip), so that the encoder encodes every one instead of answering from its cache.
         async Task Upload(byte[] audio, string name, int index)
         {
             byte[] unique = [.. audio];
-            unique[unique.Length / 2] ^= (byte)(index + 1);
+            unique[Math.Min(unique.Length - 1, 4096 + 64 * index)] ^= 0x10;
             try
             {
                 var clock = Stopwatch.StartNew();
