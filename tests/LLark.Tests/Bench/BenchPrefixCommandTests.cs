@@ -22,6 +22,15 @@ public sealed class BenchPrefixCommandTests
             // The clip's 40 frames and the text before them come from the cache; at least the last position is prefilled.
             Assert.InRange(cached, 41, prompt - 1);
         }
+        JsonElement[] turns = [.. result.GetProperty("conversation").EnumerateArray()];
+        Assert.Equal(5, turns.Length);
+        // The first turn is about a new clip: its 40 frames and what follows them are prefilled.
+        Assert.InRange(turns[0].GetProperty("prefilled").GetInt32(), 41, turns[0].GetProperty("prompt_tokens").GetInt32());
+        foreach (JsonElement turn in turns.Skip(1))
+        {
+            // Each later turn prefills what it adds (and at most a block of the resent answer that re-tokenized differently).
+            Assert.InRange(turn.GetProperty("prefilled").GetInt32(), 1, turn.GetProperty("new_positions").GetInt32() + 8);
+        }
         JsonElement together = result.GetProperty("concurrent");
         Assert.Equal(4, together.GetProperty("questions").GetInt32());
         Assert.True(together.GetProperty("prefilled_on").GetInt64() < together.GetProperty("prefilled_off").GetInt64());

@@ -62,6 +62,13 @@ internal static class BenchPrefixCommand
 
     private sealed record Together(bool Cached, double Seconds, int Tokens, long PrefilledPositions);
 
+    /// <summary>One turn of a conversation: its prompt, the positions the turn added since the last prompt and answer, and those prefilled.</summary>
+    private sealed record Turn(int Number, int PromptTokens, int NewPositions, int Prefilled, double TtftMs);
+
+    /// <summary>The conversation's questions, each asked after the earlier ones and the answers they got.</summary>
+    private static readonly string[] Conversation =
+        [Cold, Another, FollowUp, "Which instruments play?", "Now write a bedtime story that fits it."];
+
     private static int Run(string? modelDir, string shapeName, string tokenizer, int frames, int rounds, int newTokens, long budget, int blockTokens, bool json,
         int concurrent)
     {
@@ -109,7 +116,22 @@ internal static class BenchPrefixCommand
                     }
                 }
             }
-            Report(samples, together, concurrent, llark, frames, rounds, newTokens, cache, json, modelDir == temporary ? $"random {shapeName}" : modelDir);
+            // A five-turn conversation about one new clip, with the cache: what each turn prefills against what it adds.
+            var conversation = new List<Turn>();
+            {
+                AudioFrames clip = Clip(llark, frames, 5000);
+                var turns = new List<ChatTurn>();
+                int previous = 0;
+                for (int t = 0; t < Conversation.Length; t++)
+                {
+                    turns.Add(new ChatTurn(Conversation[t]));
+                    (Sample sample, string answer) = Ask(scheduler, llark, "turn", true, turns, clip, newTokens);
+                    conversation.Add(new Turn(t + 1, sample.PromptTokens, sample.PromptTokens - previous, sample.PromptTokens - sample.CachedTokens, sample.TtftMs));
+                    previous = sample.PromptTokens + newTokens;
+                    turns[^1] = new ChatTurn(Conversation[t], answer);
+                }
+            }
+            Report(samples, together, conversation, concurrent, llark, frames, rounds, newTokens, cache, json, modelDir == temporary ? $"random {shapeName}" : modelDir);
         }
         finally
         {
@@ -161,7 +183,7 @@ internal static class BenchPrefixCommand
         return new Together(on, seconds, results.Sum(r => r.TokenIds.Count), results.Sum(r => (long)r.PromptTokens - r.CachedPromptTokens));
     }
 
-    private static void Report(List<Sample> samples, List<Together> together, int concurrent, LLarkModel llark, int frames, int rounds, int newTokens,
+    private static void Report(List<Sample> samples, List<Together> together, List<Turn> conversation, int concurrent, LLarkModel llark, int frames, int rounds, int newTokens,
         PrefixCache cache, bool json, string model)
     {
         string[] requests = ["cold", "another", "follow-up"];
@@ -196,6 +218,10 @@ internal static class BenchPrefixCommand
             {
                 model, parameters, cpu, cores = Environment.ProcessorCount, audio_frames = frames, rounds, new_tokens = newTokens,
                 block_tokens = cache.BlockTokens, cache_bytes = cache.BytesHeld, rows, concurrent = concurrentRow,
+                conversation = conversation.Select(t => new
+                {
+                    turn = t.Number, prompt_tokens = t.PromptTokens, new_positions = t.NewPositions, prefilled = t.Prefilled, ttft_ms = t.TtftMs,
+                }),
             }));
             return;
         }
@@ -209,6 +235,13 @@ internal static class BenchPrefixCommand
         {
             Console.WriteLine(string.Create(inv,
                 $"{r.request,-10} {r.prompt_tokens,7} {r.cached_tokens,7} {r.ttft_ms_off,8:F1} ms {r.ttft_ms_on,7:F1} ms {r.ttft_ms_off / r.ttft_ms_on,9:F2}x {r.total_ms_off,8:F1} ms {r.total_ms_on,7:F1} ms"));
+        }
+        Console.WriteLine();
+        Console.WriteLine("a conversation about one new clip, with the cache (new: positions since the last prompt and its answer):");
+        foreach (Turn t in conversation)
+        {
+            Console.WriteLine(string.Create(inv,
+                $"  turn {t.Number}  prompt {t.PromptTokens,5}  new {t.NewPositions,5}  prefilled {t.Prefilled,5}  TTFT {t.TtftMs,8:F1} ms"));
         }
         if (concurrentRow is { } c)
         {
