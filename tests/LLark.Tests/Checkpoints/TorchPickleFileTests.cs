@@ -64,7 +64,9 @@ public class TorchPickleFileTests
         using var scope = torch.NewDisposeScope();
         using var bin = new TorchPickleFile(Fp16Bin);
         // rope_theta 500000, head_dim 16: inv_freq = 1 / theta^(arange(0, 16, 2) / 16), in float32.
-        var expected = 1.0f / torch.pow(500000.0, torch.arange(0, 16, 2, dtype: torch.ScalarType.Int64).to(torch.ScalarType.Float32) / 16);
+        // Scalars held in locals: a temporary one can be finalized during the native call (see KeptScalars).
+        using Scalar headDim = 16.0.ToScalar();
+        var expected = torch.tensor(500000.0f).pow(torch.arange(0, 16, 2, dtype: torch.ScalarType.Int64).to(torch.ScalarType.Float32).div(headDim)).reciprocal();
         foreach (string name in InvFreqNames)
         {
             Assert.Equal([8L], bin.Entries[name].Shape);

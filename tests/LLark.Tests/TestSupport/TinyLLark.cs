@@ -14,6 +14,9 @@ internal static class TinyLLark
     public const int AudioWidth = 48;
     public const double Fps = 25;
 
+    // Kept for the process: a temporary Scalar can be finalized during the native call (see KeptScalars).
+    private static readonly Scalar AddedRowScale = 0.02.ToScalar(), ProjectorWeightScale = 0.1.ToScalar(), ProjectorBiasScale = 0.01.ToScalar();
+
     /// <summary>The committed copy, <c>models/llark-tiny-untrained</c>, which the tests and the micro pipeline run.</summary>
     public static string Directory { get; } = Path.Combine(RepoPaths.Root, "models", "llark-tiny-untrained");
 
@@ -38,13 +41,13 @@ internal static class TinyLLark
                 Tensor t = empty(entry.Shape, dtype: ScalarType.Float32);
                 weights.ReadInto(entry.Name, t);
                 if (entry.Name is "model.embed_tokens.weight" or "lm_head.weight")
-                    t = cat([t, randn([4, entry.Shape[1]], generator: generator).mul_(0.02)], 0);
+                    t = cat([t, randn([4, entry.Shape[1]], generator: generator).mul_(AddedRowScale)], 0);
                 tensors.Add(new(entry.Name, t));
             }
         }
         long hidden = tensors.Single(t => t.Key == "model.norm.weight").Value.shape[0];
-        tensors.Add(new("model.mm_projector.weight", randn([hidden, AudioWidth], generator: generator).mul_(0.1)));
-        tensors.Add(new("model.mm_projector.bias", randn([hidden], generator: generator).mul_(0.01)));
+        tensors.Add(new("model.mm_projector.weight", randn([hidden, AudioWidth], generator: generator).mul_(ProjectorWeightScale)));
+        tensors.Add(new("model.mm_projector.bias", randn([hidden], generator: generator).mul_(ProjectorBiasScale)));
         SafetensorsWriter.Save(Path.Combine(dir, "model.safetensors"), tensors);
     }
 }

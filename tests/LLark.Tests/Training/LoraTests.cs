@@ -67,7 +67,7 @@ public sealed class LoraTests
             string loraA = "param." + name.Replace(".weight", ".lora_A.weight", StringComparison.Ordinal);
             if (name.EndsWith(".weight", StringComparison.Ordinal) && state.Entries.ContainsKey(loraA))
             {
-                Tensor delta = Read(state, loraA.Replace("lora_A", "lora_B", StringComparison.Ordinal)).matmul(Read(state, loraA)).mul(2.0);
+                Tensor delta = Read(state, loraA.Replace("lora_A", "lora_B", StringComparison.Ordinal)).matmul(Read(state, loraA)).mul(KeptScalars.Two);
                 Assert.True(delta.abs().max().item<float>() > 0, $"{name}: the adapter did not move");
                 Assert.True((b - a - delta).abs().max().item<float>() < 1e-6, $"{name}: exported weight is not base + (alpha / r) B A");
                 merged++;

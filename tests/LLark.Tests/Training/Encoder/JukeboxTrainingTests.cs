@@ -52,7 +52,7 @@ public sealed class JukeboxTrainingTests(ITestOutputHelper output)
         Tensor k = CodebookInit.FromSamples(x, 12, generator);
         Assert.Equal([12L, 16L], k.shape);
         // Each code is an output plus noise of std 0.01/√16 per coordinate: near one, equal to none.
-        float nearest = (k.unsqueeze(1) - x.unsqueeze(0)).pow(2).sum(-1).sqrt().min(1).values.max().item<float>();
+        float nearest = (k.unsqueeze(1) - x.unsqueeze(0)).pow(KeptScalars.Two).sum(-1).sqrt().min(1).values.max().item<float>();
         Assert.InRange(nearest, 1e-6f, 0.05f);
         Assert.False(k.unsqueeze(1).eq(x.unsqueeze(0)).all(-1).any().item<bool>(), "tiled codes carry noise");
     }

@@ -34,8 +34,9 @@ public sealed class VqvaeTrainingTests(ITestOutputHelper output)
         Assert.Equal((7 * 4 * 2 + 3 + 7 + 1) * 2, parameters.Count);
 
         using var scope = NewDisposeScope();
+        using Scalar tenth = 0.1.ToScalar();
         foreach (Tensor p in parameters.Values)
-            p.copy_(randn(p.shape).mul_(0.1));
+            p.copy_(randn(p.shape).mul_(tenth));
         Tensor audio = decoder.Forward(randn(2, 16, 10));
         Assert.Equal([2L, 1280], audio.shape);
     }

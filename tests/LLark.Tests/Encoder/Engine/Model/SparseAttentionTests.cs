@@ -27,8 +27,10 @@ public sealed class SparseAttentionTests
                 mask[i * t + j] = Allowed(kind, i, j);
         Tensor allowed = tensor(mask, [t, t]);
         Tensor Split(Tensor x) => x.view(1, t, Heads, HeadDim).permute(0, 2, 1, 3);
-        Tensor scores = matmul(Split(q), Split(k).transpose(-1, -2)).div(Math.Sqrt(HeadDim));
-        Tensor w = scores.masked_fill(allowed.logical_not(), -1e9).softmax(-1);
+        // Scalars held in locals: a temporary one can be finalized during the native call (see KeptScalars).
+        using Scalar scale = Math.Sqrt(HeadDim).ToScalar(), masked = (-1e9).ToScalar();
+        Tensor scores = matmul(Split(q), Split(k).transpose(-1, -2)).div(scale);
+        Tensor w = scores.masked_fill(allowed.logical_not(), masked).softmax(-1);
         // Rows that see nothing (previous-block attention of block 0) attend to zeros: their output is 0.
         Tensor anyKey = allowed.any(-1).view(1, 1, t, 1);
         Tensor a = matmul(w, Split(v)).mul(anyKey);
