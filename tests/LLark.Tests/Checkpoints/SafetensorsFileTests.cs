@@ -1,5 +1,6 @@
 using LLark.Checkpoints;
 using TorchSharp;
+using static TorchSharp.torch;
 using static LLark.Tests.Checkpoints.CheckpointFixtures;
 
 namespace LLark.Tests.Checkpoints;
@@ -62,8 +63,10 @@ public class SafetensorsFileTests
         using var scope = torch.NewDisposeScope();
         using var dir = new TempDirectory();
         // 9M halves and 5M floats: both cross the 16 MiB chunk boundary, one staged and one read directly.
-        var halves = (torch.arange(9_000_000, dtype: torch.ScalarType.Float32) % 4093 - 2046).to(torch.ScalarType.Float16) / 1024;
-        var floats = torch.arange(5_000_000, dtype: torch.ScalarType.Float32) * 0.5f;
+        // Scalars held in locals: a temporary one can be finalized during the native call (see KeptScalars).
+        using Scalar period = 4093.0f.ToScalar(), centre = 2046.0f.ToScalar(), scale = 1024.0f.ToScalar(), half = 0.5f.ToScalar();
+        var halves = torch.arange(9_000_000, dtype: torch.ScalarType.Float32).remainder(period).sub(centre).to(torch.ScalarType.Float16).div(scale);
+        var floats = torch.arange(5_000_000, dtype: torch.ScalarType.Float32).mul(half);
         long halfBytes = 18_000_000, floatBytes = 20_000_000;
         WriteSafetensors(dir.File("big.safetensors"),
             $$$"""{"h":{"dtype":"F16","shape":[3000,3000],"data_offsets":[0,{{{halfBytes}}}]},"f":{"dtype":"F32","shape":[5000000],"data_offsets":[{{{halfBytes}}},{{{halfBytes + floatBytes}}}]}}""",
