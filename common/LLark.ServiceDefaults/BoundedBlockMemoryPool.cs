@@ -23,9 +23,6 @@ public sealed class BoundedBlockMemoryPool(int maxRetainedBlocks) : MemoryPool<b
 
     public override int MaxBufferSize => BlockSize;
 
-    /// <summary>Blocks held for reuse now.</summary>
-    public int RetainedBlocks => Volatile.Read(ref retained);
-
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, BlockSize);

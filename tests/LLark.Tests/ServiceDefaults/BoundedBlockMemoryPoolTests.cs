@@ -18,12 +18,13 @@ public sealed class BoundedBlockMemoryPoolTests
         Assert.Equal(BoundedBlockMemoryPool.BlockSize, first.Memory.Length);
         Memory<byte> memory = first.Memory;
         first.Dispose();
-        Assert.Equal(1, pool.RetainedBlocks);
         Assert.True(pool.Rent().Memory.Span == memory.Span, "the returned block is handed out again");
 
+        // Ten blocks out and back: three are kept, so of the next ten rented, three are blocks of the burst.
         IMemoryOwner<byte>[] burst = [.. Enumerable.Range(0, 10).Select(_ => pool.Rent(100))];
         foreach (IMemoryOwner<byte> block in burst) block.Dispose();
-        Assert.Equal(3, pool.RetainedBlocks);
+        IMemoryOwner<byte>[] again = [.. Enumerable.Range(0, 10).Select(_ => pool.Rent())];
+        Assert.Equal(3, again.Count(a => burst.Any(b => b.Memory.Span == a.Memory.Span)));
         Assert.Throws<ArgumentOutOfRangeException>(() => pool.Rent(BoundedBlockMemoryPool.BlockSize + 1));
     }
 
