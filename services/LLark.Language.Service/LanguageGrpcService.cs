@@ -97,6 +97,7 @@ public sealed class LanguageGrpcService(ModelHost host, EncoderClient encoder, I
             ContextLength = (uint)model.Scheduler.ContextLength,
             Dtype = llama.DType.ToString().ToLowerInvariant(),
             Device = llama.Device.ToString(),
+            Weights = llama.WeightFormat.Name(),
             AudioEncoderModelId = model.Model.AudioEncoder ?? "",
             MaxBatchSize = (uint)model.Scheduler.MaxBatchSize,
             MaxNewTokensLimit = (uint)options.Value.MaxNewTokensLimit,

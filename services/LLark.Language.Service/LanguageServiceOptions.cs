@@ -16,6 +16,13 @@ public sealed class LanguageServiceOptions : IValidatableObject
     /// <summary>Run-time dtype: fp32 (default, CPU), bf16 or fp16.</summary>
     [Required] public string DType { get; set; } = "fp32";
 
+    /// <summary>
+    /// How the managed CPU kernels hold the projections and the head: fp32 (default), bf16 (half the bytes a decode step
+    /// reads) or int8 (blocks of 32 weights with a float32 scale, about a quarter). Converted at load from any stored
+    /// format; activations and the KV cache stay fp32. Needs DType fp32 on the CPU.
+    /// </summary>
+    [Required] public string Weights { get; set; } = "fp32";
+
     /// <summary>Where the model runs: cpu (default) or cuda[:N] (needs a CUDA build of TorchSharp).</summary>
     [Required] public string Device { get; set; } = "cpu";
 
@@ -66,5 +73,11 @@ public sealed class LanguageServiceOptions : IValidatableObject
             yield return new ValidationResult($"EncoderAddress '{address}' is not an http(s) URL", [nameof(EncoderAddress)]);
         if (LLark.Checkpoints.RunTimeDTypes.TryParse(DType, LLark.Checkpoints.RunTimeDTypes.Language) is null)
             yield return new ValidationResult($"DType '{DType}' is not {LLark.Checkpoints.RunTimeDTypes.Expected(LLark.Checkpoints.RunTimeDTypes.Language)}", [nameof(DType)]);
+        Engine.Model.WeightFormat? weights = Engine.Model.WeightFormats.TryParse(Weights);
+        if (weights is null) yield return new ValidationResult($"Weights '{Weights}' is not fp32, bf16 or int8", [nameof(Weights)]);
+        if (weights is { } w && w != Engine.Model.WeightFormat.Fp32 &&
+            (LLark.Checkpoints.RunTimeDTypes.TryParse(DType, LLark.Checkpoints.RunTimeDTypes.Language) is { } d && d != TorchSharp.torch.ScalarType.Float32 ||
+             !Device.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase)))
+            yield return new ValidationResult($"Weights {Weights} runs on the managed CPU kernels, which need DType fp32 and Device cpu (got {DType} on {Device})", [nameof(Weights)]);
     }
 }

@@ -21,7 +21,10 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
         LanguageServiceOptions o = options.Value;
         Log.ModelLoading(logger, o.ModelPath, o.DType, o.Device);
         var clock = Stopwatch.StartNew();
-        var load = new LlamaLoadOptions { DType = LlamaLoader.ParseDType(o.DType), Device = new TorchSharp.torch.Device(o.Device) };
+        var load = new LlamaLoadOptions
+        {
+            DType = LlamaLoader.ParseDType(o.DType), Device = new TorchSharp.torch.Device(o.Device), Weights = WeightFormats.Parse(o.Weights),
+        };
         LLarkModel model = LLarkModel.Load(o.ModelPath, load, stoppingToken);
         PrefixCache? prefixCache = o.PrefixCacheBytes > 0 ? new PrefixCache(o.PrefixCacheBytes, o.PrefixCacheBlockTokens) : null;
         var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions
@@ -32,7 +35,7 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
             PrefillThreads = o.TorchThreads,
         }, stepHook, prefixCache);
         string id = o.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.ModelPath)));
-        long parameters = model.Llama.parameters().Sum(p => p.NumberOfElements);
+        long parameters = model.Llama.Config.ParameterCount;
         double seconds = clock.Elapsed.TotalSeconds;
         Log.ModelLoaded(logger, id, seconds, parameters, scheduler.ContextLength, scheduler.MaxBatchSize);
         return new Loaded(model, scheduler, id, prefixCache);

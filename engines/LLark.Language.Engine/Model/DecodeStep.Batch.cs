@@ -28,6 +28,7 @@ internal sealed unsafe partial class DecodeStep
     /// Runs token <c>ids[i]</c> for the sequence in slot i (i &lt; ids.Length) at that slot's next position, appends
     /// its keys and values, advances every slot by one and writes float32 logits [ids.Length, vocab].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RunBatch(ReadOnlySpan<int> ids, BatchKvCache cache, float* logits)
     {
         int m = ids.Length;
@@ -78,6 +79,7 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>Row i's query heads attend over its own slot's keys and values at positions 0..positions[i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AttentionBatch(float* qkv, float* keys, float* values, float* attn, float* scores, int[] positions, int maxSteps,
         int capacity, long slotStride)
     {
@@ -103,8 +105,15 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for i in [0, m), r in [0, n); w is [n, k], x is [m, k], y is [m, n].</summary>
-    internal static void MatMul(float* w, float* x, float* y, int m, int n, int k, bool accumulate)
+    internal static void MatMul(WeightRows w, float* x, float* y, int m, int n, int k, bool accumulate)
     {
+        // One row takes the matrix-vector kernel, whose dot products are these bit for bit, and which reads packed
+        // weights without dequantizing them into a tile first.
+        if (m == 1)
+        {
+            MatVec(w, x, y, n, k, accumulate);
+            return;
+        }
         if ((long)n * k * m < MinParallelElements)
         {
             MatMulRows(w, x, y, m, n, k, 0, n, accumulate);
@@ -117,17 +126,21 @@ internal sealed unsafe partial class DecodeStep
         });
     }
 
-    private static void MatMulRows(float* w, float* x, float* y, int m, int n, int k, int start, int end, bool accumulate)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MatMulRows(WeightRows w, float* x, float* y, int m, int n, int k, int start, int end, bool accumulate)
     {
-        float* limit = w + (long)end * k;
+        byte* limit = w.Row(end);
+        int rowBytes = w.RowBytes;
+        // Packed rows are dequantized four at a time into this thread's tile and multiplied from there with every row of x.
+        float* tile = w.Format == WeightFormat.Fp32 ? null : Tile(4 * k);
         float* d = stackalloc float[8];
         int r = start;
         if (Blocked(k))
         {
             for (; r + 4 <= end; r += 4)
             {
-                float* w0 = w + (long)r * k;
-                Prefetch(w0 + PrefetchAhead, 4 * k, limit);
+                Prefetch(w.Row(r) + PrefetchAhead, 4 * rowBytes, limit);
+                float* w0 = w.Rows(r, 4, tile);
                 int i = 0;
                 for (; i + 2 <= m; i += 2)
                 {
@@ -152,18 +165,21 @@ internal sealed unsafe partial class DecodeStep
         }
         for (; r < end; r++)
         {
-            float* row = w + (long)r * k;
-            Prefetch(row + PrefetchAhead, k, limit);
+            Prefetch(w.Row(r) + PrefetchAhead, rowBytes, limit);
+            float* row = w.Rows(r, 1, tile);
             for (int i = 0; i < m; i++) Put(y, (long)i * n + r, SkinnyMatMul.Dot(row, x + (long)i * k, k), accumulate);
         }
     }
 
     /// <summary>hb[i, r] = silu(gate[r] · x[i]) * (up[r] · x[i]); gateUp is [2n, k], gate rows first; hb is [m, n].</summary>
-    private static void SwiGluBatch(float* gateUp, float* x, float* hb, int m, int n, int k)
+    private static void SwiGluBatch(WeightRows gateUp, float* x, float* hb, int m, int n, int k)
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows(int start, int end)
         {
-            float* gateLimit = gateUp + (long)end * k, upLimit = gateUp + (long)(n + end) * k;
+            byte* gateLimit = gateUp.Row(end), upLimit = gateUp.Row(n + end);
+            int rowBytes = gateUp.RowBytes;
+            float* tile = gateUp.Format == WeightFormat.Fp32 ? null : Tile(4 * k);
             // Tiles put [g0·x0, g1·x0, u0·x0, u1·x0, g0·x1, g1·x1, u0·x1, u1·x1] in d; silu runs over all eight lanes.
             float* d = stackalloc float[8], sd = stackalloc float[8];
             int r = start;
@@ -171,9 +187,9 @@ internal sealed unsafe partial class DecodeStep
             {
                 for (; r + 2 <= end; r += 2)
                 {
-                    float* g0 = gateUp + (long)r * k, u0 = gateUp + (long)(n + r) * k;
-                    Prefetch(g0 + PrefetchAhead, 2 * k, gateLimit);
-                    Prefetch(u0 + PrefetchAhead, 2 * k, upLimit);
+                    Prefetch(gateUp.Row(r) + PrefetchAhead, 2 * rowBytes, gateLimit);
+                    Prefetch(gateUp.Row(n + r) + PrefetchAhead, 2 * rowBytes, upLimit);
+                    float* g0 = gateUp.Rows(r, 2, tile), u0 = gateUp.Rows(n + r, 2, tile + 2L * k);
                     int i = 0;
                     for (; i + 2 <= m; i += 2)
                     {
@@ -198,9 +214,9 @@ internal sealed unsafe partial class DecodeStep
             }
             for (; r < end; r++)
             {
-                float* gate = gateUp + (long)r * k, up = gateUp + (long)(n + r) * k;
-                Prefetch(gate + PrefetchAhead, k, gateLimit);
-                Prefetch(up + PrefetchAhead, k, upLimit);
+                Prefetch(gateUp.Row(r) + PrefetchAhead, rowBytes, gateLimit);
+                Prefetch(gateUp.Row(n + r) + PrefetchAhead, rowBytes, upLimit);
+                float* gate = gateUp.Rows(r, 1, tile), up = gateUp.Rows(n + r, 1, tile + k);
                 for (int i = 0; i < m; i++)
                 {
                     float* xi = x + (long)i * k;

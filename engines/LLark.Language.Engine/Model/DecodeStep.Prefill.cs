@@ -28,6 +28,7 @@ internal sealed unsafe partial class DecodeStep
     /// values, advances the cache by t and writes float32 logits: [t, vocab], or [1, vocab] for the last row only when
     /// <paramref name="lastOnly"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Prefill(float* rows, int t, KvCache cache, float* logits, bool lastOnly)
     {
         if (cache.BatchSize != 1) throw new ArgumentException("the prefill runs one sequence");
@@ -42,6 +43,7 @@ internal sealed unsafe partial class DecodeStep
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void PrefillChunkRows(float* rows, int m, KvCache cache, float* logits, bool lastOnly)
     {
         int start = cache.Length, capacity = cache.Capacity, steps = start + m;
@@ -81,6 +83,7 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>Row i (position start + i) attends over positions 0..start + i; one score row per part in flight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void PrefillAttention(float* qkv, float* keys, float* values, float* attn, float* scores, int m, int start, int steps, int capacity)
     {
         int d = headDim, group = heads / kvHeads, qkvDim = (heads + 2 * kvHeads) * d, qDim = heads * d;

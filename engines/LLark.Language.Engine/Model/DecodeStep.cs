@@ -20,30 +20,37 @@ namespace LLark.Language.Engine.Model;
 /// * w, RoPE from the same cos and signed-sine tables, softmax(q·k / sqrt(d)) · v per query head (head h reads kv
 /// head h / group), silu(gate) * up.
 /// </remarks>
-internal sealed unsafe partial class DecodeStep
+internal sealed unsafe partial class DecodeStep : IDisposable
 {
     /// <summary>Products with fewer weight elements run on the calling thread: waking a core costs more.</summary>
     private const long MinParallelElements = 1 << 14;
 
     /// <summary>
-    /// How far ahead of the row being multiplied the products prefetch, in floats (8 KB). The hardware
-    /// prefetcher alone does not keep matrices of small rows (1 KB at the stories15M shape) streaming at memory speed.
+    /// How far ahead of the row being multiplied the products prefetch, in bytes. The hardware prefetcher alone does not
+    /// keep matrices of small rows (1 KB at the stories15M shape) streaming at memory speed.
     /// </summary>
-    private const int PrefetchAhead = 2048;
+    private const int PrefetchAhead = 8192;
 
     private readonly int dim, ffn, heads, kvHeads, headDim, vocab;
     private readonly float eps;
     private readonly Layer[] layers;
-    private readonly float* embed, finalNorm, head, cos, signedSin;
+    private readonly float* embed, finalNorm, cos, signedSin;
+    private readonly WeightRows head;
+    private readonly PackedMatrix[] matrices;
 
-    private readonly struct Layer(float* attnNorm, float* qkv, float* o, float* mlpNorm, float* gateUp, float* down)
+    private readonly struct Layer(float* attnNorm, WeightRows qkv, WeightRows o, float* mlpNorm, WeightRows gateUp, WeightRows down)
     {
-        public readonly float* AttnNorm = attnNorm, Qkv = qkv, O = o, MlpNorm = mlpNorm, GateUp = gateUp, Down = down;
+        public readonly float* AttnNorm = attnNorm, MlpNorm = mlpNorm;
+        public readonly WeightRows Qkv = qkv, O = o, GateUp = gateUp, Down = down;
     }
 
     [ThreadStatic] private static float[]? scratch;
 
-    private DecodeStep(LlamaConfig config, Layer[] layers, float* embed, float* finalNorm, float* head, float* cos, float* signedSin)
+    /// <summary>Each thread's float32 copy of the few weight rows it multiplies next, for packed formats.</summary>
+    [ThreadStatic] private static float[]? tiles;
+
+    private DecodeStep(LlamaConfig config, Layer[] layers, float* embed, float* finalNorm, WeightRows head, float* cos, float* signedSin,
+        PackedMatrix[] matrices)
     {
         dim = config.HiddenSize;
         ffn = config.IntermediateSize;
@@ -58,10 +65,23 @@ internal sealed unsafe partial class DecodeStep
         this.head = head;
         this.cos = cos;
         this.signedSin = signedSin;
+        this.matrices = matrices;
+        Format = matrices[0].Format;
+        WeightBytes = matrices.Sum(m => m.Bytes);
     }
 
-    /// <summary>The step for a float32 CPU model whose tensors are all contiguous; null otherwise.</summary>
-    public static DecodeStep? TryCreate(LlamaConfig config, LlamaModel model, Tensor headWeight, RotaryEmbedding rope)
+    /// <summary>How the projections and the head are held.</summary>
+    public WeightFormat Format { get; }
+
+    /// <summary>Bytes of the projections and the head: what one decode step streams from memory.</summary>
+    public long WeightBytes { get; }
+
+    /// <summary>
+    /// The step for a float32 CPU model whose tensors are all contiguous, with its projections and head in
+    /// <paramref name="format"/> (packed copies; the model's own tensors for float32); null for any other model.
+    /// </summary>
+    public static DecodeStep? TryCreate(LlamaConfig config, LlamaModel model, Tensor headWeight, RotaryEmbedding rope,
+        WeightFormat format = WeightFormat.Fp32)
     {
         var all = new List<Tensor> { model.EmbedTokens.Weight, model.Norm.Weight, headWeight, rope.CosTable, rope.SignedSinTable };
         foreach (LlamaDecoderLayer b in model.Blocks)
@@ -72,10 +92,38 @@ internal sealed unsafe partial class DecodeStep
         if (all.Any(t => t.dtype != ScalarType.Float32 || t.device_type != DeviceType.CPU || !t.is_contiguous()))
             return null;
         static float* P(Tensor t) => (float*)NativeTensor.DataPointer(t);
-        Layer[] layers = model.Blocks.Select(b => new Layer(P(b.InputNorm.Weight), P(b.Attention.QkvWeight), P(b.Attention.OutWeight),
-            P(b.PostAttentionNorm.Weight), P(b.Mlp.GateUpWeight), P(b.Mlp.DownWeight))).ToArray();
-        return new DecodeStep(config, layers, P(model.EmbedTokens.Weight), P(model.Norm.Weight), P(headWeight),
-            P(rope.CosTable), P(rope.SignedSinTable));
+        var matrices = new List<PackedMatrix>();
+        try
+        {
+            WeightRows Pack(Tensor t)
+            {
+                PackedMatrix packed = PackedMatrix.Pack(t, format);
+                matrices.Add(packed);
+                return packed.View;
+            }
+            Layer[] layers = model.Blocks.Select(b => new Layer(P(b.InputNorm.Weight), Pack(b.Attention.QkvWeight), Pack(b.Attention.OutWeight),
+                P(b.PostAttentionNorm.Weight), Pack(b.Mlp.GateUpWeight), Pack(b.Mlp.DownWeight))).ToArray();
+            WeightRows head = Pack(headWeight);
+            return new DecodeStep(config, layers, P(model.EmbedTokens.Weight), P(model.Norm.Weight), head,
+                P(rope.CosTable), P(rope.SignedSinTable), [.. matrices]);
+        }
+        catch
+        {
+            foreach (PackedMatrix m in matrices) m.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (PackedMatrix m in matrices) m.Dispose();
+    }
+
+    /// <summary>This thread's tile of at least <paramref name="floats"/> floats (pinned, so its address is stable).</summary>
+    private static float* Tile(int floats)
+    {
+        if (tiles is null || tiles.Length < floats) tiles = GC.AllocateUninitializedArray<float>(floats, pinned: true);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(tiles));
     }
 
     /// <summary>Address of token <paramref name="id"/>'s embedding row.</summary>
@@ -85,6 +133,7 @@ internal sealed unsafe partial class DecodeStep
     /// Runs the embedding row <paramref name="x0"/> [hidden] at the cache's next position, appends its keys and
     /// values, advances the cache and writes float32 logits [vocab].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(float* x0, KvCache cache, float* logits)
     {
         if (cache.BatchSize != 1) throw new ArgumentException("the decode step runs one sequence");
@@ -141,6 +190,7 @@ internal sealed unsafe partial class DecodeStep
     /// order, so a row's result does not depend on the path. Generic over the attention so each caller's loop is
     /// compiled for it.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunLayers<TAttention>(TAttention attention, float* x, float* xb, float* qkv, float* attn, float* hb, float* scores, int m)
         where TAttention : struct, IRowAttention
     {
@@ -161,7 +211,7 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for m rows.</summary>
-    private static void Project(bool matrixVector, float* w, float* x, float* y, int m, int n, int k, bool accumulate)
+    private static void Project(bool matrixVector, WeightRows w, float* x, float* y, int m, int n, int k, bool accumulate)
     {
         if (matrixVector) MatVec(w, x, y, n, k, accumulate);
         else MatMul(w, x, y, m, n, k, accumulate);
@@ -184,7 +234,7 @@ internal sealed unsafe partial class DecodeStep
     private static int Align(int n) => (n + 15) & ~15;
 
     /// <summary>y[r] (+)= w[r, :] · x for r in [0, n); w is [n, k].</summary>
-    private static void MatVec(float* w, float* x, float* y, int n, int k, bool accumulate)
+    private static void MatVec(WeightRows w, float* x, float* y, int n, int k, bool accumulate)
     {
         if ((long)n * k < MinParallelElements)
         {
@@ -198,14 +248,16 @@ internal sealed unsafe partial class DecodeStep
         });
     }
 
-    private static void MatVecRows(float* w, float* x, float* y, int k, int start, int end, bool accumulate)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MatVecRows(WeightRows w, float* x, float* y, int k, int start, int end, bool accumulate)
     {
-        float* limit = w + (long)end * k;
+        byte* limit = w.Row(end);
+        int rowBytes = w.RowBytes;
+        float* tile = w.Format == WeightFormat.Fp32 ? null : Tile(k);
         for (int r = start; r < end; r++)
         {
-            float* row = w + (long)r * k;
-            Prefetch(row + PrefetchAhead, k, limit);
-            float d = SkinnyMatMul.Dot(row, x, k);
+            Prefetch(w.Row(r) + PrefetchAhead, rowBytes, limit);
+            float d = w.Dot(r, x, tile);
             y[r] = accumulate ? y[r] + d : d;
         }
     }
@@ -219,22 +271,24 @@ internal sealed unsafe partial class DecodeStep
     private static Vector256<float> Silu(Vector256<float> g) => g / (Vector256<float>.One + Vector256.Exp(-g));
 
     /// <summary>hb[r] = silu(gate[r] · x) * (up[r] · x); gateUp is [2n, k], gate rows first.</summary>
-    private static void SwiGlu(float* gateUp, float* x, float* hb, int n, int k)
+    private static void SwiGlu(WeightRows gateUp, float* x, float* hb, int n, int k)
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Rows(int start, int end)
         {
-            float* gateLimit = gateUp + (long)end * k, upLimit = gateUp + (long)(n + end) * k;
+            byte* gateLimit = gateUp.Row(end), upLimit = gateUp.Row(n + end);
+            int rowBytes = gateUp.RowBytes;
+            float* tile = gateUp.Format == WeightFormat.Fp32 ? null : Tile(k);
             float* g = stackalloc float[8], u = stackalloc float[8], h = stackalloc float[8];
             for (int r0 = start; r0 < end; r0 += 8)
             {
                 int count = Math.Min(8, end - r0);
                 for (int c = 0; c < count; c++)
                 {
-                    float* gate = gateUp + (long)(r0 + c) * k, up = gateUp + (long)(n + r0 + c) * k;
-                    Prefetch(gate + PrefetchAhead, k, gateLimit);
-                    Prefetch(up + PrefetchAhead, k, upLimit);
-                    g[c] = SkinnyMatMul.Dot(gate, x, k);
-                    u[c] = SkinnyMatMul.Dot(up, x, k);
+                    Prefetch(gateUp.Row(r0 + c) + PrefetchAhead, rowBytes, gateLimit);
+                    Prefetch(gateUp.Row(n + r0 + c) + PrefetchAhead, rowBytes, upLimit);
+                    g[c] = gateUp.Dot(r0 + c, x, tile);
+                    u[c] = gateUp.Dot(n + r0 + c, x, tile);
                 }
                 (Silu(Vector256.Load(g)) * Vector256.Load(u)).Store(h);
                 for (int c = 0; c < count; c++) hb[r0 + c] = h[c];
@@ -268,6 +322,7 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>o = softmax(q · k_t / sqrt(d)) · v_t over t in [0, steps) for one query head.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AttendHead(float* q, float* kh, float* vh, float* o, float* sc, int steps, int d)
     {
         float scale = (float)(1.0 / Math.Sqrt(d));
@@ -291,13 +346,13 @@ internal sealed unsafe partial class DecodeStep
         Scale(o, 1f / sum, d);
     }
 
-    /// <summary>Prefetches the cache lines of [p, p + count) that lie below <paramref name="limit"/>.</summary>
+    /// <summary>Prefetches the cache lines of the <paramref name="bytes"/> from <paramref name="p"/> that lie below <paramref name="limit"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(float* p, int count, float* limit)
+    private static void Prefetch(byte* p, int bytes, byte* limit)
     {
         if (!Sse.IsSupported) return;
-        float* end = p + count < limit ? p + count : limit;
-        for (; p < end; p += 16) Sse.Prefetch0(p);
+        byte* end = p + bytes < limit ? p + bytes : limit;
+        for (; p < end; p += 64) Sse.Prefetch0(p);
     }
 
     private static (int Start, int End) Split(int n, int part, int parts)
@@ -307,6 +362,7 @@ internal sealed unsafe partial class DecodeStep
     }
 
     /// <summary>out = x * rsqrt(mean(x²) + eps) * w.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RmsNorm(float* x, float* w, float* output, int n, float eps)
     {
         float ss = SkinnyMatMul.Dot(x, x, n);
@@ -325,6 +381,7 @@ internal sealed unsafe partial class DecodeStep
     /// writes its keys and values at that position of one sequence's cache (<paramref name="keys"/>,
     /// <paramref name="values"/>: [kvHeads, capacity, headDim]).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RopeAndAppend(float* row, int pos, float* keys, float* values, int capacity)
     {
         int qDim = heads * headDim, kvDim = kvHeads * headDim;

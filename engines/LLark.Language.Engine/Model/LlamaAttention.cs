@@ -42,6 +42,9 @@ internal sealed class LlamaAttention : nn.Module
 
     internal Tensor OutWeight => o_proj.Weight;
 
+    /// <summary>Every tensor that holds this module's projection weights: the fused buffer and the parameters viewing it.</summary>
+    internal IEnumerable<Tensor> ProjectionTensors() => [qkvWeight, q_proj.Weight, k_proj.Weight, v_proj.Weight, o_proj.Weight];
+
     /// <summary>Training-time additions to q/k/v (fused) and o (LoRA); null at inference, where they are merged into the weights.</summary>
     internal ProjectionAdapters? Adapters { get; set; }
 

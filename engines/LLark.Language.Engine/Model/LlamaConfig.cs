@@ -38,6 +38,18 @@ public sealed record LlamaConfig
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
     [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
 
+    /// <summary>Parameters of a Llama of this shape: embeddings, layers, final norm and (unless tied) the head.</summary>
+    [JsonIgnore]
+    public long ParameterCount
+    {
+        get
+        {
+            long dim = HiddenSize, kv = (long)KeyValueHeads * HeadDim;
+            long layer = dim * (dim + 2 * kv) + dim * dim + 3L * dim * IntermediateSize + 2 * dim;
+            return NumHiddenLayers * layer + (TieWordEmbeddings ? 1 : 2) * (long)VocabSize * dim + dim;
+        }
+    }
+
     [JsonIgnore]
     public IReadOnlyList<int> EosTokenIds => EosTokenIdRaw switch
     {

@@ -13,7 +13,10 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     private readonly LlamaModel model;
     private readonly Linear? lm_head;
     private readonly RotaryEmbedding rope;
-    private readonly Lazy<DecodeStep?> decodeStep;
+    private Lazy<DecodeStep?> decodeStep;
+
+    /// <summary>Whether the projections' float32 tensors were released for a packed format (<see cref="PackWeights"/>).</summary>
+    private bool packed;
 
     /// <summary>Whether a layer has training-time adapters (<see cref="SetAdapters"/>).</summary>
     private bool adapted;
@@ -41,6 +44,65 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     public LlamaConfig Config { get; }
     public ScalarType DType { get; }
     public Device Device { get; }
+
+    /// <summary>How the managed CPU kernels hold the projections and the head (float32 unless <see cref="PackWeights"/> ran).</summary>
+    public WeightFormat WeightFormat => packed ? decodeStep.Value!.Format : WeightFormat.Fp32;
+
+    /// <summary>Bytes of weights one decode step reads (projections and head); 0 where the managed steps do not run.</summary>
+    public long StepWeightBytes => ManagedStep?.WeightBytes ?? 0;
+
+    /// <summary>
+    /// Converts the projections and the head to <paramref name="format"/> for the managed CPU kernels and frees their
+    /// float32 tensors, so the model then holds (and a decode step reads) a half or about a quarter of the bytes. The
+    /// embedding table, the norms and the KV cache stay float32. Inference only, and only through the managed steps:
+    /// training, hidden-state capture and the libtorch forward need the float32 weights and refuse a packed model.
+    /// </summary>
+    public void PackWeights(WeightFormat format)
+    {
+        if (format == WeightFormat.Fp32 || packed && WeightFormat == format) return;
+        if (packed) throw new InvalidOperationException($"the weights are already packed as {WeightFormat.Name()}");
+        if (adapted) throw new InvalidOperationException("a model with training-time adapters cannot be packed");
+        if (DType != ScalarType.Float32 || Device.type != DeviceType.CPU)
+            throw new NotSupportedException($"packed {format.Name()} weights run on the managed CPU kernels, which take a float32 CPU model (this one is {DType} on {Device.type})");
+        DecodeStep step = DecodeStep.TryCreate(Config, model, HeadWeight, rope, format)
+            ?? throw new NotSupportedException("the managed CPU kernels cannot run this model (a weight is not contiguous)");
+        if (decodeStep.IsValueCreated) decodeStep.Value?.Dispose();
+        decodeStep = new Lazy<DecodeStep?>(() => step);
+        packed = true;
+        using var empty = torch.empty(0, dtype: ScalarType.Float32);
+        foreach (LlamaDecoderLayer b in model.Blocks)
+        {
+            foreach (Tensor t in b.Attention.ProjectionTensors().Concat(b.Mlp.ProjectionTensors())) t.set_(empty);
+        }
+        if (lm_head is not null) lm_head.Weight.set_(empty);
+        // Tensors that viewed the released storage may still be waiting for finalization.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+
+    /// <summary>
+    /// Runs each managed kernel path once (a two-row prefill, a decode step, a batched step) on a scratch cache, so the
+    /// first request does not wait for the JIT: the kernels are compiled fully optimised on first call
+    /// (<c>AggressiveOptimization</c>), and that first call happens here, at load. Does nothing for models the managed
+    /// steps do not run.
+    /// </summary>
+    public void WarmUp()
+    {
+        if (ManagedStep is null) return;
+        using var scope = NewDisposeScope();
+        using KvCache cache = NewCache(3);
+        using Tensor ids = tensor(new long[] { 1, 2 }, dtype: ScalarType.Int64).view(1, 2);
+        Forward(Embed(ids), cache, lastOnly: true);
+        var logits = new float[2 * Config.VocabSize];
+        DecodeToken(3, cache, logits.AsSpan(0, Config.VocabSize));
+        using BatchKvCache batch = NewBatchCache(2, 2);
+        DecodeBatch([1, 2], batch, logits);
+    }
+
+    private void RefuseIfPacked(string what)
+    {
+        if (packed) throw new InvalidOperationException($"{what} needs the float32 weights, and this model's are packed as {WeightFormat.Name()} for the managed CPU kernels");
+    }
 
     private Tensor HeadWeight => lm_head?.Weight ?? model.EmbedTokens.Weight;
 
@@ -77,6 +139,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// <summary><see cref="Forward"/> through libtorch's ops, whatever the model's dtype and device (the reference the managed steps are held to).</summary>
     internal Tensor ForwardLibTorch(Tensor inputsEmbeds, KvCache cache, bool lastOnly = true, List<Tensor>? hiddenStates = null)
     {
+        RefuseIfPacked(hiddenStates is null ? "the libtorch forward" : "capturing hidden states");
         int t = (int)inputsEmbeds.shape[1];
         cache.EnsureRoom(t);
         using var scope = NewDisposeScope();
@@ -106,6 +169,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     {
         if (inputsEmbeds.dim() != 3 || inputsEmbeds.shape[2] != Config.HiddenSize)
             throw new ArgumentException($"inputs_embeds must be [batch, tokens, {Config.HiddenSize}], got [{string.Join(", ", inputsEmbeds.shape)}]");
+        RefuseIfPacked("training");
         long b = inputsEmbeds.shape[0], t = inputsEmbeds.shape[1];
         if (t > Config.MaxPositionEmbeddings) throw new ContextLengthException((int)t, Config.MaxPositionEmbeddings);
         using var scope = NewDisposeScope();
@@ -128,6 +192,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// <summary>Sets (or, with null, removes) the training-time projection adapters of decoder layer <paramref name="layer"/>.</summary>
     internal void SetAdapters(int layer, ProjectionAdapters? adapters)
     {
+        if (adapters is not null) RefuseIfPacked("training-time adapters");
         model.Blocks[layer].Attention.Adapters = adapters;
         model.Blocks[layer].Mlp.Adapters = adapters;
         adapted = model.Blocks.Any(b => b.Attention.Adapters is not null || b.Mlp.Adapters is not null);
@@ -221,6 +286,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// </summary>
     internal Tensor DecodeBatchLibTorch(IReadOnlyList<int> tokenIds, BatchKvCache cache)
     {
+        RefuseIfPacked("the libtorch decode step");
         int n = tokenIds.Count;
         if (n < 1 || n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(tokenIds), $"{n} sequences for {cache.Slots} slots");
         var positions = new int[n];
@@ -275,7 +341,11 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) rope.Dispose();
+        if (disposing)
+        {
+            rope.Dispose();
+            if (decodeStep.IsValueCreated) decodeStep.Value?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -13,6 +13,12 @@ public sealed record LlamaLoadOptions
     /// <summary>Where the weights live; the CPU by default.</summary>
     public Device? Device { get; init; }
 
+    /// <summary>
+    /// How the managed CPU kernels hold the projections and the head: float32 (default), or packed as bf16 or int8 at
+    /// load (<see cref="LlamaForCausalLM.PackWeights"/>) from whatever format the checkpoint stores.
+    /// </summary>
+    public WeightFormat Weights { get; init; } = WeightFormat.Fp32;
+
     public IProgress<LoadProgress>? Progress { get; init; }
 }
 
@@ -53,6 +59,8 @@ public static class LlamaLoader
             if (extra is not null) parameters = parameters.Concat(extra).ToDictionary();
             StrictLoader.Load(parameters, source, IsDerivedBuffer, options.Progress, cancellationToken);
             model.eval();
+            model.PackWeights(options.Weights);
+            model.WarmUp();
             return model;
         }
         catch

@@ -29,6 +29,9 @@ internal sealed class LlamaMlp : nn.Module
 
     internal Tensor DownWeight => down_proj.Weight;
 
+    /// <summary>Every tensor that holds this module's projection weights: the fused buffer and the parameters viewing it.</summary>
+    internal IEnumerable<Tensor> ProjectionTensors() => [gateUpWeight, gate_proj.Weight, up_proj.Weight, down_proj.Weight];
+
     /// <summary>Training-time additions to gate/up (fused) and down (LoRA); null at inference.</summary>
     internal ProjectionAdapters? Adapters { get; set; }
 

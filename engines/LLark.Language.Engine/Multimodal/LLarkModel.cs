@@ -256,7 +256,8 @@ public sealed class LLarkModel : IDisposable
 
     private static string ModelIdentity(string directory, LlamaForCausalLM llama)
     {
-        var parts = new List<string> { Path.GetFullPath(directory), File.ReadAllText(Path.Combine(directory, "config.json")), llama.DType.ToString(), llama.Device.ToString() };
+        var parts = new List<string> { Path.GetFullPath(directory), File.ReadAllText(Path.Combine(directory, "config.json")), llama.DType.ToString(), llama.Device.ToString(),
+            llama.WeightFormat.Name() };
         foreach (string file in System.IO.Directory.EnumerateFiles(directory).Order(StringComparer.Ordinal))
         {
             var info = new FileInfo(file);

@@ -18,15 +18,16 @@ internal static class BenchCommand
     {
         ["stories15m"] = Shape(dim: 288, layers: 6, heads: 6, ffn: 768, vocab: 32000, context: 256),
         ["stories110m"] = Shape(dim: 768, layers: 12, heads: 12, ffn: 2048, vocab: 32000, context: 1024),
+        ["tinyllama"] = Shape(dim: 2048, layers: 22, heads: 32, ffn: 5632, vocab: 32000, context: 2048, kvHeads: 4),
         ["llama2-7b"] = Shape(dim: 4096, layers: 32, heads: 32, ffn: 11008, vocab: 32000, context: 4096),
     };
 
-    private static LlamaConfig Shape(int dim, int layers, int heads, int ffn, int vocab, int context) => new()
+    private static LlamaConfig Shape(int dim, int layers, int heads, int ffn, int vocab, int context, int? kvHeads = null) => new()
     {
         HiddenSize = dim,
         NumHiddenLayers = layers,
         NumAttentionHeads = heads,
-        NumKeyValueHeads = heads,
+        NumKeyValueHeads = kvHeads ?? heads,
         IntermediateSize = ffn,
         VocabSize = vocab,
         MaxPositionEmbeddings = context,
@@ -43,22 +44,23 @@ internal static class BenchCommand
         var repeat = new Option<int>("--repeat") { Description = "runs; the median is reported", DefaultValueFactory = _ => 3 };
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)" };
         var dtype = new Option<string>("--dtype") { Description = "fp32, fp16 or bf16", DefaultValueFactory = _ => "fp32" };
+        var weights = WeightsOption();
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var export = new Option<string?>("--export-llama2c") { Description = "also write the benchmarked model as a llama2.c run.c checkpoint (legacy format) to this path" };
         var printTokens = new Option<bool>("--print-tokens") { Description = "print the prompt and generated token ids of the last run to stderr" };
 
         var generate = new Command("generate", "Measure prefill and decode speed of a Llama model")
         {
-            model, shape, promptTokens, newTokens, repeat, threads, dtype, json, export, printTokens,
+            model, shape, promptTokens, newTokens, repeat, threads, dtype, weights, json, export, printTokens,
         };
         generate.SetAction(parse => Run(parse.GetValue(model), parse.GetValue(shape), parse.GetValue(promptTokens),
-            parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!, parse.GetValue(json),
-            parse.GetValue(export), parse.GetValue(printTokens)));
+            parse.GetValue(newTokens), parse.GetValue(repeat), parse.GetValue(threads), parse.GetValue(dtype)!,
+            WeightFormats.Parse(parse.GetValue(weights)!), parse.GetValue(json), parse.GetValue(export), parse.GetValue(printTokens)));
         return generate;
     }
 
     private static int Run(string? modelDir, string? shapeName, int promptTokens, int newTokens, int repeat, int? threads,
-        string dtypeName, bool json, string? exportPath, bool printTokens)
+        string dtypeName, WeightFormat weightFormat, bool json, string? exportPath, bool printTokens)
     {
         if ((modelDir is null) == (shapeName is null))
         {
@@ -78,6 +80,11 @@ internal static class BenchCommand
             ? LlamaLoader.Load(modelDir, new LlamaLoadOptions { DType = dtype })
             : RandomModel(Shapes.TryGetValue(shapeName!.ToLowerInvariant(), out LlamaConfig? c) ? c
                 : throw new ArgumentException($"unknown shape '{shapeName}'"), dtype);
+        // The export is of the float32 weights, so it comes before packing.
+        if (exportPath is not null) Llama2cExport.Write(llama, exportPath);
+        // What the loader does after loading.
+        llama.PackWeights(weightFormat);
+        llama.WarmUp();
         double loadSeconds = loadClock.Elapsed.TotalSeconds;
         LlamaConfig config = llama.Config;
         if (promptTokens + newTokens > config.MaxPositionEmbeddings)
@@ -86,16 +93,15 @@ internal static class BenchCommand
             return ExitCodes.Usage;
         }
 
-        if (exportPath is not null) Llama2cExport.Write(llama, exportPath);
-
         // BOS, then random ids: a one-token prompt is what llama2.c's run.c feeds when given no prompt.
         var random = new Random(1234);
         int[] prompt = Enumerable.Range(0, promptTokens).Select(i => i == 0 ? config.BosTokenId ?? 1 : random.Next(3, config.VocabSize)).ToArray();
         var generator = new TextGenerator(llama);
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopOnEos = false };
 
-        // One warm-up run so one-off costs (allocator, kernel selection) stay out of the figures.
-        Measure(generator, prompt, options, null);
+        // The first run is reported on its own: it is what a freshly started service's first request gets (code not yet
+        // compiled, buffers not yet allocated), and the median of the runs after it is the steady state.
+        (double Prefill, double Decode, double Ttft) first = Measure(generator, prompt, options, null);
         var last = new List<int>();
         var runs = Enumerable.Range(0, repeat).Select(_ => Measure(generator, prompt, options, last)).ToList();
         if (printTokens)
@@ -107,7 +113,7 @@ internal static class BenchCommand
         }
         double prefill = Median(r => r.Prefill), decode = Median(r => r.Decode), ttft = Median(r => r.Ttft);
         long peak = PeakResidentBytes();
-        long parameters = llama.parameters().Sum(p => p.NumberOfElements);
+        long parameters = config.ParameterCount;
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(new
@@ -115,6 +121,7 @@ internal static class BenchCommand
                 model = modelDir ?? shapeName,
                 parameters,
                 dtype = dtype.ToString(),
+                weights = weightFormat.Name(),
                 threads = torch.get_num_threads(),
                 prompt_tokens = promptTokens,
                 new_tokens = newTokens,
@@ -122,6 +129,8 @@ internal static class BenchCommand
                 prefill_tokens_per_second = prefill,
                 decode_tokens_per_second = decode,
                 time_to_first_token_ms = ttft * 1000,
+                first_run_prefill_tokens_per_second = first.Prefill,
+                first_run_decode_tokens_per_second = first.Decode,
                 peak_rss_bytes = peak,
                 runs = repeat,
             }));
@@ -129,11 +138,12 @@ internal static class BenchCommand
         else
         {
             var inv = CultureInfo.InvariantCulture;
-            Console.WriteLine(string.Create(inv, $"model            {modelDir ?? shapeName} ({parameters / 1e6:F1}M parameters, {dtype}, {torch.get_num_threads()} threads)"));
+            Console.WriteLine(string.Create(inv, $"model            {modelDir ?? shapeName} ({parameters / 1e6:F1}M parameters, {dtype}, {weightFormat.Name()} weights, {torch.get_num_threads()} threads)"));
             Console.WriteLine(string.Create(inv, $"load             {loadSeconds:F2} s"));
             Console.WriteLine(string.Create(inv, $"prefill          {prefill:F1} tokens/s ({promptTokens} tokens)"));
             Console.WriteLine(string.Create(inv, $"decode           {decode:F1} tokens/s ({newTokens} tokens, greedy, median of {repeat})"));
             Console.WriteLine(string.Create(inv, $"first token      {ttft * 1000:F1} ms"));
+            Console.WriteLine(string.Create(inv, $"first run        prefill {first.Prefill:F1} tokens/s, decode {first.Decode:F1} tokens/s (before the runs above)"));
             Console.WriteLine(string.Create(inv, $"peak memory      {peak / 1048576.0:F0} MiB resident"));
         }
         return ExitCodes.Ok;
@@ -155,6 +165,13 @@ internal static class BenchCommand
         double decode = (result.TokenIds.Count - 1) / result.DecodeTime.TotalSeconds;
         return (prompt.Length / ttft, decode, ttft);
     }
+
+    /// <summary>The <c>--weights</c> option: how the managed CPU kernels hold the projections and the head.</summary>
+    internal static Option<string> WeightsOption() => new("--weights")
+    {
+        Description = "fp32, bf16 or int8: how the managed CPU kernels hold the projections and the head (activations stay fp32)",
+        DefaultValueFactory = _ => "fp32",
+    };
 
     /// <summary>A model of the given shape with N(0, 0.02) weights and unit norms.</summary>
     internal static LlamaForCausalLM RandomModel(LlamaConfig config, ScalarType dtype)

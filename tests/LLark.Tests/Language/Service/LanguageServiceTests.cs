@@ -97,6 +97,7 @@ public sealed class LanguageServiceTests(LanguageServiceFixture fixture) : IClas
         Assert.Equal(384u, info.ContextLength);
         Assert.Equal("float32", info.Dtype);
         Assert.Equal("cpu", info.Device);
+        Assert.Equal("fp32", info.Weights);
         Assert.Equal(4u, info.MaxBatchSize);
     }
 

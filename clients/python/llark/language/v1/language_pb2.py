@@ -21,7 +21,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='llark/language/v1/language.proto',
   package='llark.language.v1',
   syntax='proto3',
-  serialized_pb=_b('\n llark/language/v1/language.proto\x12\x11llark.language.v1\x1a\x1cllark/common/v1/common.proto\",\n\x08\x43hatTurn\x12\r\n\x05human\x18\x01 \x01(\t\x12\x11\n\tassistant\x18\x02 \x01(\t\"\xf2\x02\n\x0fGenerateRequest\x12*\n\x05turns\x18\x01 \x03(\x0b\x32\x1b.llark.language.v1.ChatTurn\x12\x16\n\x0c\x65mbedding_id\x18\x02 \x01(\tH\x00\x12\x32\n\x06\x66rames\x18\x03 \x01(\x0b\x32 .llark.common.v1.EmbeddingFramesH\x00\x12\x32\n\x0b\x61udio_bytes\x18\x04 \x01(\x0b\x32\x1b.llark.common.v1.AudioBytesH\x00\x12\x37\n\x08sampling\x18\x05 \x01(\x0b\x32%.llark.language.v1.SamplingParameters\x12\x37\n\x08stopping\x18\x06 \x01(\x0b\x32%.llark.language.v1.StoppingParameters\x12\x38\n\x0ereturn_options\x18\x07 \x01(\x0b\x32 .llark.language.v1.ReturnOptionsB\x07\n\x05\x61udio\"\x82\x01\n\x12SamplingParameters\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\r\n\x05top_k\x18\x03 \x01(\r\x12\x1a\n\x12repetition_penalty\x18\x04 \x01(\x02\x12\x0e\n\x04seed\x18\x05 \x01(\x04H\x00\x42\r\n\x0bseed_choice\"N\n\x12StoppingParameters\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x0c\n\x04stop\x18\x02 \x03(\t\x12\x12\n\nignore_eos\x18\x03 \x01(\x08\"4\n\rReturnOptions\x12\x11\n\ttoken_ids\x18\x01 \x01(\x08\x12\x10\n\x08logprobs\x18\x02 \x01(\x08\"~\n\x10GenerateResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.llark.language.v1.TokenDeltaH\x00\x12\x31\n\x05\x66inal\x18\x02 \x01(\x0b\x32 .llark.language.v1.GenerateFinalH\x00\x42\x07\n\x05\x66rame\"?\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12\x10\n\x08logprobs\x18\x03 \x03(\x02\"\xab\x01\n\rGenerateFinal\x12\x36\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1f.llark.language.v1.FinishReason\x12\'\n\x05usage\x18\x02 \x01(\x0b\x32\x18.llark.language.v1.Usage\x12+\n\x07timings\x18\x03 \x01(\x0b\x32\x1a.llark.language.v1.Timings\x12\x0c\n\x04text\x18\x04 \x01(\t\"e\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x14\n\x0c\x61udio_tokens\x18\x02 \x01(\r\x12\x18\n\x10generated_tokens\x18\x03 \x01(\r\x12\x15\n\rcached_tokens\x18\x04 \x01(\r\"g\n\x07Timings\x12\x15\n\rqueue_wait_ms\x18\x01 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x02 \x01(\x01\x12\x11\n\tdecode_ms\x18\x03 \x01(\x01\x12\x12\n\nencoder_ms\x18\x04 \x01(\x01\"\x15\n\x13GetModelInfoRequest\"\xdc\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\taudio_fps\x18\x02 \x01(\x01\x12\x1d\n\x15\x61udio_embedding_width\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_encoder_model_id\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\x12\x1c\n\x14max_new_tokens_limit\x18\t \x01(\r*\x93\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04\x32\xbe\x01\n\x0fLanguageService\x12U\n\x08Generate\x12\".llark.language.v1.GenerateRequest\x1a#.llark.language.v1.GenerateResponse0\x01\x12T\n\x0cGetModelInfo\x12&.llark.language.v1.GetModelInfoRequest\x1a\x1c.llark.language.v1.ModelInfoB2Z\x1cllark/language/v1;languagev1\xaa\x02\x11LLark.Language.V1b\x06proto3')
+  serialized_pb=_b('\n llark/language/v1/language.proto\x12\x11llark.language.v1\x1a\x1cllark/common/v1/common.proto\",\n\x08\x43hatTurn\x12\r\n\x05human\x18\x01 \x01(\t\x12\x11\n\tassistant\x18\x02 \x01(\t\"\xf2\x02\n\x0fGenerateRequest\x12*\n\x05turns\x18\x01 \x03(\x0b\x32\x1b.llark.language.v1.ChatTurn\x12\x16\n\x0c\x65mbedding_id\x18\x02 \x01(\tH\x00\x12\x32\n\x06\x66rames\x18\x03 \x01(\x0b\x32 .llark.common.v1.EmbeddingFramesH\x00\x12\x32\n\x0b\x61udio_bytes\x18\x04 \x01(\x0b\x32\x1b.llark.common.v1.AudioBytesH\x00\x12\x37\n\x08sampling\x18\x05 \x01(\x0b\x32%.llark.language.v1.SamplingParameters\x12\x37\n\x08stopping\x18\x06 \x01(\x0b\x32%.llark.language.v1.StoppingParameters\x12\x38\n\x0ereturn_options\x18\x07 \x01(\x0b\x32 .llark.language.v1.ReturnOptionsB\x07\n\x05\x61udio\"\x82\x01\n\x12SamplingParameters\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\r\n\x05top_k\x18\x03 \x01(\r\x12\x1a\n\x12repetition_penalty\x18\x04 \x01(\x02\x12\x0e\n\x04seed\x18\x05 \x01(\x04H\x00\x42\r\n\x0bseed_choice\"N\n\x12StoppingParameters\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\r\x12\x0c\n\x04stop\x18\x02 \x03(\t\x12\x12\n\nignore_eos\x18\x03 \x01(\x08\"4\n\rReturnOptions\x12\x11\n\ttoken_ids\x18\x01 \x01(\x08\x12\x10\n\x08logprobs\x18\x02 \x01(\x08\"~\n\x10GenerateResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.llark.language.v1.TokenDeltaH\x00\x12\x31\n\x05\x66inal\x18\x02 \x01(\x0b\x32 .llark.language.v1.GenerateFinalH\x00\x42\x07\n\x05\x66rame\"?\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\r\x12\x10\n\x08logprobs\x18\x03 \x03(\x02\"\xab\x01\n\rGenerateFinal\x12\x36\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1f.llark.language.v1.FinishReason\x12\'\n\x05usage\x18\x02 \x01(\x0b\x32\x18.llark.language.v1.Usage\x12+\n\x07timings\x18\x03 \x01(\x0b\x32\x1a.llark.language.v1.Timings\x12\x0c\n\x04text\x18\x04 \x01(\t\"e\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x14\n\x0c\x61udio_tokens\x18\x02 \x01(\r\x12\x18\n\x10generated_tokens\x18\x03 \x01(\r\x12\x15\n\rcached_tokens\x18\x04 \x01(\r\"g\n\x07Timings\x12\x15\n\rqueue_wait_ms\x18\x01 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x02 \x01(\x01\x12\x11\n\tdecode_ms\x18\x03 \x01(\x01\x12\x12\n\nencoder_ms\x18\x04 \x01(\x01\"\x15\n\x13GetModelInfoRequest\"\xed\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\taudio_fps\x18\x02 \x01(\x01\x12\x1d\n\x15\x61udio_embedding_width\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x1e\n\x16\x61udio_encoder_model_id\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\x12\x1c\n\x14max_new_tokens_limit\x18\t \x01(\r\x12\x0f\n\x07weights\x18\n \x01(\t*\x93\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04\x32\xbe\x01\n\x0fLanguageService\x12U\n\x08Generate\x12\".llark.language.v1.GenerateRequest\x1a#.llark.language.v1.GenerateResponse0\x01\x12T\n\x0cGetModelInfo\x12&.llark.language.v1.GetModelInfoRequest\x1a\x1c.llark.language.v1.ModelInfoB2Z\x1cllark/language/v1;languagev1\xaa\x02\x11LLark.Language.V1b\x06proto3')
   ,
   dependencies=[llark_dot_common_dot_v1_dot_common__pb2.DESCRIPTOR,])
 
@@ -54,8 +54,8 @@ _FINISHREASON = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1593,
-  serialized_end=1740,
+  serialized_start=1610,
+  serialized_end=1757,
 )
 _sym_db.RegisterEnumDescriptor(_FINISHREASON)
 
@@ -663,6 +663,13 @@ _MODELINFO = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='weights', full_name='llark.language.v1.ModelInfo.weights', index=9,
+      number=10, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -676,7 +683,7 @@ _MODELINFO = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=1370,
-  serialized_end=1590,
+  serialized_end=1607,
 )
 
 _GENERATEREQUEST.fields_by_name['turns'].message_type = _CHATTURN
@@ -817,8 +824,8 @@ _LANGUAGESERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1743,
-  serialized_end=1933,
+  serialized_start=1760,
+  serialized_end=1950,
   methods=[
   _descriptor.MethodDescriptor(
     name='Generate',

@@ -120,8 +120,8 @@ public sealed unsafe class BatchedDecodeStepTests
             var acc = (float[])bias.Clone();
             fixed (float* wp = w, xp = x, yp = y, ap = acc)
             {
-                DecodeStep.MatMul(wp, xp, yp, m, n, k, accumulate: false);
-                DecodeStep.MatMul(wp, xp, ap, m, n, k, accumulate: true);
+                DecodeStep.MatMul(new WeightRows(WeightFormat.Fp32, (byte*)wp, null, k), xp, yp, m, n, k, accumulate: false);
+                DecodeStep.MatMul(new WeightRows(WeightFormat.Fp32, (byte*)wp, null, k), xp, ap, m, n, k, accumulate: true);
                 for (int i = 0; i < m; i++)
                 for (int r = 0; r < n; r++)
                 {

@@ -1,0 +1,285 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LLark.Language.Engine.Model;
+
+/// <summary>
+/// How the managed CPU kernels hold the model's large matrices (attention and feed-forward projections and the head).
+/// Activations, norms, the embedding table and the KV cache stay float32 in every format: only the bytes a decode step
+/// streams from memory shrink.
+/// </summary>
+public enum WeightFormat
+{
+    /// <summary>The reference: the loaded float32 tensors themselves.</summary>
+    Fp32,
+
+    /// <summary>bfloat16, rounded to nearest even from float32: half the bytes, the exponent range of float32.</summary>
+    Bf16,
+
+    /// <summary>
+    /// Symmetric int8 with one float32 scale per block of <see cref="PackedMatrix.Int8Block"/> weights of a row
+    /// (max |w| / 127, as llama.cpp's q8_0): 1.125 bytes a weight. Settings call it int8.
+    /// </summary>
+    Q8,
+}
+
+/// <summary>Parses <see cref="WeightFormat"/> names as options and settings spell them.</summary>
+public static class WeightFormats
+{
+    public static WeightFormat Parse(string name) =>
+        TryParse(name) ?? throw new ArgumentException($"unknown weight format '{name}': use fp32, bf16 or int8");
+
+    public static WeightFormat? TryParse(string? name) => name?.Trim().ToLowerInvariant() switch
+    {
+        "fp32" or "f32" or "float32" => WeightFormat.Fp32,
+        "bf16" or "bfloat16" => WeightFormat.Bf16,
+        "int8" or "q8" => WeightFormat.Q8,
+        _ => null,
+    };
+
+    public static string Name(this WeightFormat format) => format switch
+    {
+        WeightFormat.Bf16 => "bf16",
+        WeightFormat.Q8 => "int8",
+        _ => "fp32",
+    };
+}
+
+/// <summary>
+/// A weight matrix [rows, cols] in one <see cref="WeightFormat"/>, as the kernels read it: a float32 tensor's own
+/// memory, or a packed copy in native memory that this object owns.
+/// </summary>
+internal sealed unsafe class PackedMatrix : IDisposable
+{
+    /// <summary>Weights per int8 scale, along a row.</summary>
+    public const int Int8Block = 32;
+
+    private const int Int8BlockShift = 5;
+
+    private byte* owned;
+
+    private PackedMatrix(WeightFormat format, int rows, int cols, byte* data, float* scales, byte* owned)
+    {
+        Format = format;
+        Rows = rows;
+        Cols = cols;
+        Data = data;
+        Scales = scales;
+        this.owned = owned;
+    }
+
+    public WeightFormat Format { get; }
+    public int Rows { get; }
+    public int Cols { get; }
+    public byte* Data { get; }
+    public float* Scales { get; }
+
+    /// <summary>Bytes of weights (and scales) a pass over every row reads.</summary>
+    public long Bytes => Format switch
+    {
+        WeightFormat.Bf16 => 2L * Rows * Cols,
+        WeightFormat.Q8 => (long)Rows * Cols + 4L * Rows * BlocksPerRow(Cols),
+        _ => 4L * Rows * Cols,
+    };
+
+    /// <summary>What the kernels take: a plain value, so the hot loops read no object fields.</summary>
+    public WeightRows View => new(Format, Data, Scales, Cols);
+
+    internal static int BlocksPerRow(int cols) => (cols + Int8Block - 1) >> Int8BlockShift;
+
+    /// <summary>The kernels' view of a float32 CPU tensor, which must outlive the view.</summary>
+    public static PackedMatrix Borrow(Tensor weight)
+    {
+        CheckFloat32(weight);
+        return new PackedMatrix(WeightFormat.Fp32, (int)weight.shape[0], (int)weight.shape[1], (byte*)NativeTensor.DataPointer(weight), null, null);
+    }
+
+    /// <summary>
+    /// <paramref name="weight"/> [rows, cols] (float32, CPU, contiguous) converted to <paramref name="format"/> in memory of its
+    /// own, 64-byte aligned; <see cref="WeightFormat.Fp32"/> borrows the tensor instead.
+    /// </summary>
+    public static PackedMatrix Pack(Tensor weight, WeightFormat format)
+    {
+        if (format == WeightFormat.Fp32) return Borrow(weight);
+        CheckFloat32(weight);
+        int rows = (int)weight.shape[0], cols = (int)weight.shape[1];
+        float* source = (float*)NativeTensor.DataPointer(weight);
+        int blocks = BlocksPerRow(cols);
+        long dataBytes = format == WeightFormat.Bf16 ? 2L * rows * cols : Align64((long)rows * cols);
+        long total = dataBytes + (format == WeightFormat.Q8 ? 4L * rows * blocks : 0);
+        byte* memory = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, total), 64);
+        float* scales = format == WeightFormat.Q8 ? (float*)(memory + dataBytes) : null;
+        Parallel.For(0, rows, r =>
+        {
+            float* row = source + (long)r * cols;
+            if (format == WeightFormat.Bf16) ToBFloat16(row, (ushort*)memory + (long)r * cols, cols);
+            else ToInt8(row, (sbyte*)memory + (long)r * cols, scales + (long)r * blocks, cols);
+        });
+        return new PackedMatrix(format, rows, cols, memory, scales, memory);
+    }
+
+    private static void CheckFloat32(Tensor weight)
+    {
+        if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU || weight.dim() != 2 || !weight.is_contiguous())
+            throw new ArgumentException("the managed kernels take contiguous float32 CPU matrices");
+    }
+
+    private static long Align64(long n) => (n + 63) & ~63L;
+
+    /// <summary>Round to nearest even; a NaN stays a (quiet) NaN.</summary>
+    internal static ushort ToBFloat16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+
+    private static void ToBFloat16(float* row, ushort* output, int cols)
+    {
+        for (int j = 0; j < cols; j++) output[j] = ToBFloat16(row[j]);
+    }
+
+    private static void ToInt8(float* row, sbyte* output, float* scales, int cols)
+    {
+        for (int b = 0, j0 = 0; j0 < cols; b++, j0 += Int8Block)
+        {
+            int end = Math.Min(cols, j0 + Int8Block);
+            float max = 0;
+            for (int j = j0; j < end; j++) max = Math.Max(max, Math.Abs(row[j]));
+            float scale = max / 127f;
+            scales[b] = scale;
+            float inverse = scale == 0 ? 0 : 1f / scale;
+            for (int j = j0; j < end; j++) output[j] = (sbyte)Math.Clamp((int)MathF.Round(row[j] * inverse), -127, 127);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (owned is null) return;
+        NativeMemory.AlignedFree(owned);
+        owned = null;
+    }
+}
+
+/// <summary>
+/// The kernels' handle on a <see cref="PackedMatrix"/>. A weight's float32 value is, in every format, what
+/// <see cref="Dequantize"/> writes: bf16 bits shifted into a float's high half, or an int8 times its block's scale (one
+/// float32 multiply). <see cref="Dot"/> multiplies exactly those values with the activations, in exactly
+/// <see cref="SkinnyMatMul.Dot"/>'s order, so the matrix-vector path (which dequantizes as it goes) and the batched path
+/// (which dequantizes a tile of rows into L1 and runs the float32 tiles over it) give the same bits.
+/// </summary>
+internal readonly unsafe struct WeightRows(WeightFormat format, byte* data, float* scales, int cols)
+{
+    public readonly WeightFormat Format = format;
+    private readonly byte* data = data;
+    private readonly float* scales = scales;
+    private readonly int cols = cols;
+
+    /// <summary>Bytes of one row's weights.</summary>
+    public int RowBytes => Format switch
+    {
+        WeightFormat.Bf16 => 2 * cols,
+        WeightFormat.Q8 => cols,
+        _ => 4 * cols,
+    };
+
+    /// <summary>Where row <paramref name="r"/>'s weights start.</summary>
+    public byte* Row(long r) => data + r * RowBytes;
+
+    /// <summary>The float32 rows [r, r + count): the weights themselves when they are float32, else dequantized into <paramref name="tile"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float* Rows(long r, int count, float* tile)
+    {
+        if (Format == WeightFormat.Fp32) return (float*)data + r * cols;
+        for (int c = 0; c < count; c++) Dequantize(r + c, tile + (long)c * cols);
+        return tile;
+    }
+
+    /// <summary>Row r's float32 values into <paramref name="output"/> [cols].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Dequantize(long r, float* output)
+    {
+        int j = 0;
+        if (Format == WeightFormat.Bf16)
+        {
+            ushort* w = (ushort*)data + r * cols;
+            if (SkinnyMatMul.Wide)
+                for (; j + 16 <= cols; j += 16) BFloat16x16(w + j).Store(output + j);
+            for (; j < cols; j++) output[j] = BitConverter.UInt32BitsToSingle((uint)w[j] << 16);
+        }
+        else if (Format == WeightFormat.Q8)
+        {
+            sbyte* w = (sbyte*)data + r * cols;
+            float* s = scales + r * PackedMatrix.BlocksPerRow(cols);
+            if (SkinnyMatMul.Wide)
+                for (; j + 16 <= cols; j += 16) (Int8x16(w + j) * Vector512.Create(s[j >> 5])).Store(output + j);
+            for (; j < cols; j++) output[j] = w[j] * s[j >> 5];
+        }
+        else new Span<float>((float*)data + r * cols, cols).CopyTo(new Span<float>(output, cols));
+    }
+
+    /// <summary>Row r · x, as <see cref="SkinnyMatMul.Dot"/> of the dequantized row and x; <paramref name="tile"/> holds a row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Dot(long r, float* x, float* tile)
+    {
+        if (Format == WeightFormat.Fp32) return SkinnyMatMul.Dot((float*)data + r * cols, x, cols);
+        if (!SkinnyMatMul.Wide || cols < 16)
+        {
+            Dequantize(r, tile);
+            return SkinnyMatMul.Dot(tile, x, cols);
+        }
+        return Format == WeightFormat.Bf16 ? DotBFloat16((ushort*)data + r * cols, x, cols)
+            : DotInt8((sbyte*)data + r * cols, scales + r * PackedMatrix.BlocksPerRow(cols), x, cols);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> BFloat16x16(ushort* w) =>
+        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(w)), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Int8x16(sbyte* w) =>
+        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(w)));
+
+    // The two fused products below mirror SkinnyMatMul.Dot's 16-lane path step for step (two accumulators over 32-wide
+    // chunks, one more 16-wide chunk into the first, the fixed lane sum, a scalar tail), with each weight dequantized as
+    // Dequantize writes it.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotBFloat16(ushort* w, float* x, int k)
+    {
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
+        int j = 0;
+        for (; j + 32 <= k; j += 32)
+        {
+            acc0 = Vector512.FusedMultiplyAdd(BFloat16x16(w + j), Vector512.Load(x + j), acc0);
+            acc1 = Vector512.FusedMultiplyAdd(BFloat16x16(w + j + 16), Vector512.Load(x + j + 16), acc1);
+        }
+        for (; j + 16 <= k; j += 16)
+            acc0 = Vector512.FusedMultiplyAdd(BFloat16x16(w + j), Vector512.Load(x + j), acc0);
+        float sum = SkinnyMatMul.Sum(acc0 + acc1);
+        for (; j < k; j++) sum += BitConverter.UInt32BitsToSingle((uint)w[j] << 16) * x[j];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotInt8(sbyte* w, float* s, float* x, int k)
+    {
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
+        int j = 0;
+        for (; j + 32 <= k; j += 32)
+        {
+            var scale = Vector512.Create(s[j >> 5]);
+            acc0 = Vector512.FusedMultiplyAdd(Int8x16(w + j) * scale, Vector512.Load(x + j), acc0);
+            acc1 = Vector512.FusedMultiplyAdd(Int8x16(w + j + 16) * scale, Vector512.Load(x + j + 16), acc1);
+        }
+        for (; j + 16 <= k; j += 16)
+            acc0 = Vector512.FusedMultiplyAdd(Int8x16(w + j) * Vector512.Create(s[j >> 5]), Vector512.Load(x + j), acc0);
+        float sum = SkinnyMatMul.Sum(acc0 + acc1);
+        for (; j < k; j++) sum += w[j] * s[j >> 5] * x[j];
+        return sum;
+    }
+}
