@@ -10,5 +10,6 @@ var root = new RootCommand("llark-bench: benchmarks of the LLark engines and ser
     BenchE2eCommand.Create(),
     BenchLoadCommand.Create(),
     BenchPrefixCommand.Create(),
+    RandomModelCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace LLark.Language.Engine.Generation;
@@ -28,6 +29,7 @@ public sealed class TokenSampler
     }
 
     /// <summary>Chooses a token. <paramref name="seen"/> holds the ids the repetition penalty applies to.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Next(ReadOnlySpan<float> logits, IReadOnlySet<int>? seen)
     {
         if (scratch.Length != logits.Length) scratch = new float[logits.Length];
@@ -61,6 +63,7 @@ public sealed class TokenSampler
     /// doubling until the prefix is sure to lie inside (k ids for top-k, probability mass top_p for top-p). Only those
     /// candidates are sorted (highest logit first, ties by lower id), so the tokens are those a sort of the whole row gives.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int SampleFiltered(Span<float> l)
     {
         int n = l.Length;
@@ -128,6 +131,7 @@ public sealed class TokenSampler
     /// Plain temperature sampling: no candidate is cut, so the row is never sorted. Weights exp((l - max) / T) are made in
     /// place, summed in blocks, and the draw walks the block its point falls in. Deterministic for a seed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int SampleAll(Span<float> l)
     {
         float max = l[ArgMax(l)];
@@ -138,6 +142,7 @@ public sealed class TokenSampler
     }
 
     /// <summary>The id at fraction <paramref name="u"/> of the cumulative weight of <paramref name="w"/> (non-negative weights).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static int Draw(ReadOnlySpan<float> w, double u)
     {
         int blocks = (w.Length + DrawBlock - 1) / DrawBlock;
@@ -173,6 +178,7 @@ public sealed class TokenSampler
     }
 
     /// <summary>The index of the largest logit, NaNs passed over; the first one on ties; 0 when every logit is NaN.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int ArgMax(ReadOnlySpan<float> l)
     {
         // SIMD for the usual row; it answers the first NaN when there is one, so only then walk the row.
@@ -187,6 +193,7 @@ public sealed class TokenSampler
     }
 
     /// <summary>log softmax(logits)[id]: the row's exponentials summed with SIMD in single precision, the log in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float LogProb(ReadOnlySpan<float> logits, int id)
     {
         float max = logits[ArgMax(logits)];

@@ -36,7 +36,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     private readonly Layer[] layers;
     private readonly float* embed, finalNorm, cos, signedSin;
     private readonly WeightRows head;
-    private readonly PackedMatrix[] matrices;
+    private readonly ModelMatrices matrices;
 
     private readonly struct Layer(float* attnNorm, WeightRows qkv, WeightRows o, float* mlpNorm, WeightRows gateUp, WeightRows down)
     {
@@ -50,7 +50,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     [ThreadStatic] private static float[]? tiles;
 
     private DecodeStep(LlamaConfig config, Layer[] layers, float* embed, float* finalNorm, WeightRows head, float* cos, float* signedSin,
-        PackedMatrix[] matrices)
+        ModelMatrices matrices)
     {
         dim = config.HiddenSize;
         ffn = config.IntermediateSize;
@@ -66,8 +66,8 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         this.cos = cos;
         this.signedSin = signedSin;
         this.matrices = matrices;
-        Format = matrices[0].Format;
-        WeightBytes = matrices.Sum(m => m.Bytes);
+        Format = matrices.Format;
+        WeightBytes = matrices.Bytes;
     }
 
     /// <summary>How the projections and the head are held.</summary>
@@ -77,47 +77,44 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     public long WeightBytes { get; }
 
     /// <summary>
-    /// The step for a float32 CPU model whose tensors are all contiguous, with its projections and head in
-    /// <paramref name="format"/> (packed copies; the model's own tensors for float32); null for any other model.
+    /// The step for a float32 CPU model whose tensors are all contiguous; null for any other model. Its projections and
+    /// head are <paramref name="packed"/> (complete, in any format; the step takes ownership), or, without it, the
+    /// model's own float32 tensors.
     /// </summary>
-    public static DecodeStep? TryCreate(LlamaConfig config, LlamaModel model, Tensor headWeight, RotaryEmbedding rope,
-        WeightFormat format = WeightFormat.Fp32)
+    public static DecodeStep? TryCreate(LlamaConfig config, LlamaModel model, Tensor headWeight, RotaryEmbedding rope, ModelMatrices? packed = null)
     {
-        var all = new List<Tensor> { model.EmbedTokens.Weight, model.Norm.Weight, headWeight, rope.CosTable, rope.SignedSinTable };
-        foreach (LlamaDecoderLayer b in model.Blocks)
+        var all = new List<Tensor> { model.EmbedTokens.Weight, model.Norm.Weight, rope.CosTable, rope.SignedSinTable };
+        foreach (LlamaDecoderLayer b in model.Blocks) all.AddRange([b.InputNorm.Weight, b.PostAttentionNorm.Weight]);
+        if (packed is null)
         {
-            all.AddRange([b.InputNorm.Weight, b.Attention.QkvWeight, b.Attention.OutWeight, b.PostAttentionNorm.Weight,
-                b.Mlp.GateUpWeight, b.Mlp.DownWeight]);
+            all.Add(headWeight);
+            foreach (LlamaDecoderLayer b in model.Blocks) all.AddRange([b.Attention.QkvWeight, b.Attention.OutWeight, b.Mlp.GateUpWeight, b.Mlp.DownWeight]);
         }
         if (all.Any(t => t.dtype != ScalarType.Float32 || t.device_type != DeviceType.CPU || !t.is_contiguous()))
             return null;
+        if (packed is { Complete: false }) throw new ArgumentException("every layer and the head must be packed", nameof(packed));
+        ModelMatrices matrices = packed ?? Borrowed(model, headWeight);
         static float* P(Tensor t) => (float*)NativeTensor.DataPointer(t);
-        var matrices = new List<PackedMatrix>();
-        try
-        {
-            WeightRows Pack(Tensor t)
-            {
-                PackedMatrix packed = PackedMatrix.Pack(t, format);
-                matrices.Add(packed);
-                return packed.View;
-            }
-            Layer[] layers = model.Blocks.Select(b => new Layer(P(b.InputNorm.Weight), Pack(b.Attention.QkvWeight), Pack(b.Attention.OutWeight),
-                P(b.PostAttentionNorm.Weight), Pack(b.Mlp.GateUpWeight), Pack(b.Mlp.DownWeight))).ToArray();
-            WeightRows head = Pack(headWeight);
-            return new DecodeStep(config, layers, P(model.EmbedTokens.Weight), P(model.Norm.Weight), head,
-                P(rope.CosTable), P(rope.SignedSinTable), [.. matrices]);
-        }
-        catch
-        {
-            foreach (PackedMatrix m in matrices) m.Dispose();
-            throw;
-        }
+        Layer[] layers = [.. model.Blocks.Select((b, l) => new Layer(P(b.InputNorm.Weight), matrices.Layer(l, 0).View, matrices.Layer(l, 1).View,
+            P(b.PostAttentionNorm.Weight), matrices.Layer(l, 2).View, matrices.Layer(l, 3).View))];
+        return new DecodeStep(config, layers, P(model.EmbedTokens.Weight), P(model.Norm.Weight), matrices.Head.View,
+            P(rope.CosTable), P(rope.SignedSinTable), matrices);
     }
 
-    public void Dispose()
+    /// <summary>The kernels' views of the model's own float32 projections and head.</summary>
+    private static ModelMatrices Borrowed(LlamaModel model, Tensor headWeight)
     {
-        foreach (PackedMatrix m in matrices) m.Dispose();
+        var matrices = new ModelMatrices(model.Blocks.Count, WeightFormat.Fp32);
+        for (int l = 0; l < model.Blocks.Count; l++)
+        {
+            LlamaDecoderLayer b = model.Blocks[l];
+            matrices.SetLayer(l, b.Attention.QkvWeight, b.Attention.OutWeight, b.Mlp.GateUpWeight, b.Mlp.DownWeight);
+        }
+        matrices.SetHead(headWeight);
+        return matrices;
     }
+
+    public void Dispose() => matrices.Dispose();
 
     /// <summary>This thread's tile of at least <paramref name="floats"/> floats (pinned, so its address is stable).</summary>
     private static float* Tile(int floats)

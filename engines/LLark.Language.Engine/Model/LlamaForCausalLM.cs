@@ -15,6 +15,9 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     private readonly RotaryEmbedding rope;
     private Lazy<DecodeStep?> decodeStep;
 
+    /// <summary>Layers packed so far, until <see cref="PackWeights"/> hands them to the decode step.</summary>
+    private ModelMatrices? packing;
+
     /// <summary>Whether the projections' float32 tensors were released for a packed format (<see cref="PackWeights"/>).</summary>
     private bool packed;
 
@@ -56,28 +59,63 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// float32 tensors, so the model then holds (and a decode step reads) a half or about a quarter of the bytes. The
     /// embedding table, the norms and the KV cache stay float32. Inference only, and only through the managed steps:
     /// training, hidden-state capture and the libtorch forward need the float32 weights and refuse a packed model.
+    /// Layers the loader packed as it read them (<see cref="PackLayer"/>) are kept.
     /// </summary>
     public void PackWeights(WeightFormat format)
     {
-        if (format == WeightFormat.Fp32 || packed && WeightFormat == format) return;
-        if (packed) throw new InvalidOperationException($"the weights are already packed as {WeightFormat.Name()}");
-        if (adapted) throw new InvalidOperationException("a model with training-time adapters cannot be packed");
-        if (DType != ScalarType.Float32 || Device.type != DeviceType.CPU)
-            throw new NotSupportedException($"packed {format.Name()} weights run on the managed CPU kernels, which take a float32 CPU model (this one is {DType} on {Device.type})");
-        DecodeStep step = DecodeStep.TryCreate(Config, model, HeadWeight, rope, format)
+        if (format == WeightFormat.Fp32 && packing is null || packed && WeightFormat == format) return;
+        CheckPackable(format);
+        for (int l = 0; l < Config.NumHiddenLayers; l++) PackLayer(l, format);
+        PackHead(format);
+        DecodeStep step = DecodeStep.TryCreate(Config, model, HeadWeight, rope, packing)
             ?? throw new NotSupportedException("the managed CPU kernels cannot run this model (a weight is not contiguous)");
+        packing = null;
         if (decodeStep.IsValueCreated) decodeStep.Value?.Dispose();
         decodeStep = new Lazy<DecodeStep?>(() => step);
         packed = true;
-        using var empty = torch.empty(0, dtype: ScalarType.Float32);
-        foreach (LlamaDecoderLayer b in model.Blocks)
-        {
-            foreach (Tensor t in b.Attention.ProjectionTensors().Concat(b.Mlp.ProjectionTensors())) t.set_(empty);
-        }
-        if (lm_head is not null) lm_head.Weight.set_(empty);
         // Tensors that viewed the released storage may still be waiting for finalization.
         GC.Collect();
         GC.WaitForPendingFinalizers();
+    }
+
+    /// <summary>Throws unless the managed kernels can run this model with its weights in <paramref name="format"/>.</summary>
+    internal void CheckPackable(WeightFormat format)
+    {
+        if (format == WeightFormat.Fp32) throw new ArgumentException("fp32 weights are the model's own tensors, not a packed format", nameof(format));
+        if (packed) throw new InvalidOperationException($"the weights are already packed as {WeightFormat.Name()}");
+        if (packing is not null && packing.Format != format)
+            throw new InvalidOperationException($"the weights are being packed as {packing.Format.Name()}, not {format.Name()}");
+        if (adapted) throw new InvalidOperationException("a model with training-time adapters cannot be packed");
+        if (DType != ScalarType.Float32 || Device.type != DeviceType.CPU)
+            throw new NotSupportedException($"packed {format.Name()} weights run on the managed CPU kernels, which take a float32 CPU model (this one is {DType} on {Device.type})");
+    }
+
+    /// <summary>Packs layer <paramref name="layer"/>'s projections and frees their float32 tensors (the loader calls it once the layer is read).</summary>
+    internal void PackLayer(int layer, WeightFormat format)
+    {
+        CheckPackable(format);
+        packing ??= new ModelMatrices(Config.NumHiddenLayers, format);
+        if (packing.HasLayer(layer)) return;
+        LlamaDecoderLayer b = model.Blocks[layer];
+        packing.SetLayer(layer, b.Attention.QkvWeight, b.Attention.OutWeight, b.Mlp.GateUpWeight, b.Mlp.DownWeight);
+        Release(b.Attention.ProjectionTensors().Concat(b.Mlp.ProjectionTensors()));
+    }
+
+    /// <summary>Packs the head (a copy of the embedding table when tied, which stays float32) and frees its float32 tensor.</summary>
+    internal void PackHead(WeightFormat format)
+    {
+        CheckPackable(format);
+        packing ??= new ModelMatrices(Config.NumHiddenLayers, format);
+        if (packing.HasHead) return;
+        packing.SetHead(HeadWeight);
+        if (lm_head is not null) Release([lm_head.Weight]);
+    }
+
+    /// <summary>Points each tensor at an empty storage, so the weights' memory goes once nothing else views it.</summary>
+    private static void Release(IEnumerable<Tensor> tensors)
+    {
+        using Tensor nothing = empty(0, dtype: ScalarType.Float32);
+        foreach (Tensor t in tensors) t.set_(nothing);
     }
 
     /// <summary>
@@ -101,7 +139,8 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
 
     private void RefuseIfPacked(string what)
     {
-        if (packed) throw new InvalidOperationException($"{what} needs the float32 weights, and this model's are packed as {WeightFormat.Name()} for the managed CPU kernels");
+        if (packed || packing is not null)
+            throw new InvalidOperationException($"{what} needs the float32 weights, and this model's are packed as {(packing?.Format ?? WeightFormat).Name()} for the managed CPU kernels");
     }
 
     private Tensor HeadWeight => lm_head?.Weight ?? model.EmbedTokens.Weight;
@@ -187,7 +226,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// The managed steps (a float32 CPU model), unless a layer has training-time adapters, which only the libtorch path
     /// applies.
     /// </summary>
-    private DecodeStep? ManagedStep => adapted ? null : decodeStep.Value;
+    private DecodeStep? ManagedStep => adapted || packing is not null ? null : decodeStep.Value;
 
     /// <summary>Sets (or, with null, removes) the training-time projection adapters of decoder layer <paramref name="layer"/>.</summary>
     internal void SetAdapters(int layer, ProjectionAdapters? adapters)
@@ -344,6 +383,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         if (disposing)
         {
             rope.Dispose();
+            packing?.Dispose();
             if (decodeStep.IsValueCreated) decodeStep.Value?.Dispose();
         }
         base.Dispose(disposing);

@@ -283,3 +283,51 @@ internal readonly unsafe struct WeightRows(WeightFormat format, byte* data, floa
         return sum;
     }
 }
+
+/// <summary>
+/// A model's projections (per layer: fused q/k/v, o, fused gate/up, down) and its head in one <see cref="WeightFormat"/>,
+/// filled layer by layer: the loader packs each layer as soon as its tensors are read and frees their float32 copy, so
+/// a packed model never holds all its float32 projections at once.
+/// </summary>
+internal sealed class ModelMatrices(int layers, WeightFormat format) : IDisposable
+{
+    /// <summary>Matrices per layer, in the order <see cref="SetLayer"/> takes them.</summary>
+    public const int PerLayer = 4;
+
+    private readonly PackedMatrix?[] matrices = new PackedMatrix?[layers * PerLayer + 1];
+
+    public WeightFormat Format { get; } = format;
+
+    public int Layers { get; } = layers;
+
+    public bool HasLayer(int layer) => matrices[layer * PerLayer] is not null;
+
+    public bool HasHead => matrices[^1] is not null;
+
+    public bool Complete => matrices.All(m => m is not null);
+
+    /// <summary>Bytes a pass over every matrix reads: what one decode step streams.</summary>
+    public long Bytes => matrices.Sum(m => m?.Bytes ?? 0);
+
+    public PackedMatrix Layer(int layer, int which) => matrices[layer * PerLayer + which] ?? throw new InvalidOperationException($"layer {layer} is not packed");
+
+    public PackedMatrix Head => matrices[^1] ?? throw new InvalidOperationException("the head is not packed");
+
+    public void SetLayer(int layer, Tensor qkv, Tensor o, Tensor gateUp, Tensor down)
+    {
+        if (HasLayer(layer)) throw new InvalidOperationException($"layer {layer} is already packed");
+        Tensor[] tensors = [qkv, o, gateUp, down];
+        for (int i = 0; i < PerLayer; i++) matrices[layer * PerLayer + i] = PackedMatrix.Pack(tensors[i], Format);
+    }
+
+    public void SetHead(Tensor head)
+    {
+        if (HasHead) throw new InvalidOperationException("the head is already packed");
+        matrices[^1] = PackedMatrix.Pack(head, Format);
+    }
+
+    public void Dispose()
+    {
+        foreach (PackedMatrix? m in matrices) m?.Dispose();
+    }
+}

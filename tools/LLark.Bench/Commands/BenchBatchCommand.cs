@@ -22,18 +22,25 @@ internal static class BenchBatchCommand
         var batches = new Option<string>("--batches") { Description = "comma-separated batch sizes", DefaultValueFactory = _ => "1,4,8,16" };
         var context = new Option<int>("--context") { Description = "tokens already in each sequence's cache when timing starts", DefaultValueFactory = _ => 64 };
         var steps = new Option<int>("--steps") { Description = "decode steps timed per batch size (after 8 warm-up steps)", DefaultValueFactory = _ => 64 };
+        var weights = BenchCommand.WeightsOption();
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("batch", "Speed of the batched decode step alone at several batch sizes") { shape, batches, context, steps, json };
+        var command = new Command("batch", "Speed of the batched decode step alone at several batch sizes") { shape, batches, context, steps, weights, json };
         command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(shape)!, parse.GetValue(batches)!, parse.GetValue(context),
-            parse.GetValue(steps), parse.GetValue(json))));
+            parse.GetValue(steps), WeightFormats.Parse(parse.GetValue(weights)!), parse.GetValue(json))));
         return command;
     }
 
     private sealed record Row(int Batch, double StepMs, double TokensPerSecond, double Speedup);
 
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>libtorch's figure is NaN for packed weights, which only the managed kernels run.</summary>
     private sealed record Prefill(int Rows, double ManagedMs, double LibTorchOneThreadMs);
 
-    private static int Run(string shapeName, string batchList, int context, int steps, bool json)
+    private static int Run(string shapeName, string batchList, int context, int steps, WeightFormat weights, bool json)
     {
         if (!BenchCommand.Shapes.TryGetValue(shapeName.ToLowerInvariant(), out LlamaConfig? shape)) throw new UsageException($"unknown shape '{shapeName}'");
         int[] sizes = [.. batchList.Split(',').Select(s => int.TryParse(s, CultureInfo.InvariantCulture, out int n) && n > 0 ? n
@@ -43,6 +50,8 @@ internal static class BenchBatchCommand
         if (capacity > shape.MaxPositionEmbeddings) throw new UsageException($"--context + --steps + 8 exceed the context of {shape.MaxPositionEmbeddings}");
 
         using LlamaForCausalLM model = BenchCommand.RandomModel(shape, ScalarType.Float32);
+        model.PackWeights(weights);
+        model.WarmUp();
         var rows = new List<Row>();
         foreach (int n in sizes)
         {
@@ -51,14 +60,14 @@ internal static class BenchBatchCommand
             double baseline = rows.FirstOrDefault(r => r.Batch == 1)?.TokensPerSecond ?? (n == 1 ? rate : double.NaN);
             rows.Add(new Row(n, ms, rate, rate / baseline));
         }
-        var prefill = new Prefill(context, TimePrefill(model, context, managed: true), TimePrefill(model, context, managed: false));
+        var prefill = new Prefill(context, TimePrefill(model, context, managed: true), weights == WeightFormat.Fp32 ? TimePrefill(model, context, managed: false) : double.NaN);
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new { shape = shapeName, context, steps, rows, prefill }));
+            Console.WriteLine(JsonSerializer.Serialize(new { shape = shapeName, weights = weights.Name(), context, steps, rows, prefill }, JsonOptions));
             return ExitCodes.Ok;
         }
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Create(inv, $"batched decode step, {shapeName} (random weights, fp32), {context} cached tokens a sequence, median of {steps} steps"));
+        Console.WriteLine(string.Create(inv, $"batched decode step, {shapeName} (random weights, {weights.Name()}), {context} cached tokens a sequence, median of {steps} steps"));
         Console.WriteLine("batch  ms/step  aggregate tok/s  vs batch 1");
         foreach (Row r in rows)
             Console.WriteLine(string.Create(inv, $"{r.Batch,5}  {r.StepMs,7:F2}  {r.TokensPerSecond,15:F1}  {r.Speedup,9:F2}x"));

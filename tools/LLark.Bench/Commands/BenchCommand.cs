@@ -132,6 +132,8 @@ internal static class BenchCommand
                 first_run_prefill_tokens_per_second = first.Prefill,
                 first_run_decode_tokens_per_second = first.Decode,
                 peak_rss_bytes = peak,
+                rss_bytes = SystemClient.ProcStatusBytes("self", "VmRSS") ?? -1,
+                weight_bytes_per_token = llama.StepWeightBytes,
                 runs = repeat,
             }));
         }

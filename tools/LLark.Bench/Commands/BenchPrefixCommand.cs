@@ -48,13 +48,14 @@ internal static class BenchPrefixCommand
             Description = $"also send this many different questions about one new clip at once (up to {Questions.Length}), with the cache and without, and compare their aggregate tokens/s; 0: skip",
             DefaultValueFactory = _ => 8,
         };
+        var weights = BenchCommand.WeightsOption();
         var command = new Command("prefix", "Time to first token of a cold question and of follow-ups, with the prefix cache on and off")
         {
-            model, shape, tokenizer, frames, rounds, tokens, budget, block, json, concurrent,
+            model, shape, tokenizer, frames, rounds, tokens, budget, block, weights, json, concurrent,
         };
         command.SetAction(parse => CliErrors.Run(() => Run(parse.GetValue(model), parse.GetValue(shape)!, parse.GetValue(tokenizer)!,
-            parse.GetValue(frames), parse.GetValue(rounds), parse.GetValue(tokens), parse.GetValue(budget), parse.GetValue(block), parse.GetValue(json),
-            parse.GetValue(concurrent))));
+            parse.GetValue(frames), parse.GetValue(rounds), parse.GetValue(tokens), parse.GetValue(budget), parse.GetValue(block),
+            WeightFormats.Parse(parse.GetValue(weights)!), parse.GetValue(json), parse.GetValue(concurrent))));
         return command;
     }
 
@@ -69,8 +70,8 @@ internal static class BenchPrefixCommand
     private static readonly string[] Conversation =
         [Cold, Another, FollowUp, "Which instruments play?", "Now write a bedtime story that fits it."];
 
-    private static int Run(string? modelDir, string shapeName, string tokenizer, int frames, int rounds, int newTokens, long budget, int blockTokens, bool json,
-        int concurrent)
+    private static int Run(string? modelDir, string shapeName, string tokenizer, int frames, int rounds, int newTokens, long budget, int blockTokens,
+        WeightFormat weights, bool json, int concurrent)
     {
         if (frames < 1 || rounds < 1 || newTokens < 1 || budget < 1 || blockTokens < 1)
             throw new UsageException("--audio-frames, --rounds, --new-tokens, --cache-bytes and --block-tokens must be >= 1");
@@ -86,7 +87,7 @@ internal static class BenchPrefixCommand
         }
         try
         {
-            using LLarkModel llark = LLarkModel.Load(modelDir);
+            using LLarkModel llark = LLarkModel.Load(modelDir, new LlamaLoadOptions { Weights = weights });
             using var cache = new PrefixCache(budget, blockTokens);
             using var scheduler = new BatchScheduler(llark.Llama, new SchedulerOptions { MaxBatchSize = 1 }, prefixCache: cache);
             var samples = new List<Sample>();
@@ -210,13 +211,15 @@ internal static class BenchPrefixCommand
             prefilled_off = (long)TogetherMedian(false, t => t.PrefilledPositions),
             prefilled_on = (long)TogetherMedian(true, t => t.PrefilledPositions),
         };
-        long parameters = llark.Llama.parameters().Sum(p => p.NumberOfElements);
+        long parameters = llark.Llama.Config.ParameterCount;
         string cpu = CpuName();
+        string weights = llark.Llama.WeightFormat.Name();
+        long peak = BenchCommand.PeakResidentBytes();
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(new
             {
-                model, parameters, cpu, cores = Environment.ProcessorCount, audio_frames = frames, rounds, new_tokens = newTokens,
+                model, parameters, weights, peak_rss_bytes = peak, cpu, cores = Environment.ProcessorCount, audio_frames = frames, rounds, new_tokens = newTokens,
                 block_tokens = cache.BlockTokens, cache_bytes = cache.BytesHeld, rows, concurrent = concurrentRow,
                 conversation = conversation.Select(t => new
                 {
@@ -227,8 +230,9 @@ internal static class BenchPrefixCommand
         }
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(inv, $"cpu          {cpu}, {Environment.ProcessorCount} logical cores"));
-        Console.WriteLine(string.Create(inv, $"model        {model} ({parameters / 1e6:F1}M parameters, {llark.Llama.DType}), {frames} audio frames, {newTokens} new tokens"));
+        Console.WriteLine(string.Create(inv, $"model        {model} ({parameters / 1e6:F1}M parameters, {llark.Llama.DType}, {weights} weights), {frames} audio frames, {newTokens} new tokens"));
         Console.WriteLine(string.Create(inv, $"cache        blocks of {cache.BlockTokens}, {cache.BytesHeld / 1048576.0:F1} MiB held at the end; medians of {rounds} paired rounds"));
+        Console.WriteLine(string.Create(inv, $"memory       {peak / 1048576.0:F0} MiB peak resident"));
         Console.WriteLine();
         Console.WriteLine("request     prompt  cached   TTFT off    TTFT on   speed-up   total off   total on");
         foreach (var r in rows)

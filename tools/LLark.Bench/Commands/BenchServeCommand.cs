@@ -34,21 +34,22 @@ internal static class BenchServeCommand
         var frames = new Option<int>("--audio-frames") { Description = "audio frames per request (width 4800)", DefaultValueFactory = _ => 25 };
         var tokenizer = new Option<string>("--tokenizer") { Description = "Llama-2 tokenizer.model", DefaultValueFactory = _ => "tests/fixtures/llama2-tokenizer-model/tokenizer.model" };
         var rounds = new Option<int>("--rounds") { Description = "rounds of every row, interleaved; each row reports its median round", DefaultValueFactory = _ => 3 };
+        var weights = BenchCommand.WeightsOption();
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var command = new Command("serve", "Aggregate throughput and time to first token of the language service under concurrent streams")
         {
-            shape, streams, newTokens, frames, tokenizer, rounds, json,
+            shape, streams, newTokens, frames, tokenizer, rounds, weights, json,
         };
         command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(shape)!, parse.GetValue(streams)!, parse.GetValue(newTokens),
-            parse.GetValue(frames), parse.GetValue(tokenizer)!, parse.GetValue(rounds), parse.GetValue(json), ct)));
+            parse.GetValue(frames), parse.GetValue(tokenizer)!, parse.GetValue(rounds), parse.GetValue(weights)!, parse.GetValue(json), ct)));
         return command;
     }
 
     private sealed record Row(int Streams, int Requests, double AggregateTokensPerSecond, double PerStreamTokensPerSecond, double TtftP50Ms, double TtftP99Ms,
         int StoppedEarly, double Speedup, double[] RoundsTokensPerSecond);
 
-    private static async Task<int> Run(string shapeName, string streamList, int newTokens, int audioFrames, string tokenizer, int rounds, bool json,
-        CancellationToken ct)
+    private static async Task<int> Run(string shapeName, string streamList, int newTokens, int audioFrames, string tokenizer, int rounds, string weights,
+        bool json, CancellationToken ct)
     {
         if (rounds < 1) throw new UsageException("--rounds must be >= 1");
         if (!BenchCommand.Shapes.TryGetValue(shapeName.ToLowerInvariant(), out LlamaConfig? shape)) throw new UsageException($"unknown shape '{shapeName}'");
@@ -66,6 +67,7 @@ internal static class BenchServeCommand
                 ["LLark:Listen:GrpcPort"] = "0",
                 ["LLark:Listen:HttpPort"] = "-1",
                 ["LLark:Language:ModelPath"] = dir,
+                ["LLark:Language:Weights"] = weights,
                 ["LLark:Language:MaxBatchSize"] = counts.Max().ToString(CultureInfo.InvariantCulture),
                 ["LLark:Language:MaxQueuedRequests"] = "1024",
                 ["Logging:LogLevel:Default"] = "Warning",

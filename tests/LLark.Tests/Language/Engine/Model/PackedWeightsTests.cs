@@ -220,6 +220,18 @@ public sealed unsafe class PackedWeightsTests
         }
     }
 
+    [Fact]
+    public void PackingLayersAsTheyAreReadGivesThePackingOfTheLoadedModel()
+    {
+        string folder = RepoPaths.Fixture("llama-tiny", "llama-mha-fp16");
+        using LlamaForCausalLM asRead = LlamaLoader.Load(folder, new LlamaLoadOptions { Weights = WeightFormat.Q8 });
+        using LlamaForCausalLM afterwards = LlamaLoader.Load(folder);
+        afterwards.PackWeights(WeightFormat.Q8);
+        Assert.Equal(afterwards.StepWeightBytes, asRead.StepWeightBytes);
+        int[] prompt = LlamaReference.Ints(new LlamaReference("mha").Prompt("story").GetProperty("ids"));
+        Assert.True(LlamaFidelityTests.Logits(afterwards, prompt, lastOnly: false).AsSpan().SequenceEqual(LlamaFidelityTests.Logits(asRead, prompt, lastOnly: false)));
+    }
+
     private static float[] Last(LlamaForCausalLM model, int[] prompt, KvCache cache)
     {
         using var scope = NewDisposeScope();
