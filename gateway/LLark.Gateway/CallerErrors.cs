@@ -16,6 +16,12 @@ public static class CallerErrors
     // A JSON body, never embedded in HTML: apostrophes and the like need no escaping.
     private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>
+    /// A gRPC call, by its content type, whatever the protocol. YARP lifts Kestrel's body limit only for gRPC over HTTP/2
+    /// or later, but <see cref="BodyLimit"/> enforces the route's limit itself on every call this matches, so a gRPC
+    /// call sent over HTTP/1.1 (the HTTP port) is held to the same limit, and answered in the same language, as one on
+    /// the gRPC port; nothing here needs to know which calls YARP would have lifted.
+    /// </summary>
     public static bool IsGrpc(HttpRequest request) =>
         request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
 

@@ -31,10 +31,8 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
         IReadOnlyList<DestinationState> candidates = proxy.AvailableDestinations;
         string route = proxy.Route.Config.RouteId;
         bool repeatable = retry.MaxAttempts > 1 && idempotent.Contains(context.Request.Path.Value ?? "");
+        // Around BodyLimit's cap, which so counts the caller's bytes once however often the buffer is sent again.
         if (repeatable) context.Request.EnableBuffering(bufferThreshold: 1 << 20);
-        // YARP lifts Kestrel's body limit for gRPC calls (they may stream for long), so the route's limit is kept here.
-        if (CallerErrors.IsGrpc(context.Request) && proxy.Route.Config.MaxRequestBodySize is > 0 and long limit)
-            context.Request.Body = new CappedBody(context.Request.Body, limit);
         HeldReset? held = null;
         if (CallerErrors.IsGrpc(context.Request) && context.Features.Get<IHttpResetFeature>() is { } reset)
             context.Features.Set<IHttpResetFeature>(held = new HeldReset(reset));
@@ -105,8 +103,7 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
         (StatusCode code, string message) = error.Error switch
         {
             _ when routeTimedOut => (StatusCode.DeadlineExceeded, $"the call took longer than the {route} route's timeout"),
-            _ when BodyTooLarge(error) => (StatusCode.ResourceExhausted,
-                $"the request is larger than the {route} route's limit of {proxy.Route.Config.MaxRequestBodySize} bytes; send a smaller clip, or embed it once and ask by embedding_id"),
+            _ when BodyLimit.Exceeded(error) => (StatusCode.ResourceExhausted, BodyLimit.Refusal(proxy.Route.Config)),
             ForwarderError.NoAvailableDestinations => (StatusCode.Unavailable, $"no {route} backend is available"),
             ForwarderError.RequestTimedOut => (StatusCode.DeadlineExceeded, $"the {route} backend did not answer in time"),
             // The caller is told which service; the pod's address and the socket error stay in the gateway's log.
@@ -117,62 +114,10 @@ public sealed class ForwardingPolicy(IOptions<GatewayOptions> options, GatewayMe
         return CallerErrors.WriteAsync(context, code, message);
     }
 
-    /// <summary>The caller's body passed the route's MaxRequestBodySize (Kestrel stopped reading it): the caller's fault, not the backend's.</summary>
-    private static bool BodyTooLarge(IForwarderErrorFeature error)
-    {
-        if (error.Error is not (ForwarderError.RequestBodyClient or ForwarderError.Request)) return false;
-        for (Exception? e = error.Exception; e is not null; e = e.InnerException)
-        {
-            if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }) return true;
-        }
-        return false;
-    }
-
     private static string Innermost(Exception? e)
     {
         while (e?.InnerException is not null) e = e.InnerException;
         return e?.Message ?? "no detail";
-    }
-
-    /// <summary>A request body that fails as Kestrel's own limit does (413) once more than the limit has been read.</summary>
-    private sealed class CappedBody(Stream inner, long limit) : Stream
-    {
-        private long read;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => inner.CanSeek;
-        public override bool CanWrite => false;
-        public override long Length => inner.Length;
-
-        public override long Position
-        {
-            get => inner.Position;
-            set
-            {
-                inner.Position = value;
-                read = value;
-            }
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Count(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        private int Count(int n)
-        {
-            read += n;
-            if (read > limit) throw new BadHttpRequestException($"the request body is larger than {limit} bytes", StatusCodes.Status413PayloadTooLarge);
-            return n;
-        }
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => read = inner.Seek(offset, origin);
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>

@@ -62,6 +62,8 @@ public static class GatewayHost
         app.UseMiddleware<AccessMiddleware>();
         app.MapReverseProxy(pipeline =>
         {
+            // First, before anything reads a body.
+            pipeline.Use(BodyLimit.InvokeAsync);
             // Outside the retries, so a body is read once; a Generate is tried again only when it never connected, body unsent.
             pipeline.Use(GenerateKeyReader.InvokeAsync);
             pipeline.Use((context, next) => context.RequestServices.GetRequiredService<ForwardingPolicy>().InvokeAsync(context, next));

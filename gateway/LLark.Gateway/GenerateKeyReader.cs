@@ -1,7 +1,5 @@
 using System.Buffers.Binary;
 using LLark.Language.V1;
-using Microsoft.AspNetCore.Http.Features;
-using Yarp.ReverseProxy.Model;
 
 namespace LLark.Gateway;
 
@@ -10,7 +8,9 @@ namespace LLark.Gateway;
 /// (<see cref="ClipAffinity.KeyFeature"/>): it reads the call's one request message (a gRPC frame: a compressed flag,
 /// a 4-byte big-endian length, the GenerateRequest), takes the key from it, and puts the body back so that YARP
 /// forwards exactly the bytes the caller sent. A compressed, malformed, cut-short or over-limit message gets no key
-/// and is forwarded untouched, for the language service to answer.
+/// and is forwarded untouched, for the language service (or, over the route's limit, <see cref="BodyLimit"/>) to
+/// refuse. It reads only the calls whose limit <see cref="BodyLimit"/> has settled: a body read first would keep
+/// Kestrel's limit.
 /// </summary>
 public static class GenerateKeyReader
 {
@@ -18,66 +18,21 @@ public static class GenerateKeyReader
 
     private const int FrameHeaderBytes = 5;
 
-    private const string GrpcContentType = "application/grpc";
-
     public static async Task InvokeAsync(HttpContext context, Func<Task> next)
     {
-        if (context.Request.Path.Equals(GeneratePath, StringComparison.Ordinal) && IsGrpcOverHttp2(context.Request))
+        if (context.Request.Path.Equals(GeneratePath, StringComparison.Ordinal) && BodyLimit.Of(context) is { } limit
+            && await ReadKeyAsync(context.Request, limit.MessageLimit, context.RequestAborted).ConfigureAwait(false) is { } key)
         {
-            long? limit = SettleBodyLimit(context);
-            if (await ReadKeyAsync(context.Request, limit, context.RequestAborted).ConfigureAwait(false) is { } key)
-                context.Features.Set(new ClipAffinity.KeyFeature(key));
+            context.Features.Set(new ClipAffinity.KeyFeature(key));
         }
         await next().ConfigureAwait(false);
-    }
-
-    /// <summary>The calls whose body limit YARP lifts (as gRPC servers do for streaming calls): gRPC over HTTP/2 or later.</summary>
-    private static bool IsGrpcOverHttp2(HttpRequest request) =>
-        (HttpProtocol.IsHttp2(request.Protocol) || HttpProtocol.IsHttp3(request.Protocol))
-        && request.ContentType is { } type && type.StartsWith(GrpcContentType, StringComparison.OrdinalIgnoreCase)
-        && (type.Length == GrpcContentType.Length || type[GrpcContentType.Length] is '+' or ';');
-
-    /// <summary>
-    /// A body keeps the limit it was first read under, so the limit is set here as YARP would set it before forwarding
-    /// this call: lifted (the language service's message limit bounds the message). Returns how much of a message the
-    /// gateway may hold to read its key: the route's MaxRequestBodySize, else the server's limit; none when the route
-    /// turns limits off.
-    /// </summary>
-    private static long? SettleBodyLimit(HttpContext context)
-    {
-        long? configured = context.GetReverseProxyFeature().Route.Config.MaxRequestBodySize;
-        IHttpMaxRequestBodySizeFeature? size = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
-        long? limit = configured switch { -1 => null, null => size?.MaxRequestBodySize, _ => configured };
-        if (size is { IsReadOnly: false })
-        {
-            size.MaxRequestBodySize = null;
-            context.Features.Set<IHttpMaxRequestBodySizeFeature>(new LiftedBodyLimit());
-        }
-        return limit;
-    }
-
-    /// <summary>
-    /// Stands in for the server's feature once the limit is lifted. The server's turns read-only when the body is read,
-    /// and YARP, which lifts the limit of every gRPC call it forwards, would then log a warning on every Generate that it
-    /// could not; what YARP sets afterwards (its route limit, then null) changes nothing, as it would not have.
-    /// </summary>
-    private sealed class LiftedBodyLimit : IHttpMaxRequestBodySizeFeature
-    {
-        public bool IsReadOnly => false;
-
-        public long? MaxRequestBodySize
-        {
-            get => null;
-            set
-            {
-            }
-        }
     }
 
     /// <summary>
     /// The key of the request's first message, or null; either way the body yields every byte the caller sent, in
     /// order. A message over <paramref name="limit"/> is not read (nor any message when there is no limit, since its
-    /// size would then be the caller's to choose), so the gateway never holds more of a call than that.
+    /// size would then be the caller's to choose), so the gateway never holds more of a call than that; nor does it read
+    /// into the cap, which refuses the body once YARP forwards it, as for any other call.
     /// </summary>
     internal static async Task<string?> ReadKeyAsync(HttpRequest request, long? limit, CancellationToken cancellationToken)
     {
@@ -134,27 +89,13 @@ public static class GenerateKeyReader
     }
 
     /// <summary>The bytes already read from a body, then the rest of it.</summary>
-    private sealed class ReplayStream(ReadOnlyMemory<byte> consumed, Stream rest) : Stream
+    private sealed class ReplayStream(ReadOnlyMemory<byte> consumed, Stream rest) : ForwardOnlyStream
     {
         private ReadOnlyMemory<byte> pending = consumed;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer) => pending.IsEmpty ? rest.Read(buffer) : TakePending(buffer);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         // A zero-byte read (YARP waits for data with one) is answered at once while bytes are pending: they are ready.
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
@@ -167,13 +108,5 @@ public static class GenerateKeyReader
             pending = pending[n..];
             return n;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

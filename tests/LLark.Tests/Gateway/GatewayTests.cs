@@ -176,6 +176,30 @@ public sealed class GatewayTests(GatewayFixture fixture) : IClassFixture<Gateway
     }
 
     [Fact]
+    public async Task ARetriableCallOverTheRoutesLimitIsResourceExhaustedWithoutReachingItsBackend()
+    {
+        // Embed is retried on failure, so its body is buffered as it is read: the limit must still count the caller's bytes.
+        var settings = GatewayTestHost.Destinations(fixture.Language.GrpcAddress, fixture.EncoderHost.GrpcAddress);
+        settings["ReverseProxy:Routes:encoder:MaxRequestBodySize"] = "100000";
+        await using LoopbackHost gateway = await LoopbackHost.StartAsync(GatewayTestHost.Build(settings));
+        var client = new EncoderService.EncoderServiceClient(gateway.Channel);
+        int encoderBefore = fixture.Encoder.Calls;
+
+        var tooLarge = new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(new byte[200_000]), Filename = "clip.wav" } };
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await client.EmbedAsync(tooLarge, Bearer(MainKey)));
+        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.Contains("100000 bytes", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("encoder", e.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(encoderBefore, fixture.Encoder.Calls);
+
+        byte[] clip = [.. "RIFF-small-clip"u8];
+        string id = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(clip));
+        fixture.Encoder.Embeddings[id] = (EmbeddingFramesCodec.Decode(LanguageServiceTests.Frames(3, seed: 4)), TinyLLark.AudioWidth, TinyLLark.Fps);
+        EmbedResponse embedded = await client.EmbedAsync(new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(clip) } }, Bearer(MainKey));
+        Assert.Equal(id, embedded.EmbeddingId);
+    }
+
+    [Fact]
     public async Task AKeyGetsNoMoreStreamsThanItsLimit()
     {
         Metadata narrow = Bearer(NarrowKey);
