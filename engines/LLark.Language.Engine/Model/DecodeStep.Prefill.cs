@@ -50,7 +50,7 @@ internal sealed unsafe partial class DecodeStep
         int qDim = heads * headDim, kvDim = kvHeads * headDim, qkvDim = qDim + 2 * kvDim;
         int parts = SpinWorkers.Shared.Parallelism * SpinWorkers.PartsPerThread;
         int xAt = 0, xbAt = Align(xAt + m * dim), qkvAt = Align(xbAt + m * dim), attnAt = Align(qkvAt + m * qkvDim);
-        int hbAt = Align(attnAt + m * qDim), scoresAt = Align(hbAt + m * ffn);
+        int hbAt = Align(attnAt + m * qDim), scoresAt = Align(hbAt + 3 * m * ffn);
         long total = scoresAt + (long)parts * steps;
         if (total > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(cache), "the prefill's scratch would not fit in one array");
         if (prefillScratch is null || prefillScratch.Length < total)

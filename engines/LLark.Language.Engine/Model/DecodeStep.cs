@@ -182,7 +182,8 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     }
 
     /// <summary>
-    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place. The decode step takes the
+    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place. For the batched kernels
+    /// <paramref name="hb"/> holds 3 x m x ffn floats: the SwiGLU output and, after it, the gate and up products. The decode step takes the
     /// matrix-vector kernels, the batched step and the prefill the batched ones; both sum every dot product in the same
     /// order, so a row's result does not depend on the path. Generic over the attention so each caller's loop is
     /// compiled for it.
@@ -202,7 +203,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
             Project(attention.MatrixVector, w.O, attn, x, m, dim, qDim, accumulate: true);
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
             if (attention.MatrixVector) SwiGlu(w.GateUp, xb, hb, ffn, dim);
-            else SwiGluBatch(w.GateUp, xb, hb, m, ffn, dim);
+            else SwiGluBatch(w.GateUp, xb, hb + (long)m * ffn, hb, m, ffn, dim);
             Project(attention.MatrixVector, w.Down, hb, x, m, dim, ffn, accumulate: true);
         }
     }
@@ -330,17 +331,75 @@ internal sealed unsafe partial class DecodeStep : IDisposable
             for (; t + 8 <= steps; t += 8) (Dot8Keys(q, kh + (long)t * d, d, tail) * scale).Store(sc + t);
         }
         for (; t < steps; t++) sc[t] = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
-        float max = float.NegativeInfinity;
-        for (t = 0; t < steps; t++) max = sc[t] > max ? sc[t] : max;
+        float max = Max(sc, steps);
         // exp lane by lane (Vector256.Exp), so a weight does not depend on where its group of eight starts.
         var top = Vector256.Create(max);
         for (t = 0; t + 8 <= steps; t += 8) Vector256.Exp(Vector256.Load(sc + t) - top).Store(sc + t);
         for (; t < steps; t++) sc[t] = Vector256.Exp(Vector256.CreateScalar(sc[t] - max)).ToScalar();
         float sum = 0;
         for (t = 0; t < steps; t++) sum += sc[t];
-        new Span<float>(o, d).Clear();
-        for (t = 0; t < steps; t++) Axpy(sc[t], vh + (long)t * d, o, d);
+        WeightedSum(sc, vh, o, steps, d);
         Scale(o, 1f / sum, d);
+    }
+
+    /// <summary>The largest of x[0..n) (NaN-free input; the order of comparisons cannot change a maximum).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Max(float* x, int n)
+    {
+        float max = float.NegativeInfinity;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            Vector512<float> m = Vector512.Create(float.NegativeInfinity);
+            for (; i + 16 <= n; i += 16) m = Vector512.Max(m, Vector512.Load(x + i));
+            for (int l = 0; l < 16; l++) max = m.GetElement(l) > max ? m.GetElement(l) : max;
+        }
+        for (; i < n; i++) max = x[i] > max ? x[i] : max;
+        return max;
+    }
+
+    /// <summary>
+    /// o = sum over t of p[t] * v_t (v_t = v + t * d), each element summed over t in order with one fused multiply-add a
+    /// step (the scalar tail unfused), exactly as adding one p[t] * v_t after another into o does; but 64 elements of o stay in
+    /// registers across all t instead of being loaded and stored at every step.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WeightedSum(float* p, float* v, float* o, int steps, int d)
+    {
+        int e = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; e + 64 <= d; e += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* vt = v + e;
+                for (int t = 0; t < steps; t++, vt += d)
+                {
+                    var pt = Vector512.Create(p[t]);
+                    a0 = Vector512.FusedMultiplyAdd(pt, Vector512.Load(vt), a0);
+                    a1 = Vector512.FusedMultiplyAdd(pt, Vector512.Load(vt + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(pt, Vector512.Load(vt + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(pt, Vector512.Load(vt + 48), a3);
+                }
+                a0.Store(o + e);
+                a1.Store(o + e + 16);
+                a2.Store(o + e + 32);
+                a3.Store(o + e + 48);
+            }
+            for (; e + 16 <= d; e += 16)
+            {
+                Vector512<float> a = default;
+                float* vt = v + e;
+                for (int t = 0; t < steps; t++, vt += d) a = Vector512.FusedMultiplyAdd(Vector512.Create(p[t]), Vector512.Load(vt), a);
+                a.Store(o + e);
+            }
+        }
+        for (; e < d; e++)
+        {
+            float a = 0;
+            for (int t = 0; t < steps; t++) a += p[t] * v[(long)t * d + e];
+            o[e] = a;
+        }
     }
 
     /// <summary>Prefetches the cache lines of the <paramref name="bytes"/> from <paramref name="p"/> that lie below <paramref name="limit"/>.</summary>
@@ -402,18 +461,6 @@ internal sealed unsafe partial class DecodeStep : IDisposable
             v[i] = a * cosRow[i] + b * sinRow[i];
             v[i + half] = b * cosRow[i + half] + a * sinRow[i + half];
         }
-    }
-
-    private static void Axpy(float a, float* x, float* y, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var av = Vector512.Create(a);
-            for (; i + 16 <= n; i += 16)
-                Vector512.FusedMultiplyAdd(av, Vector512.Load(x + i), Vector512.Load(y + i)).Store(y + i);
-        }
-        for (; i < n; i++) y[i] += a * x[i];
     }
 
     private static void Scale(float* y, float a, int n)
