@@ -331,15 +331,24 @@ internal sealed unsafe partial class DecodeStep : IDisposable
             for (; t + 8 <= steps; t += 8) (Dot8Keys(q, kh + (long)t * d, d, tail) * scale).Store(sc + t);
         }
         for (; t < steps; t++) sc[t] = SkinnyMatMul.Dot(q, kh + (long)t * d, d) * scale;
+        float sum = Softmax(sc, steps);
+        WeightedSum(sc, vh, o, steps, d);
+        Scale(o, 1f / sum, d);
+    }
+
+    /// <summary>sc[t] = exp(sc[t] - max) over t in [0, steps); returns their sum, taken in order of t.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Softmax(float* sc, int steps)
+    {
         float max = Max(sc, steps);
         // exp lane by lane (Vector256.Exp), so a weight does not depend on where its group of eight starts.
         var top = Vector256.Create(max);
-        for (t = 0; t + 8 <= steps; t += 8) Vector256.Exp(Vector256.Load(sc + t) - top).Store(sc + t);
+        int t = 0;
+        for (; t + 8 <= steps; t += 8) Vector256.Exp(Vector256.Load(sc + t) - top).Store(sc + t);
         for (; t < steps; t++) sc[t] = Vector256.Exp(Vector256.CreateScalar(sc[t] - max)).ToScalar();
         float sum = 0;
         for (t = 0; t < steps; t++) sum += sc[t];
-        WeightedSum(sc, vh, o, steps, d);
-        Scale(o, 1f / sum, d);
+        return sum;
     }
 
     /// <summary>The largest of x[0..n) (NaN-free input; the order of comparisons cannot change a maximum).</summary>

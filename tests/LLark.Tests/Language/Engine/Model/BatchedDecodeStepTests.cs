@@ -170,6 +170,31 @@ public sealed unsafe class BatchedDecodeStepTests
         AssertClose(nextTorch, next, $"{folder}: the decode step after the prefill");
     }
 
+    [Theory]
+    [InlineData("llama-tiny/llama-mha-fp16")]
+    [InlineData("llama-tiny/llama-gqa-fp32-sharded")]
+    public void APrefillOfManyRowsIsThoseRowsOneAtATimeBitForBit(string folder)
+    {
+        // The prefill multiplies its rows in tiles and attends four query rows of a head at a time; neither may change a
+        // single row's arithmetic. 70 rows: a chunk, a part-chunk, and query blocks of four, three and one.
+        var golden = new LlamaReference(folder.EndsWith("fp16", StringComparison.Ordinal) ? "mha" : "gqa");
+        int[] ids = [.. PromptNames.SelectMany(n => LlamaReference.Ints(golden.Prompt(n).GetProperty("ids"))).Take(DecodeStep.PrefillChunk + 6)];
+        using LlamaForCausalLM model = LlamaFidelityTests.Load(folder);
+        int vocab = model.Config.VocabSize;
+        using KvCache together = model.NewCache(ids.Length), alone = model.NewCache(ids.Length);
+        using var scope = NewDisposeScope();
+        Tensor embeds = model.Embed(tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0));
+        // Two rows first, so the big prefill starts on a filled cache at an odd offset.
+        float[] head = model.Forward(embeds.narrow(1, 0, 2), together, lastOnly: false).data<float>().ToArray();
+        float[] rest = model.Forward(embeds.narrow(1, 2, ids.Length - 2), together, lastOnly: false).data<float>().ToArray();
+        float[] all = [.. head, .. rest];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            float[] one = model.Forward(embeds.narrow(1, i, 1), alone, lastOnly: true).data<float>().ToArray();
+            Assert.True(one.AsSpan().SequenceEqual(all.AsSpan(i * vocab, vocab)), $"{folder}: row {i} differs");
+        }
+    }
+
     [Fact]
     public void TheLaneSumAddsInItsDocumentedOrder()
     {
