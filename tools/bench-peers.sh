@@ -18,7 +18,7 @@
 # What the figures mean: ours is `generate` (a 128-token prompt, then 128 greedy tokens after it, one warm-up run
 # first); llama.cpp's is `llama-bench -p 128 -n 128 -r 1` (one warm-up run each), whose decode test starts from an
 # empty cache, so its tokens attend to 0..127 earlier positions where ours attend to 128..255. The batched table
-# (`llark-bench batch` beside `llama-batched-bench`; fp32 until `batch` takes --weights) decodes after 64 cached
+# (`llark-bench batch --weights` beside `llama-batched-bench`) decodes after 64 cached
 # tokens in both: aggregate tokens/s of the decode step, ours the median step, llama.cpp's the mean over 64 steps.
 # At the pinned commit the converter handles grouped-query attention (n_kv_heads < n_heads) but holds the model in
 # a fixed 2 GiB ggml context, so a shape over ~500M parameters (tinyllama) fails to convert and runs ours alone.

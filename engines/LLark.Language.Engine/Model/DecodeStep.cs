@@ -300,6 +300,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Attention(float* qkv, float* keys, float* values, float* attn, float* scores, int pos, int capacity)
     {
         int d = headDim, group = heads / kvHeads, steps = pos + 1;
@@ -461,6 +462,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     }
 
     /// <summary>Hugging Face rotate_half RoPE in place: v * cos + roll(v, d/2) * signedSin.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rope(float* v, float* cosRow, float* sinRow, int d)
     {
         int half = d / 2;
@@ -472,6 +474,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scale(float* y, float a, int n)
     {
         for (int i = 0; i < n; i++) y[i] *= a;

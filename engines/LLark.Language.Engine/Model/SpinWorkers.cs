@@ -51,6 +51,7 @@ internal sealed class SpinWorkers
     /// Runs body(part, parts) for every part in [0, parts), on whichever threads claim them; returns when all are
     /// done. A body must not throw.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void Run(Action<int, int> body)
     {
         if (wake.Length == 0)
@@ -87,6 +88,7 @@ internal sealed class SpinWorkers
     /// later job has started. The job is read between the state and the claim, so a successful claim (the state
     /// unchanged) proves it is that generation's job: a later one is only published after every part was claimed.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private bool TryClaim(long generation, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Job? claimed, out int part)
     {
         while (true)
@@ -99,6 +101,7 @@ internal sealed class SpinWorkers
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void Loop(int index)
     {
         long seen = 0;
