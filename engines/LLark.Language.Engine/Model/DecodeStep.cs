@@ -104,7 +104,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     /// <summary>The kernels' views of the model's own float32 projections and head.</summary>
     private static ModelMatrices Borrowed(LlamaModel model, Tensor headWeight)
     {
-        var matrices = new ModelMatrices(model.Blocks.Count, WeightFormat.Fp32);
+        var matrices = new ModelMatrices(model.Blocks.Count);
         for (int l = 0; l < model.Blocks.Count; l++)
         {
             LlamaDecoderLayer b = model.Blocks[l];

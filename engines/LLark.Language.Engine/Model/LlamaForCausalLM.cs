@@ -94,7 +94,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     internal void PackLayer(int layer, WeightFormat format)
     {
         CheckPackable(format);
-        packing ??= new ModelMatrices(Config.NumHiddenLayers, format);
+        packing ??= new ModelMatrices(Config, format);
         if (packing.HasLayer(layer)) return;
         LlamaDecoderLayer b = model.Blocks[layer];
         packing.SetLayer(layer, b.Attention.QkvWeight, b.Attention.OutWeight, b.Mlp.GateUpWeight, b.Mlp.DownWeight);
@@ -105,7 +105,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     internal void PackHead(WeightFormat format)
     {
         CheckPackable(format);
-        packing ??= new ModelMatrices(Config.NumHiddenLayers, format);
+        packing ??= new ModelMatrices(Config, format);
         if (packing.HasHead) return;
         packing.SetHead(HeadWeight);
         if (lm_head is not null) Release([lm_head.Weight]);

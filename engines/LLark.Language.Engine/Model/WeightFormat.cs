@@ -53,7 +53,7 @@ public static class WeightFormats
 /// A weight matrix [rows, cols] in one <see cref="WeightFormat"/>, as the kernels read it: a float32 tensor's own
 /// memory, or a packed copy in native memory that this object owns.
 /// </summary>
-internal sealed unsafe class PackedMatrix : IDisposable
+internal sealed unsafe partial class PackedMatrix : IDisposable
 {
     /// <summary>Weights per int8 scale, along a row.</summary>
     public const int Int8Block = 32;
@@ -106,12 +106,32 @@ internal sealed unsafe class PackedMatrix : IDisposable
     {
         if (format == WeightFormat.Fp32) return Borrow(weight);
         CheckFloat32(weight);
+        long total = SizeOf(format, (int)weight.shape[0], (int)weight.shape[1]);
+        byte* memory = AllocateWeights(total);
+        return Pack(weight, format, memory, owned: memory);
+    }
+
+    /// <summary>
+    /// Bytes <see cref="Pack(Tensor, WeightFormat, byte*)"/> writes for a [rows, cols] matrix, a multiple of 64 (so
+    /// matrices packed one after another stay aligned).
+    /// </summary>
+    public static long SizeOf(WeightFormat format, int rows, int cols) => format switch
+    {
+        WeightFormat.Bf16 => Align64(2L * rows * cols),
+        WeightFormat.Q8 => Align64((long)rows * cols) + Align64(4L * rows * BlocksPerRow(cols)),
+        _ => throw new ArgumentException("fp32 matrices are borrowed, not packed", nameof(format)),
+    };
+
+    /// <summary>Packs into <paramref name="destination"/> (<see cref="SizeOf"/> bytes, 64-byte aligned), which the caller owns.</summary>
+    public static PackedMatrix Pack(Tensor weight, WeightFormat format, byte* destination) => Pack(weight, format, destination, owned: null);
+
+    private static PackedMatrix Pack(Tensor weight, WeightFormat format, byte* memory, byte* owned)
+    {
+        CheckFloat32(weight);
         int rows = (int)weight.shape[0], cols = (int)weight.shape[1];
         float* source = (float*)NativeTensor.DataPointer(weight);
         int blocks = BlocksPerRow(cols);
         long dataBytes = format == WeightFormat.Bf16 ? 2L * rows * cols : Align64((long)rows * cols);
-        long total = dataBytes + (format == WeightFormat.Q8 ? 4L * rows * blocks : 0);
-        byte* memory = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, total), 64);
         float* scales = format == WeightFormat.Q8 ? (float*)(memory + dataBytes) : null;
         Parallel.For(0, rows, r =>
         {
@@ -119,8 +139,42 @@ internal sealed unsafe class PackedMatrix : IDisposable
             if (format == WeightFormat.Bf16) ToBFloat16(row, (ushort*)memory + (long)r * cols, cols);
             else ToInt8(row, (sbyte*)memory + (long)r * cols, scales + (long)r * blocks, cols);
         });
-        return new PackedMatrix(format, rows, cols, memory, scales, memory);
+        return new PackedMatrix(format, rows, cols, memory, scales, owned);
     }
+
+    private const int HugePage = 2 << 20;
+
+    /// <summary>
+    /// Memory for packed weights, 64-byte aligned; from 2 MB up, 2 MB aligned and advised onto transparent huge pages, as
+    /// libtorch backs the float32 tensors (<c>LibTorchEnvironment.RequestHugePages</c>): a decode step streams every weight,
+    /// and with 4 KB pages the hardware prefetcher stops at every page boundary and the TLB misses every 64 cache lines.
+    /// Free with <see cref="FreeWeights"/>.
+    /// </summary>
+    internal static byte* AllocateWeights(long bytes)
+    {
+        if (bytes < HugePage) return (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);
+        nuint size = (nuint)((bytes + HugePage - 1) / HugePage * HugePage);
+        byte* memory = (byte*)NativeMemory.AlignedAlloc(size, HugePage);
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                _ = Madvise(memory, size, MadviseHugePage);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // No glibc-compatible C library: ordinary pages.
+            }
+        }
+        return memory;
+    }
+
+    internal static void FreeWeights(byte* memory) => NativeMemory.AlignedFree(memory);
+
+    private const int MadviseHugePage = 14;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int Madvise(void* address, nuint length, int advice);
 
     private static void CheckFloat32(Tensor weight)
     {
@@ -160,7 +214,7 @@ internal sealed unsafe class PackedMatrix : IDisposable
     public void Dispose()
     {
         if (owned is null) return;
-        NativeMemory.AlignedFree(owned);
+        FreeWeights(owned);
         owned = null;
     }
 }
@@ -289,16 +343,46 @@ internal readonly unsafe struct WeightRows(WeightFormat format, byte* data, floa
 /// filled layer by layer: the loader packs each layer as soon as its tensors are read and frees their float32 copy, so
 /// a packed model never holds all its float32 projections at once.
 /// </summary>
-internal sealed class ModelMatrices(int layers, WeightFormat format) : IDisposable
+internal sealed unsafe class ModelMatrices : IDisposable
 {
     /// <summary>Matrices per layer, in the order <see cref="SetLayer"/> takes them.</summary>
     public const int PerLayer = 4;
 
-    private readonly PackedMatrix?[] matrices = new PackedMatrix?[layers * PerLayer + 1];
+    private readonly PackedMatrix?[] matrices;
 
-    public WeightFormat Format { get; } = format;
+    /// <summary>
+    /// One allocation for every packed matrix of the model, so that even a small model's matrices lie on huge pages; the
+    /// next matrix goes at <see cref="used"/>. Null for float32, whose matrices are the model's tensors.
+    /// </summary>
+    private byte* arena;
+    private long used;
+    private readonly long size;
 
-    public int Layers { get; } = layers;
+    /// <summary>The model's own float32 matrices, borrowed.</summary>
+    public ModelMatrices(int layers)
+    {
+        Format = WeightFormat.Fp32;
+        Layers = layers;
+        matrices = new PackedMatrix?[layers * PerLayer + 1];
+    }
+
+    /// <summary>Room for every projection and the head of a model of <paramref name="config"/>'s shape, packed as <paramref name="format"/>.</summary>
+    public ModelMatrices(LlamaConfig config, WeightFormat format)
+    {
+        if (format == WeightFormat.Fp32) throw new ArgumentException("fp32 matrices are borrowed", nameof(format));
+        Format = format;
+        Layers = config.NumHiddenLayers;
+        matrices = new PackedMatrix?[Layers * PerLayer + 1];
+        int dim = config.HiddenSize, qkv = (config.NumAttentionHeads + 2 * config.KeyValueHeads) * config.HeadDim, ffn = config.IntermediateSize;
+        long layer = PackedMatrix.SizeOf(format, qkv, dim) + PackedMatrix.SizeOf(format, dim, config.NumAttentionHeads * config.HeadDim)
+            + PackedMatrix.SizeOf(format, 2 * ffn, dim) + PackedMatrix.SizeOf(format, dim, ffn);
+        size = Layers * layer + PackedMatrix.SizeOf(format, config.VocabSize, dim);
+        arena = PackedMatrix.AllocateWeights(size);
+    }
+
+    public WeightFormat Format { get; }
+
+    public int Layers { get; }
 
     public bool HasLayer(int layer) => matrices[layer * PerLayer] is not null;
 
@@ -317,17 +401,30 @@ internal sealed class ModelMatrices(int layers, WeightFormat format) : IDisposab
     {
         if (HasLayer(layer)) throw new InvalidOperationException($"layer {layer} is already packed");
         Tensor[] tensors = [qkv, o, gateUp, down];
-        for (int i = 0; i < PerLayer; i++) matrices[layer * PerLayer + i] = PackedMatrix.Pack(tensors[i], Format);
+        for (int i = 0; i < PerLayer; i++) matrices[layer * PerLayer + i] = Pack(tensors[i]);
+    }
+
+    private PackedMatrix Pack(Tensor weight)
+    {
+        if (arena is null) return PackedMatrix.Pack(weight, Format);
+        long bytes = PackedMatrix.SizeOf(Format, (int)weight.shape[0], (int)weight.shape[1]);
+        if (used + bytes > size) throw new InvalidOperationException("a matrix does not match the model's shape");
+        PackedMatrix packed = PackedMatrix.Pack(weight, Format, arena + used);
+        used += bytes;
+        return packed;
     }
 
     public void SetHead(Tensor head)
     {
         if (HasHead) throw new InvalidOperationException("the head is already packed");
-        matrices[^1] = PackedMatrix.Pack(head, Format);
+        matrices[^1] = Pack(head);
     }
 
     public void Dispose()
     {
         foreach (PackedMatrix? m in matrices) m?.Dispose();
+        if (arena is null) return;
+        PackedMatrix.FreeWeights(arena);
+        arena = null;
     }
 }
