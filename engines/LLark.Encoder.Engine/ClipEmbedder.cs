@@ -48,9 +48,24 @@ public sealed class ClipEmbedder
     /// Decodes and prepares a clip and computes its id. Throws <see cref="AudioDecodeException"/> for bytes that are not
     /// a clip within <paramref name="limits"/>, <see cref="UnusableClipException"/> for one too short for a frame.
     /// </summary>
-    public PreparedClip Prepare(byte[] audio, AudioLimits? limits = null)
+    public PreparedClip Prepare(byte[] audio, AudioLimits? limits = null) =>
+        Prepare(AudioFrontEnd.Prepare(audio, Encoder.SampleRate, Encoder.ContextSamples, limits));
+
+    /// <summary>
+    /// A clip that arrives in pieces, decoded as they come where the format allows: append them, then hand
+    /// <see cref="AudioUpload.Complete"/>'s result to <see cref="Prepare(PreparedAudio)"/>. The same bytes give the same
+    /// samples, so the same id, as <see cref="Prepare(byte[], AudioLimits?)"/>.
+    /// </summary>
+    /// <param name="limits">Bounds on the decoding work.</param>
+    /// <param name="sizeHint">The size the sender announced, if any.</param>
+    public AudioUpload StartUpload(AudioLimits? limits = null, long sizeHint = 0) => new(Encoder.SampleRate, Encoder.ContextSamples, limits, sizeHint);
+
+    /// <summary>A clip prepared for this encoder, with its id; throws <see cref="UnusableClipException"/> for one too short for a frame.</summary>
+    public PreparedClip Prepare(PreparedAudio prepared)
     {
-        PreparedAudio prepared = AudioFrontEnd.Prepare(audio, Encoder.SampleRate, Encoder.ContextSamples, limits);
+        ArgumentNullException.ThrowIfNull(prepared);
+        if (prepared.SampleRate != Encoder.SampleRate)
+            throw new ArgumentException($"the clip was prepared at {prepared.SampleRate} Hz, not this encoder's {Encoder.SampleRate}", nameof(prepared));
         if (Encoder.TooShort(prepared.Samples.Length) is { } problem) throw new UnusableClipException(problem);
         return new PreparedClip(prepared, EmbeddingId(prepared.Samples));
     }

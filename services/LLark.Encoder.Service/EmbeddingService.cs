@@ -24,7 +24,8 @@ public sealed record EmbedResult(StoredEmbedding Embedding, bool Cached);
 /// samples into the content address, answer from the cache, or join the one encode in flight for that address, or
 /// start it. An encode continues while any of its callers still waits; the last one to leave cancels it.
 /// </summary>
-public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOptions<EncoderServiceOptions> options, ILogger<EmbeddingService> logger)
+public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, EncoderMetrics metrics, IOptions<EncoderServiceOptions> options,
+    ILogger<EmbeddingService> logger)
     : IDisposable
 {
     private readonly SemaphoreSlim decoders = new(Environment.ProcessorCount);
@@ -37,7 +38,53 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
         ModelHost.Loaded model = host.Ready();
         var clock = Stopwatch.StartNew();
         using Activity? span = EncoderMetrics.Traces.StartActivity("encode");
-        PreparedClip prepared = await PrepareAsync(audio, model.Embedder, ct).ConfigureAwait(false);
+        PreparedClip prepared = await DecodeAsync(() => model.Embedder.Prepare(audio, Limits()), ct).ConfigureAwait(false);
+        return await EmbedAsync(prepared, model, filename, clock, span, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An upload that arrives in pieces (<see cref="AppendAsync"/>, then <see cref="EmbedAsync(AudioUpload, string?, CancellationToken)"/>):
+    /// a WAV is decoded as it arrives, so the service never holds the whole file.
+    /// </summary>
+    /// <param name="sizeHint">The size the sender announced, if any.</param>
+    public AudioUpload StartUpload(long sizeHint) => host.Ready().Embedder.StartUpload(Limits(), sizeHint);
+
+    /// <summary>Decodes what the next piece allows; a decode slot is held for the piece only, so a slow sender holds none while it sends.</summary>
+    public async Task AppendAsync(AudioUpload upload, ReadOnlyMemory<byte> bytes, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(upload);
+        await decoders.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            upload.Append(bytes.Span);
+        }
+        finally
+        {
+            decoders.Release();
+        }
+    }
+
+    /// <summary>The embedding of a complete upload; records the most of its bytes the service held at once.</summary>
+    public async Task<EmbedResult> EmbedAsync(AudioUpload upload, string? filename, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(upload);
+        ModelHost.Loaded model = host.Ready();
+        var clock = Stopwatch.StartNew();
+        using Activity? span = EncoderMetrics.Traces.StartActivity("encode");
+        PreparedClip prepared;
+        try
+        {
+            prepared = await DecodeAsync(() => model.Embedder.Prepare(upload.Complete()), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            metrics.UploadHeld(upload.PeakHeldBytes, upload.Incremental);
+        }
+        return await EmbedAsync(prepared, model, filename, clock, span, ct).ConfigureAwait(false);
+    }
+
+    private async Task<EmbedResult> EmbedAsync(PreparedClip prepared, ModelHost.Loaded model, string? filename, Stopwatch clock, Activity? span, CancellationToken ct)
+    {
         string id = prepared.EmbeddingId;
         EmbedResult result;
         if (await cache.GetAsync(id, ct).ConfigureAwait(false) is { } hit)
@@ -76,14 +123,18 @@ public sealed class EmbeddingService(ModelHost host, EmbeddingCache cache, IOpti
 
     private static string Shorten(string s) => s.Length <= 80 ? s : s[..80] + "...";
 
-    private async Task<PreparedClip> PrepareAsync(byte[] audio, ClipEmbedder embedder, CancellationToken ct)
+    private AudioLimits Limits()
     {
         EncoderServiceOptions o = options.Value;
-        var limits = new AudioLimits { MaxBytes = o.MaxAudioBytes, MaxDuration = TimeSpan.FromSeconds(o.MaxAudioSeconds) };
+        return new AudioLimits { MaxBytes = o.MaxAudioBytes, MaxDuration = TimeSpan.FromSeconds(o.MaxAudioSeconds) };
+    }
+
+    private async Task<PreparedClip> DecodeAsync(Func<PreparedClip> decode, CancellationToken ct)
+    {
         await decoders.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            return await Task.Run(() => embedder.Prepare(audio, limits), ct).ConfigureAwait(false);
+            return await Task.Run(decode, ct).ConfigureAwait(false);
         }
         finally
         {

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Grpc.Core;
 using LLark.Common;
 using LLark.Common.V1;
+using LLark.Encoder.Engine.Audio;
 using LLark.Encoder.Service.Caching;
 using LLark.Encoder.V1;
 using LLark.ServiceDefaults;
@@ -40,19 +41,20 @@ public sealed class EncoderGrpcService(EmbeddingService embeddings, IOptions<Enc
         ValueSize(header.FrameDtype, "header.frame_dtype");
         if (header.TotalBytes > (ulong)options.Value.MaxAudioBytes) CheckSize((long)Math.Min(header.TotalBytes, long.MaxValue), "header.total_bytes");
         using IDisposable large = trim.Track((long)Math.Min(header.TotalBytes, long.MaxValue));
-        // The announced size is a hint, not a promise: allocate at most 8 MiB up front.
-        using var buffer = new MemoryStream((int)Math.Clamp(header.TotalBytes, 1UL << 16, 8UL << 20));
+        // Each chunk is decoded as it arrives (a WAV; other formats are collected and decoded at the end), so a large
+        // upload is never held whole. A refusal ends the call at once, with the rest of the upload unread: the clip is
+        // wrong whatever follows, and the sender is spared sending it.
+        AudioUpload upload = embeddings.StartUpload((long)Math.Min(header.TotalBytes, long.MaxValue));
         while (await requestStream.MoveNext(ct).ConfigureAwait(false))
         {
             if (requestStream.Current.PartCase != EmbedStreamRequest.PartOneofCase.Chunk)
                 throw new InvalidRequestException("header", "only the first message may be a header");
-            CheckSize(buffer.Length + requestStream.Current.Chunk.Length, "chunk");
-            requestStream.Current.Chunk.WriteTo(buffer);
+            CheckSize(upload.BytesReceived + requestStream.Current.Chunk.Length, "chunk");
+            await embeddings.AppendAsync(upload, requestStream.Current.Chunk.Memory, ct).ConfigureAwait(false);
         }
-        if (header.TotalBytes > 0 && (ulong)buffer.Length != header.TotalBytes)
-            throw new InvalidRequestException("chunk", $"the upload ended after {buffer.Length} of the {header.TotalBytes} bytes its header announced");
-        byte[] audio = buffer.Length == buffer.Capacity ? buffer.GetBuffer() : buffer.ToArray();
-        EmbedResult result = await embeddings.EmbedAsync(audio, header.Filename, ct).ConfigureAwait(false);
+        if (header.TotalBytes > 0 && (ulong)upload.BytesReceived != header.TotalBytes)
+            throw new InvalidRequestException("chunk", $"the upload ended after {upload.BytesReceived} of the {header.TotalBytes} bytes its header announced");
+        EmbedResult result = await embeddings.EmbedAsync(upload, header.Filename, ct).ConfigureAwait(false);
         return Response(result, header.ReturnFrames, header.FrameDtype);
     }
 

@@ -5,7 +5,7 @@ namespace LLark.Encoder.Service;
 
 /// <summary>
 /// The "LLark.Encoder" meter: cache hits and misses by tier, corrupt entries found, bytes held in memory, encode
-/// seconds per batch, clips and batches encoded, queue depth.
+/// seconds per batch, clips and batches encoded, queue depth, the bytes of an upload held at once.
 /// </summary>
 public sealed class EncoderMetrics
 {
@@ -21,6 +21,7 @@ public sealed class EncoderMetrics
     private readonly Counter<long> clips;
     private readonly Histogram<double> encodeSeconds;
     private readonly Histogram<int> batchSize;
+    private readonly Histogram<long> uploadHeld;
 
     /// <param name="meters">The host's, which owns the meter, so that a listener can tell one host's numbers from another's in the same process.</param>
     public EncoderMetrics(IMeterFactory meters)
@@ -33,6 +34,9 @@ public sealed class EncoderMetrics
         encodeSeconds = meter.CreateHistogram<double>("llark.encoder.encode.duration", "s", "Seconds of one forward pass (a batch of clips)",
             tags: null, advice: LatencyBuckets.Seconds);
         batchSize = meter.CreateHistogram<int>("llark.encoder.batch.size", "{clip}", "Clips per forward pass");
+        uploadHeld = meter.CreateHistogram<long>("llark.encoder.upload.held_bytes", "By",
+            "The most bytes of one EmbedStream upload the service held at once, by decoding (incremental: a WAV decoded as it arrived; whole: collected first)",
+            tags: null, advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24, 1 << 26] });
         var memory = new KeyValuePair<string, object?>("tier", "memory");
         var disk = new KeyValuePair<string, object?>("tier", "disk");
         meter.CreateObservableGauge("llark.encoder.cache.bytes", () => new[] { new Measurement<long>(MemoryBytes(), memory), new Measurement<long>(DiskBytes(), disk) },
@@ -58,6 +62,9 @@ public sealed class EncoderMetrics
     public void Miss(string tier) => misses.Add(1, new KeyValuePair<string, object?>("tier", tier));
 
     public void Corrupt(string tier) => corrupt.Add(1, new KeyValuePair<string, object?>("tier", tier));
+
+    public void UploadHeld(long bytes, bool incremental) =>
+        uploadHeld.Record(bytes, new KeyValuePair<string, object?>("decoding", incremental ? "incremental" : "whole"));
 
     public void Encoded(int count, TimeSpan elapsed)
     {

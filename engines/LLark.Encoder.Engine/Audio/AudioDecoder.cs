@@ -126,7 +126,7 @@ public static class AudioDecoder
 
     private static AudioDecodeException Unsupported(string what) => new(AudioDecodeError.Unsupported, what);
 
-    private static void CheckShape(int channels, int sampleRate, AudioLimits limits, string format)
+    internal static void CheckShape(int channels, int sampleRate, AudioLimits limits, string format)
     {
         if (channels < 1 || channels > limits.MaxChannels)
             throw new AudioDecodeException(AudioDecodeError.Unsupported, $"{format} with {channels} channels is not supported (1 to {limits.MaxChannels})");

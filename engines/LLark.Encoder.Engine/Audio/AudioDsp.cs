@@ -125,11 +125,37 @@ public static class AudioFrontEnd
         // The clip is read, downmixed and resampled a chunk at a time and only the first context is stored. All of it is
         // still read: LLark normalises by the whole clip's peak before cutting, and the embedding id hashes the result.
         using AudioReader reader = AudioDecoder.Open(bytes, limits);
-        var resampler = new PolyphaseResampler(reader.SampleRate, sampleRate, keep: contextSamples);
-        var mono = new float[AudioReader.ChunkFrames];
-        int frames;
-        while ((frames = reader.ReadMono(mono)) > 0)
-            resampler.Push(mono.AsSpan(0, frames));
+        var pipe = new FrontEndPipe(reader, sampleRate, contextSamples);
+        while (pipe.Step())
+        {
+        }
+        return pipe.Finish();
+    }
+}
+
+/// <summary>
+/// The front end's steps over an opened clip, one chunk at a time: shared by the whole-file path and by an upload
+/// decoded as it arrives (<see cref="AudioUpload"/>), so that both give the same samples, bit for bit.
+/// </summary>
+internal sealed class FrontEndPipe(AudioReader reader, int sampleRate, int contextSamples)
+{
+    private readonly PolyphaseResampler resampler = new(reader.SampleRate, sampleRate, keep: contextSamples);
+    private readonly float[] mono = new float[AudioReader.ChunkFrames];
+
+    public AudioReader Reader => reader;
+
+    /// <summary>Reads, downmixes and resamples the next chunk; false at the end of the clip.</summary>
+    public bool Step()
+    {
+        int frames = reader.ReadMono(mono);
+        if (frames == 0) return false;
+        resampler.Push(mono.AsSpan(0, frames));
+        return true;
+    }
+
+    /// <summary>The kept context, normalised by the whole clip's peak, once <see cref="Step"/> has returned false.</summary>
+    public PreparedAudio Finish()
+    {
         resampler.Finish();
         float[] samples = resampler.Kept();
         AudioDsp.DivideByPeak(samples, resampler.Peak);

@@ -40,6 +40,12 @@ public sealed class AudioReader : IDisposable
 
     public AudioFormat Format { get; }
 
+    /// <summary>
+    /// Samples the next read asks of the codec: the reader keeps a frame's tail from one read to the next, so the
+    /// count depends on what came before. An upload decoded as it arrives waits until it holds the bytes for them.
+    /// </summary>
+    internal int NextReadSamples => interleaved.Length - carry;
+
     /// <summary>Whole frames read so far; after the end, the clip's length.</summary>
     public long FramesRead { get; private set; }
 

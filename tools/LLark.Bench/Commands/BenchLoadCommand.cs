@@ -39,6 +39,10 @@ internal static class BenchLoadCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var uploads = new Option<int>("--uploads") { Description = "Embed calls of --upload-clip sent at once in the upload phase (default 0: none)" };
         var uploadClip = new Option<string?>("--upload-clip") { Description = "the large clip the upload phase sends (default: --clip)" };
+        var uploadChunk = new Option<int>("--upload-chunk-bytes")
+        {
+            Description = "send each upload with EmbedStream in chunks of this many bytes (a WAV is then decoded as it arrives) instead of one Embed message (default 0: Embed)",
+        };
         var soakMark = new Option<int>("--soak-mark")
         {
             Description = "soak requests after which memory is read again, so that growth is measured past the warm-up", DefaultValueFactory = _ => 100,
@@ -46,11 +50,11 @@ internal static class BenchLoadCommand
         var idle = new Option<double>("--idle-seconds") { Description = "after the upload phase, how long to wait before reading memory again", DefaultValueFactory = _ => 30 };
         var command = new Command("load", "Concurrent streams for a time, a sequential soak and/or concurrent uploads through the gateway: errors, TTFT, tokens/s, service memory")
         {
-            gateway, key, clip, streams, seconds, soak, soakMark, tokens, pids, json, uploads, uploadClip, idle,
+            gateway, key, clip, streams, seconds, soak, soakMark, tokens, pids, json, uploads, uploadClip, uploadChunk, idle,
         };
         command.SetAction((parse, ct) => CliErrors.Run(() => Run(parse.GetValue(gateway)!, parse.GetValue(key), parse.GetValue(clip)!, parse.GetValue(streams),
             parse.GetValue(seconds), parse.GetValue(soak), parse.GetValue(soakMark), parse.GetValue(tokens), parse.GetValue(pids), parse.GetValue(json),
-            parse.GetValue(uploads), parse.GetValue(uploadClip), parse.GetValue(idle), ct)));
+            parse.GetValue(uploads), parse.GetValue(uploadClip), parse.GetValue(uploadChunk), parse.GetValue(idle), ct)));
         return command;
     }
 
@@ -61,12 +65,13 @@ internal static class BenchLoadCommand
         long Tokens, double Seconds, double TokensPerSecond, List<Memory> Memory);
 
     private static async Task<int> Run(string gatewayUrl, string? key, string clipPath, int streams, double? seconds, int soak, int soakMark, int newTokens, string? pidList,
-        bool json, int uploads, string? uploadPath, double idleSeconds, CancellationToken ct)
+        bool json, int uploads, string? uploadPath, int uploadChunk, double idleSeconds, CancellationToken ct)
     {
         double timed = seconds ?? (soak > 0 || uploads > 0 ? 0 : 30);
         if (timed < 0 || soak < 0 || uploads < 0 || timed == 0 && soak == 0 && uploads == 0)
             throw new UsageException("nothing to run: give --seconds > 0 (with --streams), --soak > 0 and/or --uploads > 0");
         if (idleSeconds < 0) throw new UsageException("--idle-seconds must be >= 0");
+        if (uploadChunk < 0) throw new UsageException("--upload-chunk-bytes must be >= 0 (0: one Embed message)");
         uploadPath ??= clipPath;
         if (uploads > 0 && !File.Exists(uploadPath)) throw new FileNotFoundException($"upload clip not found: {uploadPath}");
         if (timed > 0 && streams < 1) throw new UsageException("--streams must be >= 1");
@@ -124,8 +129,11 @@ internal static class BenchLoadCommand
             try
             {
                 var clock = Stopwatch.StartNew();
-                await encoder.EmbedAsync(new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(unique), Filename = name } }, auth,
-                    cancellationToken: ct).ConfigureAwait(false);
+                if (uploadChunk > 0)
+                    await SystemClient.EmbedStream(encoder, unique, name, uploadChunk, auth, ct).ConfigureAwait(false);
+                else
+                    await encoder.EmbedAsync(new EmbedRequest { Audio = new AudioBytes { Data = ByteString.CopyFrom(unique), Filename = name } }, auth,
+                        cancellationToken: ct).ConfigureAwait(false);
                 results.Add((new SystemClient.TimedStream(clock.Elapsed.TotalMilliseconds, [], 0, clock.Elapsed.TotalSeconds), null));
             }
             catch (RpcException e) when (!ct.IsCancellationRequested)

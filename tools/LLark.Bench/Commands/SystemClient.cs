@@ -1,14 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
+using Google.Protobuf;
 using Grpc.Core;
 using LLark.Cli.Commands;
+using LLark.Encoder.V1;
 using LLark.Language.V1;
 
 namespace LLark.Bench.Commands;
 
 /// <summary>
 /// What the benchmarks that drive a running system (<c>e2e</c>, <c>load</c>) share: the API key as tools/run.sh leaves
-/// it, one timed Generate stream, percentiles, and a process's resident memory.
+/// it, one timed Generate stream, an upload through EmbedStream, percentiles, and a process's resident memory.
 /// </summary>
 internal static class SystemClient
 {
@@ -47,6 +49,22 @@ internal static class SystemClient
             last = now;
         }
         return new TimedStream(ttft, [.. gaps], tokens, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Embeds a clip through EmbedStream: a header announcing its size, then chunks of <paramref name="chunk"/> bytes.</summary>
+    public static async Task<EmbedResponse> EmbedStream(EncoderService.EncoderServiceClient client, byte[] audio, string filename, int chunk, Metadata? headers,
+        CancellationToken ct)
+    {
+        using var call = client.EmbedStream(headers, cancellationToken: ct);
+        await call.RequestStream.WriteAsync(new EmbedStreamRequest { Header = new EmbedStreamHeader { Filename = filename, TotalBytes = (ulong)audio.Length } }, ct)
+            .ConfigureAwait(false);
+        for (int at = 0; at < audio.Length; at += chunk)
+        {
+            await call.RequestStream.WriteAsync(new EmbedStreamRequest { Chunk = ByteString.CopyFrom(audio, at, Math.Min(chunk, audio.Length - at)) }, ct)
+                .ConfigureAwait(false);
+        }
+        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        return await call.ResponseAsync.ConfigureAwait(false);
     }
 
     /// <summary>The nearest-rank percentile (<paramref name="q"/> in 0..1); NaN for no values. Sorts <paramref name="values"/>.</summary>

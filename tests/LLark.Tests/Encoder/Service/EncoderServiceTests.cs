@@ -9,6 +9,7 @@ using LLark.Encoder.V1;
 using LLark.Tests.Encoder.Engine;
 using LLark.Tests.Encoder.Engine.Audio;
 using LLark.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using TorchSharp;
 
 namespace LLark.Tests.Encoder.Service;
@@ -146,6 +147,48 @@ public sealed class EncoderServiceTests(EncoderServiceFixture fixture) : IClassF
         Assert.Equal(unary.EmbeddingId, viaStream.EmbeddingId);
         Assert.Equal(unary.Embedding.Data, viaStream.Embedding.Data);
         Assert.Equal(unary.EmbeddingId, (await Stream(wav, chunk: 4096, announce: false)).EmbeddingId);
+    }
+
+    [Fact]
+    public async Task AStreamedWavIsEncodedToTheUnaryFramesBitForBitUnderTheSameId()
+    {
+        // 24-bit stereo with a chunk before the data, in pieces that split frames and the header: encoded from the
+        // stream first, then deleted and encoded again from one Embed message, so that neither answer is the cache's.
+        float[] left = EncoderHarness.Samples(seed: 21, seconds: 3), right = EncoderHarness.Samples(seed: 22, seconds: 3);
+        byte[] wav = EncoderHarness.WithListChunk(WavWriter.Write([left, right], 44100, "pcm24"));
+        EmbedResponse viaStream = await Stream(wav, chunk: 7777, announce: false);
+        Assert.False(viaStream.Cached);
+        Assert.True((await Client.DeleteEmbeddingAsync(new DeleteEmbeddingRequest { EmbeddingId = viaStream.EmbeddingId })).Deleted);
+        EmbedResponse unary = await Client.EmbedAsync(EncoderHarness.Request(wav, frames: true));
+        Assert.False(unary.Cached);
+        Assert.Equal(unary.EmbeddingId, viaStream.EmbeddingId);
+        Assert.Equal(unary.Embedding.Data, viaStream.Embedding.Data);
+        Assert.Equal((unary.Frames, unary.AudioSeconds), (viaStream.Frames, viaStream.AudioSeconds));
+    }
+
+    [Fact]
+    public async Task AMalformedWavHeaderMidStreamEndsTheCallWithInvalidArgumentNamingIt()
+    {
+        byte[] wav = EncoderHarness.Wav(seed: 23, seconds: 2);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(wav.AsSpan(32), 0);
+        using var call = Client.EmbedStream();
+        await call.RequestStream.WriteAsync(new EmbedStreamRequest { Header = new EmbedStreamHeader { Filename = "bad.wav", TotalBytes = (ulong)wav.Length } });
+        try
+        {
+            // The RIFF header alone, then the rest: the refusal comes with the fmt chunk, whatever follows it.
+            await call.RequestStream.WriteAsync(new EmbedStreamRequest { Chunk = ByteString.CopyFrom(wav, 0, 12) });
+            for (int at = 12; at < wav.Length; at += 8192)
+                await call.RequestStream.WriteAsync(new EmbedStreamRequest { Chunk = ByteString.CopyFrom(wav, at, Math.Min(8192, wav.Length - at)) });
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception e) when (e is RpcException or InvalidOperationException)
+        {
+            // The server ended the call while the client was still writing: expected.
+        }
+        var refused = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Equal("audio: corrupt: the WAV fmt chunk gives a block align of 0 bytes; a frame takes at least one", refused.Status.Detail);
+        Assert.Equal("corrupt", call.GetTrailers().GetValue("llark-audio-error"));
     }
 
     private async Task<EmbedResponse> Stream(byte[] audio, int chunk, bool announce, ulong? totalBytes = null)
@@ -376,5 +419,45 @@ public sealed class EncoderServiceDefaultLimitTests
         EmbedResponse response = await EncoderHarness.Client(host).EmbedAsync(EncoderHarness.Request(wav, filename: "long.wav"));
         Assert.Matches("^[0-9a-f]{64}$", response.EmbeddingId);
         Assert.True(response.Frames > 0);
+    }
+
+    [Fact]
+    public async Task ALargeStreamedWavIsDecodedAsItArrivesAndNeverHeldWhole()
+    {
+        using var cache = new global::LLark.Tests.Checkpoints.TempDirectory();
+        await using LoopbackHost host = await EncoderHarness.StartAsync(cache.Path);
+        var held = new List<(long Bytes, string? Decoding)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        var meters = host.App.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name == "llark.encoder.upload.held_bytes") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, bytes, tags, _) =>
+        {
+            lock (held) held.Add((bytes, tags.ToArray().Single(t => t.Key == "decoding").Value as string));
+        });
+        listener.Start();
+        EncoderService.EncoderServiceClient client = EncoderHarness.Client(host);
+
+        // 40 MB of 8-bit stereo (453 s) in 1 MiB messages.
+        byte[] wav = WavWriter.LongPcm8(20_000_000, 2, 44100);
+        using (var call = client.EmbedStream())
+        {
+            await call.RequestStream.WriteAsync(new EmbedStreamRequest { Header = new EmbedStreamHeader { Filename = "long.wav", TotalBytes = (ulong)wav.Length } });
+            for (int at = 0; at < wav.Length; at += 1 << 20)
+                await call.RequestStream.WriteAsync(new EmbedStreamRequest { Chunk = ByteString.CopyFrom(wav, at, Math.Min(1 << 20, wav.Length - at)) });
+            await call.RequestStream.CompleteAsync();
+            EmbedResponse streamed = await call.ResponseAsync;
+            Assert.False(streamed.Cached);
+            // One message and one read of the decoder, with room to compact: a few MiB of a 40 MB upload.
+            var (bytes, decoding) = Assert.Single(held);
+            Assert.Equal("incremental", decoding);
+            Assert.InRange(bytes, 1, 4L << 20);
+            // The whole file in one message has the id the stream had.
+            EmbedResponse unary = await client.EmbedAsync(EncoderHarness.Request(wav));
+            Assert.True(unary.Cached);
+            Assert.Equal(streamed.EmbeddingId, unary.EmbeddingId);
+        }
     }
 }

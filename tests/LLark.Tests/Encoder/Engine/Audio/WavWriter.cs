@@ -11,6 +11,13 @@ internal static class WavWriter
     /// <param name="format">"pcm8", "pcm16", "pcm24", "pcm32", "float32" or "float64".</param>
     public static byte[] Write(float[][] channels, int sampleRate, string format)
     {
+        (byte[] data, ushort tag, int bits) = Data(channels, format);
+        return Riff(data, tag, channels.Length, sampleRate, bits);
+    }
+
+    /// <summary>The data chunk's bytes of <paramref name="channels"/> in <paramref name="format"/> (as <see cref="Write"/>), its format tag and bits per sample.</summary>
+    public static (byte[] Data, ushort Tag, int Bits) Data(float[][] channels, string format)
+    {
         (int bits, ushort tag) = format switch
         {
             "pcm8" => (8, (ushort)1),
@@ -43,7 +50,54 @@ internal static class WavWriter
                 }
             }
         }
-        return Riff(data, tag, count, sampleRate, bits);
+        return (data, tag, bits);
+    }
+
+    /// <summary>
+    /// A fmt chunk's body: 16 bytes, or the 40 of WAVE_FORMAT_EXTENSIBLE (tag 0xFFFE) when <paramref name="subFormat"/>
+    /// is given (the sub-format's tag: 1 PCM, 3 float).
+    /// </summary>
+    public static byte[] Fmt(ushort tag, int channels, int sampleRate, int bits, ushort? subFormat = null)
+    {
+        using var stream = new MemoryStream();
+        using var w = new BinaryWriter(stream);
+        int block = channels * bits / 8;
+        w.Write(subFormat is null ? tag : (ushort)0xFFFE);
+        w.Write((ushort)channels);
+        w.Write(sampleRate);
+        w.Write(sampleRate * block);
+        w.Write((ushort)block);
+        w.Write((ushort)bits);
+        if (subFormat is { } sub)
+        {
+            w.Write((ushort)22);
+            w.Write((ushort)bits);
+            w.Write(0u);
+            w.Write(new Guid($"{sub:x8}-0000-0010-8000-00aa00389b71").ToByteArray());
+        }
+        w.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>"RIFF", its size, "WAVE", then each chunk as given, an odd one followed by a zero pad byte.</summary>
+    public static byte[] Chunks(params (string Id, byte[] Body)[] chunks)
+    {
+        using var stream = new MemoryStream();
+        using var w = new BinaryWriter(stream);
+        w.Write(Encoding.ASCII.GetBytes("RIFF"));
+        w.Write(0);
+        w.Write(Encoding.ASCII.GetBytes("WAVE"));
+        foreach (var (id, body) in chunks)
+        {
+            w.Write(Encoding.ASCII.GetBytes(id));
+            w.Write(body.Length);
+            w.Write(body);
+            if (body.Length % 2 == 1) w.Write((byte)0);
+        }
+        w.Flush();
+        byte[] riff = stream.ToArray();
+        BinaryPrimitives.WriteInt32LittleEndian(riff.AsSpan(4), riff.Length - 8);
+        return riff;
     }
 
     /// <summary>
