@@ -249,23 +249,21 @@ fi
 
 for shape in $run_shapes; do prepare "$shape"; done
 
+# Both engines' runs of one kind (single or batch) for a shape and format, in this round's order.
+run_pair() {
+  local kind=$1 r=$2 shape=$3 fmt=$4 label=$5 engine
+  echo "round $r/$rounds  $shape  ${label}ours $fmt / llama.cpp $(gguf_type "$fmt")  (load average $(cut -d' ' -f1 /proc/loadavg))"
+  for engine in $order; do
+    [ "$engine" = llama ] && [ "${llama_ok[$shape/$fmt]:-}" != yes ] && continue
+    "run_$kind" "$r" "$shape" "$fmt" "$engine"
+  done
+}
+
 for ((r = 1; r <= rounds; r++)); do
   if ((r % 2)); then order="ours llama"; else order="llama ours"; fi
   for shape in $run_shapes; do
-    for fmt in $run_formats; do
-      echo "round $r/$rounds  $shape  ours $fmt / llama.cpp $(gguf_type "$fmt")  (load average $(cut -d' ' -f1 /proc/loadavg))"
-      for engine in $order; do
-        [ "$engine" = llama ] && [ "${llama_ok[$shape/$fmt]:-}" != yes ] && continue
-        run_single "$r" "$shape" "$fmt" "$engine"
-      done
-    done
-    for fmt in $batch_formats; do
-      echo "round $r/$rounds  $shape  batched decode, ours $fmt / llama.cpp $(gguf_type "$fmt")  (load average $(cut -d' ' -f1 /proc/loadavg))"
-      for engine in $order; do
-        [ "$engine" = llama ] && [ "${llama_ok[$shape/$fmt]:-}" != yes ] && continue
-        run_batch "$r" "$shape" "$fmt" "$engine"
-      done
-    done
+    for fmt in $run_formats; do run_pair single "$r" "$shape" "$fmt" ""; done
+    for fmt in $batch_formats; do run_pair batch "$r" "$shape" "$fmt" "batched decode, "; done
   done
 done
 
