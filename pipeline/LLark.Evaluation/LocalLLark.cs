@@ -17,6 +17,9 @@ public sealed record LocalLLarkOptions
 
     /// <summary>Prior blocks to run; null uses the encoder folder's config.</summary>
     public int? Layers { get; init; }
+
+    /// <summary>How the language model's CPU kernels hold its projections and head (fp32 by default).</summary>
+    public WeightFormat Weights { get; init; } = WeightFormat.Fp32;
 }
 
 /// <summary>
@@ -54,7 +57,7 @@ public sealed class LocalLLark : IDisposable
         options ??= new LocalLLarkOptions();
         ResolvedModel model = ModelLocator.Resolve(ModelLocator.Language, modelDir);
         ResolvedModel encoder = ModelLocator.Resolve(ModelLocator.Encoder, encoderDir);
-        LLarkModel llark = LLarkModel.Load(model.Directory, cancellationToken: ct);
+        LLarkModel llark = LLarkModel.Load(model.Directory, new LlamaLoadOptions { Weights = options.Weights }, ct);
         try
         {
             // At the checkpoint's rate: a family that cannot make it refuses (EncoderConfigException).

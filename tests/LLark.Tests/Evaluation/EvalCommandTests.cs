@@ -120,6 +120,21 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void AskLocalWithInt8WeightsAnswersAndTheOptionNeedsLocal()
+    {
+        var run = LlarkProcess.Run("ask", "--local", "--weights", "int8", "--json", "--max-new-tokens", "5", Clip, "What is the tempo of this song in BPM?");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using JsonDocument json = JsonDocument.Parse(run.Stdout);
+        Assert.InRange(json.RootElement.GetProperty("generated_tokens").GetInt32(), 1, 5);
+        var bad = LlarkProcess.Run("ask", "--local", "--weights", "int4", Clip, "What is the tempo?");
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("--weights: 'int4' is not fp32, bf16 or int8", bad.Stderr, StringComparison.Ordinal);
+        var notLocal = LlarkProcess.Run("ask", "--weights", "int8", "--gateway", "http://127.0.0.1:9", Clip, "What is the tempo?");
+        Assert.NotEqual(0, notLocal.ExitCode);
+        Assert.Contains("go with --local", notLocal.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AskLocalStreamsTheSameTextAsItsJson()
     {
         string[] args = ["ask", "--local", "--max-new-tokens", "5", Clip, "Which key is this piece in?"];
