@@ -65,8 +65,6 @@ internal sealed unsafe partial class DecodeStep
     /// <summary>Row i is its own sequence, in slot i of the batch cache, at position positions[i].</summary>
     private readonly struct SlotRows(BatchKvCache cache, int[] positions, int maxSteps, long slotStride) : IRowAttention
     {
-        bool IRowAttention.MatrixVector => false;
-
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
             int capacity = cache.Capacity, qkvDim = step.QkvDim;
@@ -168,30 +166,6 @@ internal sealed unsafe partial class DecodeStep
             Prefetch(w.Row(r) + PrefetchAhead, rowBytes, limit);
             float* row = w.Rows(r, 1, tile);
             for (int i = 0; i < m; i++) Put(y, (long)i * n + r, SkinnyMatMul.Dot(row, x + (long)i * k, k), accumulate);
-        }
-    }
-
-    /// <summary>
-    /// hb[i, r] = silu(gate[r] · x[i]) * (up[r] · x[i]); gateUp is [2n, k], gate rows first; hb is [m, n]; gu is [m, 2n] of
-    /// scratch. The gate and up products are one <see cref="MatMul"/> over the fused matrix, and silu(g) * u runs after it
-    /// eight lanes at a time as the batch-1 step runs it, so each output is the batch-1 step's bit for bit; computing silu
-    /// inside the product tiles instead took a quarter longer per weight than the plain products.
-    /// </summary>
-    private static void SwiGluBatch(WeightRows gateUp, float* x, float* gu, float* hb, int m, int n, int k)
-    {
-        MatMul(gateUp, x, gu, m, 2 * n, k, accumulate: false);
-        float* g = stackalloc float[8], u = stackalloc float[8], h = stackalloc float[8];
-        for (int i = 0; i < m; i++)
-        {
-            float* gi = gu + (long)i * 2 * n, ui = gi + n, hi = hb + (long)i * n;
-            int r = 0;
-            for (; r + 8 <= n; r += 8) (Silu(Vector256.Load(gi + r)) * Vector256.Load(ui + r)).Store(hi + r);
-            if (r == n) continue;
-            int count = n - r;
-            new Span<float>(gi + r, count).CopyTo(new Span<float>(g, 8));
-            new Span<float>(ui + r, count).CopyTo(new Span<float>(u, 8));
-            (Silu(Vector256.Load(g)) * Vector256.Load(u)).Store(h);
-            new Span<float>(h, count).CopyTo(new Span<float>(hi + r, count));
         }
     }
 

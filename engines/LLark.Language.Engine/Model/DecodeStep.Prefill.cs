@@ -71,8 +71,6 @@ internal sealed unsafe partial class DecodeStep
     /// <summary>Rows of one prompt at positions start, start + 1, ..., each attending causally.</summary>
     private readonly struct PromptRows(KvCache cache, int m, int start, int steps) : IRowAttention
     {
-        bool IRowAttention.MatrixVector => false;
-
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
             int capacity = cache.Capacity, qkvDim = step.QkvDim;

@@ -15,7 +15,7 @@ namespace LLark.Language.Engine.Model;
 /// Decoding a small model through libtorch cost more in per-op overhead than in arithmetic: a stories15M-shaped
 /// step made about 40 tensor calls per layer, and most of the main thread's time went outside the matrix products.
 /// Here a step is its matrix-vector products on <see cref="SpinWorkers"/> (five hand-offs per layer) and a few
-/// short serial loops; residual adds and SwiGLU are fused into the products that produce their inputs. The
+/// short serial loops; residual adds are fused into the products that produce their inputs. The
 /// arithmetic is the libtorch path's in float32, in another summation order: RMSNorm as x * rsqrt(mean(x²) + eps)
 /// * w, RoPE from the same cos and signed-sine tables, softmax(q·k / sqrt(d)) · v per query head (head h reads kv
 /// head h / group), silu(gate) * up.
@@ -140,7 +140,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         int pos = cache.Length, capacity = cache.Capacity;
         int qDim = heads * headDim, kvDim = kvHeads * headDim;
         int xAt = 0, xbAt = Align(xAt + dim), qkvAt = Align(xbAt + dim), attnAt = Align(qkvAt + qDim + 2 * kvDim);
-        int hbAt = Align(attnAt + qDim), scoresAt = Align(hbAt + ffn), total = Align(scoresAt + heads * (pos + 1));
+        int hbAt = Align(attnAt + qDim), scoresAt = Align(hbAt + 3 * ffn), total = Align(scoresAt + heads * (pos + 1));
         if (scratch is null || scratch.Length < total) scratch = GC.AllocateUninitializedArray<float>(Math.Max(total, 2 * (scratch?.Length ?? 0)), pinned: true);
         float* s = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(scratch));
         float* x = s + xAt, xb = s + xbAt, qkv = s + qkvAt, attn = s + attnAt, hb = s + hbAt, scores = s + scoresAt;
@@ -158,10 +158,6 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     /// </summary>
     private interface IRowAttention
     {
-        /// <summary>Whether the layer's products take the matrix-vector kernels (one sequence's decode step) rather than
-        /// the batched ones; each path keeps the kernels measured fastest for it.</summary>
-        bool MatrixVector { get; }
-
         /// <summary>Rotates and appends the rows' keys and values (in <paramref name="qkv"/>) to layer
         /// <paramref name="layer"/>'s cache, then writes each row's attention output to <paramref name="attn"/>.</summary>
         void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores);
@@ -170,8 +166,6 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     /// <summary>One sequence's next token at position <paramref name="pos"/>.</summary>
     private readonly struct OneRow(KvCache cache, int pos) : IRowAttention
     {
-        bool IRowAttention.MatrixVector => true;
-
         public void Run(DecodeStep step, int layer, float* qkv, float* attn, float* scores)
         {
             (Tensor keys, Tensor values) = cache.Layer(layer);
@@ -182,11 +176,10 @@ internal sealed unsafe partial class DecodeStep : IDisposable
     }
 
     /// <summary>
-    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place. For the batched kernels
-    /// <paramref name="hb"/> holds 3 x m x ffn floats: the SwiGLU output and, after it, the gate and up products. The decode step takes the
-    /// matrix-vector kernels, the batched step and the prefill the batched ones; both sum every dot product in the same
-    /// order, so a row's result does not depend on the path. Generic over the attention so each caller's loop is
-    /// compiled for it.
+    /// Every layer over the m rows of <paramref name="x"/> [m, hidden], in place; <paramref name="hb"/> holds 3 x m x ffn
+    /// floats: the SwiGLU output and, after it, the gate and up products. One row takes the matrix-vector kernels and
+    /// more rows the tiled ones (<see cref="MatMul"/> chooses); both sum every dot product in the same order, so a row's
+    /// result does not depend on the path. Generic over the attention so each caller's loop is compiled for it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunLayers<TAttention>(TAttention attention, float* x, float* xb, float* qkv, float* attn, float* hb, float* scores, int m)
@@ -197,22 +190,14 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         {
             Layer w = layers[l];
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.AttnNorm, xb + (long)i * dim, dim, eps);
-            Project(attention.MatrixVector, w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
+            MatMul(w.Qkv, xb, qkv, m, qkvDim, dim, accumulate: false);
             attention.Run(this, l, qkv, attn, scores);
 
-            Project(attention.MatrixVector, w.O, attn, x, m, dim, qDim, accumulate: true);
+            MatMul(w.O, attn, x, m, dim, qDim, accumulate: true);
             for (int i = 0; i < m; i++) RmsNorm(x + (long)i * dim, w.MlpNorm, xb + (long)i * dim, dim, eps);
-            if (attention.MatrixVector) SwiGlu(w.GateUp, xb, hb, ffn, dim);
-            else SwiGluBatch(w.GateUp, xb, hb + (long)m * ffn, hb, m, ffn, dim);
-            Project(attention.MatrixVector, w.Down, hb, x, m, dim, ffn, accumulate: true);
+            SwiGlu(w.GateUp, xb, hb + (long)m * ffn, hb, m, ffn, dim);
+            MatMul(w.Down, hb, x, m, dim, ffn, accumulate: true);
         }
-    }
-
-    /// <summary>y[i, r] (+)= w[r, :] · x[i, :] for m rows.</summary>
-    private static void Project(bool matrixVector, WeightRows w, float* x, float* y, int m, int n, int k, bool accumulate)
-    {
-        if (matrixVector) MatVec(w, x, y, n, k, accumulate);
-        else MatMul(w, x, y, m, n, k, accumulate);
     }
 
     /// <summary>
@@ -262,43 +247,36 @@ internal sealed unsafe partial class DecodeStep : IDisposable
 
     /// <summary>
     /// silu(g) = g / (1 + exp(-g)) in every lane, with <c>Vector256.Exp</c>: lane by lane, so a lane's result depends on
-    /// its own input only, and the batch-1 step (eight rows at a time) and the batched tiles (four outputs at a time)
-    /// get the same bits. One vector exp for eight outputs: scalar <c>MathF.Exp</c> calls were a fifth of a prefill's time.
+    /// its own input only, and how outputs group into eights changes no bit. One vector exp for eight outputs: scalar
+    /// <c>MathF.Exp</c> calls were a fifth of a prefill's time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Silu(Vector256<float> g) => g / (Vector256<float>.One + Vector256.Exp(-g));
 
-    /// <summary>hb[r] = silu(gate[r] · x) * (up[r] · x); gateUp is [2n, k], gate rows first.</summary>
-    private static void SwiGlu(WeightRows gateUp, float* x, float* hb, int n, int k)
+    /// <summary>
+    /// hb[i, r] = silu(gate[r] · x[i]) * (up[r] · x[i]); gateUp is [2n, k], gate rows first; hb is [m, n]; gu is [m, 2n] of
+    /// scratch. The gate and up products are one <see cref="MatMul"/> over the fused matrix, and silu(g) * u runs after it
+    /// eight lanes at a time (each lane on its own input, so how rows group into eights changes no bit); computing silu
+    /// inside the product tiles instead took a quarter longer per weight than the plain products.
+    /// </summary>
+    private static void SwiGlu(WeightRows gateUp, float* x, float* gu, float* hb, int m, int n, int k)
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        void Rows(int start, int end)
+        MatMul(gateUp, x, gu, m, 2 * n, k, accumulate: false);
+        float* g = stackalloc float[8], u = stackalloc float[8], h = stackalloc float[8];
+        for (int i = 0; i < m; i++)
         {
-            byte* gateLimit = gateUp.Row(end), upLimit = gateUp.Row(n + end);
-            int rowBytes = gateUp.RowBytes;
-            float* tile = gateUp.Format == WeightFormat.Fp32 ? null : Tile(k);
-            float* g = stackalloc float[8], u = stackalloc float[8], h = stackalloc float[8];
-            for (int r0 = start; r0 < end; r0 += 8)
-            {
-                int count = Math.Min(8, end - r0);
-                for (int c = 0; c < count; c++)
-                {
-                    Prefetch(gateUp.Row(r0 + c) + PrefetchAhead, rowBytes, gateLimit);
-                    Prefetch(gateUp.Row(n + r0 + c) + PrefetchAhead, rowBytes, upLimit);
-                    g[c] = gateUp.Dot(r0 + c, x, tile);
-                    u[c] = gateUp.Dot(n + r0 + c, x, tile);
-                }
-                (Silu(Vector256.Load(g)) * Vector256.Load(u)).Store(h);
-                for (int c = 0; c < count; c++) hb[r0 + c] = h[c];
-            }
+            float* gi = gu + (long)i * 2 * n, ui = gi + n, hi = hb + (long)i * n;
+            int r = 0;
+            for (; r + 8 <= n; r += 8) (Silu(Vector256.Load(gi + r)) * Vector256.Load(ui + r)).Store(hi + r);
+            if (r == n) continue;
+            int count = n - r;
+            new Span<float>(gi + r, count).CopyTo(new Span<float>(g, 8));
+            new Span<float>(ui + r, count).CopyTo(new Span<float>(u, 8));
+            (Silu(Vector256.Load(g)) * Vector256.Load(u)).Store(h);
+            new Span<float>(h, count).CopyTo(new Span<float>(hi + r, count));
         }
-        if (2L * n * k < MinParallelElements) Rows(0, n);
-        else SpinWorkers.Shared.Run((part, parts) =>
-        {
-            (int start, int end) = Split(n, part, parts);
-            Rows(start, end);
-        });
     }
+
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Attention(float* qkv, float* keys, float* values, float* attn, float* scores, int pos, int capacity)
