@@ -51,25 +51,23 @@ public static class WeightFormats
 
 /// <summary>
 /// A weight matrix [rows, cols] in one <see cref="WeightFormat"/>, as the kernels read it: a float32 tensor's own
-/// memory, or a packed copy in native memory that this object owns.
+/// memory, or a packed copy in memory its caller owns (<see cref="ModelMatrices"/>' arena).
 /// </summary>
-internal sealed unsafe partial class PackedMatrix : IDisposable
+internal sealed unsafe partial class PackedMatrix
 {
     /// <summary>Weights per int8 scale, along a row.</summary>
     public const int Int8Block = 32;
 
-    private const int Int8BlockShift = 5;
+    /// <summary>log2 of <see cref="Int8Block"/>: weight j of a row has scale j &gt;&gt; this.</summary>
+    internal const int Int8BlockShift = 5;
 
-    private byte* owned;
-
-    private PackedMatrix(WeightFormat format, int rows, int cols, byte* data, float* scales, byte* owned)
+    private PackedMatrix(WeightFormat format, int rows, int cols, byte* data, float* scales)
     {
         Format = format;
         Rows = rows;
         Cols = cols;
         Data = data;
         Scales = scales;
-        this.owned = owned;
     }
 
     public WeightFormat Format { get; }
@@ -95,20 +93,7 @@ internal sealed unsafe partial class PackedMatrix : IDisposable
     public static PackedMatrix Borrow(Tensor weight)
     {
         CheckFloat32(weight);
-        return new PackedMatrix(WeightFormat.Fp32, (int)weight.shape[0], (int)weight.shape[1], (byte*)NativeTensor.DataPointer(weight), null, null);
-    }
-
-    /// <summary>
-    /// <paramref name="weight"/> [rows, cols] (float32, CPU, contiguous) converted to <paramref name="format"/> in memory of its
-    /// own, 64-byte aligned; <see cref="WeightFormat.Fp32"/> borrows the tensor instead.
-    /// </summary>
-    public static PackedMatrix Pack(Tensor weight, WeightFormat format)
-    {
-        if (format == WeightFormat.Fp32) return Borrow(weight);
-        CheckFloat32(weight);
-        long total = SizeOf(format, (int)weight.shape[0], (int)weight.shape[1]);
-        byte* memory = AllocateWeights(total);
-        return Pack(weight, format, memory, owned: memory);
+        return new PackedMatrix(WeightFormat.Fp32, (int)weight.shape[0], (int)weight.shape[1], (byte*)NativeTensor.DataPointer(weight), null);
     }
 
     /// <summary>
@@ -122,11 +107,13 @@ internal sealed unsafe partial class PackedMatrix : IDisposable
         _ => throw new ArgumentException("fp32 matrices are borrowed, not packed", nameof(format)),
     };
 
-    /// <summary>Packs into <paramref name="destination"/> (<see cref="SizeOf"/> bytes, 64-byte aligned), which the caller owns.</summary>
-    public static PackedMatrix Pack(Tensor weight, WeightFormat format, byte* destination) => Pack(weight, format, destination, owned: null);
-
-    private static PackedMatrix Pack(Tensor weight, WeightFormat format, byte* memory, byte* owned)
+    /// <summary>
+    /// <paramref name="weight"/> [rows, cols] (float32, CPU, contiguous) converted to <paramref name="format"/> (bf16 or
+    /// int8) into <paramref name="memory"/>: <see cref="SizeOf"/> bytes, 64-byte aligned, owned by the caller.
+    /// </summary>
+    public static PackedMatrix Pack(Tensor weight, WeightFormat format, byte* memory)
     {
+        if (format == WeightFormat.Fp32) throw new ArgumentException("fp32 matrices are borrowed, not packed", nameof(format));
         CheckFloat32(weight);
         int rows = (int)weight.shape[0], cols = (int)weight.shape[1];
         float* source = (float*)NativeTensor.DataPointer(weight);
@@ -139,7 +126,7 @@ internal sealed unsafe partial class PackedMatrix : IDisposable
             if (format == WeightFormat.Bf16) ToBFloat16(row, (ushort*)memory + (long)r * cols, cols);
             else ToInt8(row, (sbyte*)memory + (long)r * cols, scales + (long)r * blocks, cols);
         });
-        return new PackedMatrix(format, rows, cols, memory, scales, owned);
+        return new PackedMatrix(format, rows, cols, memory, scales);
     }
 
     private const int HugePage = 2 << 20;
@@ -211,12 +198,6 @@ internal sealed unsafe partial class PackedMatrix : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        if (owned is null) return;
-        FreeWeights(owned);
-        owned = null;
-    }
 }
 
 /// <summary>
@@ -270,8 +251,8 @@ internal readonly unsafe struct WeightRows(WeightFormat format, byte* data, floa
             sbyte* w = (sbyte*)data + r * cols;
             float* s = scales + r * PackedMatrix.BlocksPerRow(cols);
             if (SkinnyMatMul.Wide)
-                for (; j + 16 <= cols; j += 16) (Int8x16(w + j) * Vector512.Create(s[j >> 5])).Store(output + j);
-            for (; j < cols; j++) output[j] = w[j] * s[j >> 5];
+                for (; j + 16 <= cols; j += 16) (Int8x16(w + j) * Vector512.Create(s[j >> PackedMatrix.Int8BlockShift])).Store(output + j);
+            for (; j < cols; j++) output[j] = w[j] * s[j >> PackedMatrix.Int8BlockShift];
         }
         else new Span<float>((float*)data + r * cols, cols).CopyTo(new Span<float>(output, cols));
     }
@@ -326,14 +307,14 @@ internal readonly unsafe struct WeightRows(WeightFormat format, byte* data, floa
         int j = 0;
         for (; j + 32 <= k; j += 32)
         {
-            var scale = Vector512.Create(s[j >> 5]);
+            var scale = Vector512.Create(s[j >> PackedMatrix.Int8BlockShift]);
             acc0 = Vector512.FusedMultiplyAdd(Int8x16(w + j) * scale, Vector512.Load(x + j), acc0);
             acc1 = Vector512.FusedMultiplyAdd(Int8x16(w + j + 16) * scale, Vector512.Load(x + j + 16), acc1);
         }
         for (; j + 16 <= k; j += 16)
-            acc0 = Vector512.FusedMultiplyAdd(Int8x16(w + j) * Vector512.Create(s[j >> 5]), Vector512.Load(x + j), acc0);
+            acc0 = Vector512.FusedMultiplyAdd(Int8x16(w + j) * Vector512.Create(s[j >> PackedMatrix.Int8BlockShift]), Vector512.Load(x + j), acc0);
         float sum = SkinnyMatMul.Sum(acc0 + acc1);
-        for (; j < k; j++) sum += w[j] * s[j >> 5] * x[j];
+        for (; j < k; j++) sum += w[j] * s[j >> PackedMatrix.Int8BlockShift] * x[j];
         return sum;
     }
 }
@@ -406,7 +387,7 @@ internal sealed unsafe class ModelMatrices : IDisposable
 
     private PackedMatrix Pack(Tensor weight)
     {
-        if (arena is null) return PackedMatrix.Pack(weight, Format);
+        if (arena is null) return PackedMatrix.Borrow(weight);
         long bytes = PackedMatrix.SizeOf(Format, (int)weight.shape[0], (int)weight.shape[1]);
         if (used + bytes > size) throw new InvalidOperationException("a matrix does not match the model's shape");
         PackedMatrix packed = PackedMatrix.Pack(weight, Format, arena + used);
@@ -422,7 +403,6 @@ internal sealed unsafe class ModelMatrices : IDisposable
 
     public void Dispose()
     {
-        foreach (PackedMatrix? m in matrices) m?.Dispose();
         if (arena is null) return;
         PackedMatrix.FreeWeights(arena);
         arena = null;

@@ -26,8 +26,8 @@ public sealed unsafe class PackedWeightsTests
         foreach (int n in new[] { 1, 6, 9, 130 })
         {
             using Tensor weights = tensor(Enumerable.Range(0, n * k).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray()).view(n, k);
-            using PackedMatrix packed = PackedMatrix.Pack(weights, format);
-            WeightRows w = packed.View;
+            using var packed = new OwnedPack(weights, format);
+            WeightRows w = packed.Matrix.View;
             var rows = new float[n * k];
             var tile = new float[k];
             fixed (float* rp = rows, tp = tile)
@@ -76,14 +76,14 @@ public sealed unsafe class PackedWeightsTests
         // A block of zeros must stay zeros (scale 0, no division by it).
         Array.Clear(values, 2 * k, PackedMatrix.Int8Block);
         using Tensor weights = tensor(values).view(n, k);
-        using PackedMatrix packed = PackedMatrix.Pack(weights, WeightFormat.Q8);
-        Assert.Equal((long)n * k + 4L * n * 4, packed.Bytes);
+        using var packed = new OwnedPack(weights, WeightFormat.Q8);
+        Assert.Equal((long)n * k + 4L * n * 4, packed.Matrix.Bytes);
         var row = new float[k];
         fixed (float* rp = row)
         {
             for (int r = 0; r < n; r++)
             {
-                packed.View.Dequantize(r, rp);
+                packed.Matrix.View.Dequantize(r, rp);
                 for (int j0 = 0; j0 < k; j0 += PackedMatrix.Int8Block)
                 {
                     int end = Math.Min(k, j0 + PackedMatrix.Int8Block);
@@ -230,6 +230,22 @@ public sealed unsafe class PackedWeightsTests
         Assert.Equal(afterwards.StepWeightBytes, asRead.StepWeightBytes);
         int[] prompt = LlamaReference.Ints(new LlamaReference("mha").Prompt("story").GetProperty("ids"));
         Assert.True(LlamaFidelityTests.Logits(afterwards, prompt, lastOnly: false).AsSpan().SequenceEqual(LlamaFidelityTests.Logits(asRead, prompt, lastOnly: false)));
+    }
+
+    /// <summary>A matrix packed into memory of its own, freed on dispose (the engine packs into a model's arena).</summary>
+    private sealed class OwnedPack : IDisposable
+    {
+        private readonly byte* memory;
+
+        public OwnedPack(Tensor weight, WeightFormat format)
+        {
+            memory = PackedMatrix.AllocateWeights(PackedMatrix.SizeOf(format, (int)weight.shape[0], (int)weight.shape[1]));
+            Matrix = PackedMatrix.Pack(weight, format, memory);
+        }
+
+        public PackedMatrix Matrix { get; }
+
+        public void Dispose() => PackedMatrix.FreeWeights(memory);
     }
 
     private static float[] Last(LlamaForCausalLM model, int[] prompt, KvCache cache)
