@@ -18,9 +18,6 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// <summary>Layers packed so far, until <see cref="PackWeights"/> hands them to the decode step.</summary>
     private ModelMatrices? packing;
 
-    /// <summary>Whether the projections' float32 tensors were released for a packed format (<see cref="PackWeights"/>).</summary>
-    private bool packed;
-
     /// <summary>Whether a layer has training-time adapters (<see cref="SetAdapters"/>).</summary>
     private bool adapted;
 
@@ -48,8 +45,11 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     public ScalarType DType { get; }
     public Device Device { get; }
 
-    /// <summary>How the managed CPU kernels hold the projections and the head (float32 unless <see cref="PackWeights"/> ran).</summary>
-    public WeightFormat WeightFormat => packed ? decodeStep.Value!.Format : WeightFormat.Fp32;
+    /// <summary>
+    /// How the managed CPU kernels hold the projections and the head: float32 unless <see cref="PackWeights"/> ran, which
+    /// released the float32 tensors.
+    /// </summary>
+    public WeightFormat WeightFormat { get; private set; } = WeightFormat.Fp32;
 
     /// <summary>Bytes of weights one decode step reads (projections and head); 0 where the managed steps do not run.</summary>
     public long StepWeightBytes => ManagedStep?.WeightBytes ?? 0;
@@ -63,7 +63,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     /// </summary>
     public void PackWeights(WeightFormat format)
     {
-        if (format == WeightFormat.Fp32 && packing is null || packed && WeightFormat == format) return;
+        if (packing is null && (format == WeightFormat.Fp32 || format == WeightFormat)) return;
         CheckPackable(format);
         for (int l = 0; l < Config.NumHiddenLayers; l++) PackLayer(l, format);
         PackHead(format);
@@ -72,7 +72,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         packing = null;
         if (decodeStep.IsValueCreated) decodeStep.Value?.Dispose();
         decodeStep = new Lazy<DecodeStep?>(() => step);
-        packed = true;
+        WeightFormat = format;
         // Tensors that viewed the released storage may still be waiting for finalization.
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -82,7 +82,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
     internal void CheckPackable(WeightFormat format)
     {
         if (format == WeightFormat.Fp32) throw new ArgumentException("fp32 weights are the model's own tensors, not a packed format", nameof(format));
-        if (packed) throw new InvalidOperationException($"the weights are already packed as {WeightFormat.Name()}");
+        if (WeightFormat != WeightFormat.Fp32) throw new InvalidOperationException($"the weights are already packed as {WeightFormat.Name()}");
         if (packing is not null && packing.Format != format)
             throw new InvalidOperationException($"the weights are being packed as {packing.Format.Name()}, not {format.Name()}");
         if (adapted) throw new InvalidOperationException("a model with training-time adapters cannot be packed");
@@ -153,7 +153,7 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
 
     private void RefuseIfPacked(string what)
     {
-        if (packed || packing is not null)
+        if (WeightFormat != WeightFormat.Fp32 || packing is not null)
             throw new InvalidOperationException($"{what} needs the float32 weights, and this model's are packed as {(packing?.Format ?? WeightFormat).Name()} for the managed CPU kernels");
     }
 
