@@ -26,6 +26,8 @@ public sealed class ModelHost(IOptions<LanguageServiceOptions> options, ServingS
             DType = LlamaLoader.ParseDType(o.DType), Device = new TorchSharp.torch.Device(o.Device), Weights = WeightFormats.Parse(o.Weights),
         };
         LLarkModel model = LLarkModel.Load(o.ModelPath, load, stoppingToken);
+        // Before the first request, not in it: a one-shot load (the CLI) has nothing to gain from it.
+        model.Llama.WarmUp();
         PrefixCache? prefixCache = o.PrefixCacheBytes > 0 ? new PrefixCache(o.PrefixCacheBytes, o.PrefixCacheBlockTokens) : null;
         var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions
         {

@@ -66,7 +66,6 @@ public static class LlamaLoader
             StrictLoader.Load(parameters, source, IsDerivedBuffer, progress, cancellationToken);
             model.eval();
             model.PackWeights(options.Weights);
-            model.WarmUp();
             return model;
         }
         catch

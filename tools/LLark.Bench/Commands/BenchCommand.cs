@@ -82,7 +82,7 @@ internal static class BenchCommand
                 : throw new ArgumentException($"unknown shape '{shapeName}'"), dtype);
         // The export is of the float32 weights, so it comes before packing.
         if (exportPath is not null) Llama2cExport.Write(llama, exportPath);
-        // What the loader does after loading.
+        // What the language service does after loading.
         llama.PackWeights(weightFormat);
         llama.WarmUp();
         double loadSeconds = loadClock.Elapsed.TotalSeconds;
