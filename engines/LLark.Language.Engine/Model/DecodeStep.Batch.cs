@@ -97,7 +97,7 @@ internal sealed unsafe partial class DecodeStep
         if (work < MinParallelElements) Items(0, m * heads);
         else SpinWorkers.Shared.Run((part, parts) =>
         {
-            (int start, int end) = Split(m * heads, part, parts);
+            (int start, int end) = SpinWorkers.Split(m * heads, part, parts);
             Items(start, end);
         });
     }
@@ -119,7 +119,7 @@ internal sealed unsafe partial class DecodeStep
         }
         SpinWorkers.Shared.Run((part, parts) =>
         {
-            (int start, int end) = Split(n, part, parts);
+            (int start, int end) = SpinWorkers.Split(n, part, parts);
             MatMulRows(w, x, y, m, n, k, start, end, accumulate);
         });
     }

@@ -95,7 +95,7 @@ internal sealed unsafe partial class DecodeStep
         int blocks = (m + AttendedRows - 1) / AttendedRows;
         SpinWorkers.Shared.Run((part, parts) =>
         {
-            (int first, int last) = Split(blocks * heads, part, parts);
+            (int first, int last) = SpinWorkers.Split(blocks * heads, part, parts);
             float* sc = scores + (long)part * AttendedRows * steps;
             for (int item = first; item < last; item++)
             {

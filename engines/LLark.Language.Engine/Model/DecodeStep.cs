@@ -226,7 +226,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         }
         SpinWorkers.Shared.Run((part, parts) =>
         {
-            (int start, int end) = Split(n, part, parts);
+            (int start, int end) = SpinWorkers.Split(n, part, parts);
             MatVecRows(w, x, y, k, start, end, accumulate);
         });
     }
@@ -293,7 +293,7 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         if ((long)heads * steps * d * 2 < MinParallelElements) Heads(0, heads);
         else SpinWorkers.Shared.Run((part, parts) =>
         {
-            (int start, int end) = Split(heads, part, parts);
+            (int start, int end) = SpinWorkers.Split(heads, part, parts);
             Heads(start, end);
         });
     }
@@ -397,12 +397,6 @@ internal sealed unsafe partial class DecodeStep : IDisposable
         if (!Sse.IsSupported) return;
         byte* end = p + bytes < limit ? p + bytes : limit;
         for (; p < end; p += 64) Sse.Prefetch0(p);
-    }
-
-    private static (int Start, int End) Split(int n, int part, int parts)
-    {
-        int chunk = (n + parts - 1) / parts, start = Math.Min(n, part * chunk);
-        return (start, Math.Min(n, start + chunk));
     }
 
     /// <summary>out = x * rsqrt(mean(x²) + eps) * w.</summary>

@@ -83,6 +83,13 @@ internal sealed class SpinWorkers
         }
     }
 
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of n items: consecutive runs of equal size, the last ones shorter or empty.</summary>
+    public static (int Start, int End) Split(int n, int part, int parts)
+    {
+        int chunk = (n + parts - 1) / parts, start = Math.Min(n, part * chunk);
+        return (start, Math.Min(n, start + chunk));
+    }
+
     /// <summary>
     /// Claims the next part of generation <paramref name="generation"/>'s job; false once every part is claimed or a
     /// later job has started. The job is read between the state and the claim, so a successful claim (the state

@@ -14,7 +14,9 @@ namespace LLark.Language.Engine.Serving;
 /// is served only after its parent block and its own positions compare equal, so a digest collision cannot serve
 /// another prompt's state. After the last whole block that matches, the child block sharing the longest run of
 /// leading positions with the prompt gives those positions too (as a radix tree would), so a question about a cached
-/// clip prefills only its own new tokens, not up to a block more. Bounded by <see cref="BudgetBytes"/>, least recently
+/// clip prefills only its own new tokens, not up to a block more. A prefix's last, partial block is kept as a tail: a
+/// leaf that only that partial match finds, dropped once a whole block or a longer tail covers it, so that a follow-up
+/// resending an answer prefills its new turn only. Bounded by <see cref="BudgetBytes"/>, least recently
 /// used blocks evicted first. Thread-safe; one cache may serve several schedulers, whatever their models: the scope
 /// keeps them apart.
 /// </summary>
@@ -85,14 +87,10 @@ public sealed class PrefixCache : IDisposable
                 Interlocked.Increment(ref misses);
                 return 0;
             }
-            using (NewDisposeScope())
-            {
-                Block.CopyTo(chain, slot);
-                partial?.CopyTo(slot, whole, shared);
-            }
             int restored = whole + shared;
-            slot.SetLength(restored);
             if (partial is not null) chain.Add(partial);
+            Block.CopyTo(chain, restored, slot);
+            slot.SetLength(restored);
             Touch(chain);
             Interlocked.Increment(ref hits);
             Interlocked.Add(ref savedPositions, restored);
@@ -105,54 +103,84 @@ public sealed class PrefixCache : IDisposable
     {
         if (room <= 0 || !children.TryGetValue(parent?.Digest ?? key.Scope, out List<Block>? candidates)) return (null, 0);
         Block? best = null;
-        int longest = 0, most = Math.Min(room, BlockTokens);
+        int longest = 0;
         foreach (Block child in candidates)
         {
             if (child.Scope != key.Scope || !ReferenceEquals(child.Parent, parent) || !child.Fits(slot)) continue;
-            int n = 0;
-            while (n < most && child.Positions[n] == key.Positions[start + n]) n++;
+            int n = child.SharedWith(key.Positions, start, room);
             if (n > longest) (best, longest) = (child, n);
         }
         return (best, longest);
     }
 
     /// <summary>
-    /// Keeps the whole blocks of <paramref name="slot"/>'s filled positions that <paramref name="key"/> names (a prompt
-    /// just prefilled, or a finished one with its answer), evicting the least recently used blocks to make room. Blocks
-    /// already cached are only marked used.
+    /// Keeps <paramref name="slot"/>'s filled positions that <paramref name="key"/> names (a prompt just prefilled, or a
+    /// finished one with its answer): its whole blocks, then the positions after them as a tail, evicting the least
+    /// recently used blocks to make room. Blocks already cached are only marked used.
     /// </summary>
     internal void Insert(PromptKey key, KvCache slot)
     {
         int length = Math.Min(key.Positions.Count, slot.Length);
-        if (length < BlockTokens) return;
+        if (length < 1) return;
         lock (gate)
         {
             long current = ++epoch;
             var chain = new List<Block>();
             UInt128 digest = key.Scope;
-            for (int start = 0; start + BlockTokens <= length; start += BlockTokens)
+            int start = 0;
+            bool whole = true;
+            for (; start + BlockTokens <= length; start += BlockTokens)
             {
                 digest = Chain(digest, key.Positions, start);
                 Block? parent = chain.Count > 0 ? chain[^1] : null;
                 if (blocks.TryGetValue(digest, out Block? block))
                 {
-                    if (!block.Follows(key, parent, start)) break;
+                    whole = block.Follows(key, parent, start);
                 }
                 else
                 {
-                    block = Capture(key, parent, start, digest, slot, current);
-                    if (block is null) break;
+                    block = Capture(key, parent, start, BlockTokens, digest, slot, current);
+                    whole = block is not null;
                 }
-                block.Epoch = current;
+                if (!whole) break;
+                block!.Epoch = current;
                 chain.Add(block);
             }
+            if (whole && start < length && KeepTail(key, chain.Count > 0 ? chain[^1] : null, start, length - start, slot, current) is { } tail) chain.Add(tail);
             Touch(chain);
         }
     }
 
-    private Block? Capture(PromptKey key, Block? parent, int start, UInt128 digest, KvCache slot, long current)
+    /// <summary>
+    /// Keeps the <paramref name="count"/> positions after the whole blocks as a tail under <paramref name="parent"/>,
+    /// unless a cached child already holds them; tails they extend are dropped. Returns the block that holds them.
+    /// </summary>
+    private Block? KeepTail(PromptKey key, Block? parent, int start, int count, KvCache slot, long current)
     {
-        long bytes = (long)slot.Layers * 2 * slot.Layer(0).Keys.shape[1] * BlockTokens * slot.Layer(0).Keys.shape[3] * slot.Layer(0).Keys.ElementSize;
+        UInt128 under = parent?.Digest ?? key.Scope;
+        if (children.TryGetValue(under, out List<Block>? siblings))
+        {
+            foreach (Block child in siblings.ToList())
+            {
+                if (child.Scope != key.Scope || !ReferenceEquals(child.Parent, parent)) continue;
+                int shared = child.SharedWith(key.Positions, start, count);
+                if (shared == count)
+                {
+                    child.Epoch = current;
+                    return child;
+                }
+                if (child.IsTail && shared == child.Positions.Length) Evict(child);
+            }
+        }
+        // A tail is never a parent nor in the digest lookup, so it needs no digest of its own.
+        Block? tail = Capture(key, parent, start, count, UInt128.Zero, slot, current);
+        if (tail is not null) tail.Epoch = current;
+        return tail;
+    }
+
+    private Block? Capture(PromptKey key, Block? parent, int start, int count, UInt128 digest, KvCache slot, long current)
+    {
+        long bytes = (long)slot.Layers * 2 * slot.Layer(0).Keys.shape[1] * count * slot.Layer(0).Keys.shape[3] * slot.Layer(0).Keys.ElementSize;
         if (bytes > BudgetBytes) return null;
         while (bytesHeld + bytes > BudgetBytes)
         {
@@ -161,12 +189,21 @@ public sealed class PrefixCache : IDisposable
             if (victim.Epoch == current) return null;
             Evict(victim);
         }
-        var positions = new PromptPosition[BlockTokens];
-        for (int i = 0; i < BlockTokens; i++) positions[i] = key.Positions[start + i];
-        var block = new Block(digest, key.Scope, parent, positions, slot, start, BlockTokens) { Bytes = bytes };
+        var positions = new PromptPosition[count];
+        for (int i = 0; i < count; i++) positions[i] = key.Positions[start + i];
+        var block = new Block(digest, key.Scope, parent, positions, slot, start, count) { Bytes = bytes, IsTail = count < BlockTokens };
         block.Node = recency.AddFirst(block);
-        blocks.Add(digest, block);
         UInt128 under = parent?.Digest ?? key.Scope;
+        if (!block.IsTail)
+        {
+            blocks.Add(digest, block);
+            // A whole block supersedes the tails it extends.
+            if (children.TryGetValue(under, out List<Block>? tails))
+            {
+                foreach (Block stale in tails.Where(t => t.IsTail && t.Scope == key.Scope && t.SharedWith(key.Positions, start, count) == t.Positions.Length).ToList())
+                    Evict(stale);
+            }
+        }
         if (!children.TryGetValue(under, out List<Block>? siblings)) children[under] = siblings = [];
         siblings.Add(block);
         Interlocked.Add(ref bytesHeld, bytes);
@@ -185,7 +222,7 @@ public sealed class PrefixCache : IDisposable
     private void Evict(Block block)
     {
         recency.Remove(block.Node!);
-        blocks.Remove(block.Digest);
+        if (!block.IsTail) blocks.Remove(block.Digest);
         UInt128 under = block.Parent?.Digest ?? block.Scope;
         if (children.TryGetValue(under, out List<Block>? siblings) && siblings.Remove(block) && siblings.Count == 0) children.Remove(under);
         block.Kv.Dispose();
@@ -251,6 +288,10 @@ public sealed class PrefixCache : IDisposable
         public Tensor Kv { get; }
 
         public long Bytes { get; init; }
+
+        /// <summary>Fewer positions than a whole block: the end of a prefix, found only by a partial match, never a parent.</summary>
+        public bool IsTail { get; init; }
+
         public long Epoch { get; set; }
         public LinkedListNode<Block>? Node { get; set; }
 
@@ -265,6 +306,15 @@ public sealed class PrefixCache : IDisposable
             return true;
         }
 
+        /// <summary>How many of this block's leading positions equal <paramref name="positions"/> from <paramref name="start"/>, at most <paramref name="most"/>.</summary>
+        public int SharedWith(IReadOnlyList<PromptPosition> positions, int start, int most)
+        {
+            most = Math.Min(most, Positions.Length);
+            int n = 0;
+            while (n < most && Positions[n] == positions[start + n]) n++;
+            return n;
+        }
+
         /// <summary>Whether the block's state has the slot's layout (it always has, within one scope; this is cheap insurance).</summary>
         public bool Fits(KvCache slot)
         {
@@ -273,45 +323,51 @@ public sealed class PrefixCache : IDisposable
                 && Kv.device_type == keys.device_type && Kv.device_index == keys.device_index;
         }
 
-        /// <summary>The first <paramref name="count"/> positions of this block into <paramref name="slot"/> at <paramref name="start"/>.</summary>
-        public void CopyTo(KvCache slot, int start, int count)
+        /// <summary>The first <paramref name="positions"/> positions of a chain of blocks into <paramref name="slot"/> from position 0.</summary>
+        public static void CopyTo(IReadOnlyList<Block> chain, int positions, KvCache slot)
         {
-            if (!CopyInMemory(slot, start, count)) CopyWithTorch(Kv.narrow(3, 0, count), slot, start);
-        }
-
-        /// <summary>A chain of whole blocks into <paramref name="slot"/> from position 0.</summary>
-        public static void CopyTo(IReadOnlyList<Block> chain, KvCache slot)
-        {
-            for (int b = 0; b < chain.Count; b++) chain[b].CopyTo(slot, b * (int)chain[b].Kv.shape[3], (int)chain[b].Kv.shape[3]);
+            if (CopyInMemory(chain, positions, slot)) return;
+            using var scope = NewDisposeScope();
+            for (int b = 0, start = 0; start < positions; start += chain[b].Positions.Length, b++)
+                CopyWithTorch(chain[b].Kv.narrow(3, 0, Math.Min(positions - start, chain[b].Positions.Length)), slot, start);
         }
 
         /// <summary>
-        /// The copy as plain memory moves, one run of positions per layer, keys or values, and head, when both sides are
-        /// contiguous CPU tensors: a restore is some ten libtorch calls a block and layer otherwise, which at a small
-        /// model costs more than the copying.
+        /// The copy as plain memory moves, one run of positions per block, layer, keys or values, and head, spread over
+        /// the decode step's workers, when every tensor is a contiguous CPU tensor: a restore is some ten libtorch calls a
+        /// block and layer otherwise, which at a small model costs more than the copying.
         /// </summary>
-        private unsafe bool CopyInMemory(KvCache slot, int start, int count)
+        private static unsafe bool CopyInMemory(IReadOnlyList<Block> chain, int positions, KvCache slot)
         {
             Tensor first = slot.Layer(0).Keys;
-            if (Kv.device_type != DeviceType.CPU || first.device_type != DeviceType.CPU || !Kv.is_contiguous()) return false;
-            int heads = (int)Kv.shape[2], block = (int)Kv.shape[3], headDim = (int)Kv.shape[4], capacity = (int)first.shape[2];
-            long element = Kv.ElementSize, run = (long)count * headDim * element;
-            byte* source = (byte*)NativeTensor.DataPointer(Kv);
+            if (first.device_type != DeviceType.CPU || chain.Any(b => b.Kv.device_type != DeviceType.CPU || !b.Kv.is_contiguous())) return false;
+            var destinations = new nint[slot.Layers * 2];
             for (int layer = 0; layer < slot.Layers; layer++)
             {
                 (Tensor k, Tensor v) = slot.Layer(layer);
                 if (!k.is_contiguous() || !v.is_contiguous()) return false;
-                for (int kind = 0; kind < 2; kind++)
+                (destinations[2 * layer], destinations[2 * layer + 1]) = ((nint)NativeTensor.DataPointer(k), (nint)NativeTensor.DataPointer(v));
+            }
+            var sources = chain.Select(b => (nint)NativeTensor.DataPointer(b.Kv)).ToArray();
+            int[] sizes = [.. chain.Select(b => b.Positions.Length)];
+            int heads = (int)first.shape[1], capacity = (int)first.shape[2], headDim = (int)first.shape[3];
+            long element = first.ElementSize;
+            SpinWorkers.Shared.Run((part, parts) =>
+            {
+                (int from, int to) = SpinWorkers.Split(destinations.Length * heads, part, parts);
+                for (int item = from; item < to; item++)
                 {
-                    byte* destination = (byte*)NativeTensor.DataPointer(kind == 0 ? k : v);
-                    for (int h = 0; h < heads; h++)
+                    int kv = item / heads, h = item % heads;
+                    byte* destination = (byte*)destinations[kv] + (long)h * capacity * headDim * element;
+                    for (int b = 0, start = 0; start < positions; start += sizes[b], b++)
                     {
-                        byte* from = source + ((((long)layer * 2 + kind) * heads + h) * block) * headDim * element;
-                        byte* to = destination + ((long)h * capacity + start) * headDim * element;
-                        Buffer.MemoryCopy(from, to, run, run);
+                        int block = sizes[b], count = Math.Min(positions - start, block);
+                        long run = (long)count * headDim * element;
+                        byte* source = (byte*)sources[b] + (((long)kv * heads + h) * block) * headDim * element;
+                        Buffer.MemoryCopy(source, destination + (long)start * headDim * element, run, run);
                     }
                 }
-            }
+            });
             return true;
         }
 

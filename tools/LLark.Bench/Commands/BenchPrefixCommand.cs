@@ -59,11 +59,15 @@ internal static class BenchPrefixCommand
         return command;
     }
 
-    private sealed record Sample(string Request, bool Cached, double TtftMs, double TotalMs, int PromptTokens, int CachedTokens);
+    private sealed record Sample(string Request, bool Cached, double TtftMs, double TotalMs, int PromptTokens, int CachedTokens, int Generated);
 
     private sealed record Together(bool Cached, double Seconds, int Tokens, long PrefilledPositions);
 
-    /// <summary>One turn of a conversation: its prompt, the positions the turn added since the last prompt and answer, and those prefilled.</summary>
+    /// <summary>
+    /// One turn of a conversation: its prompt, the positions the turn added after the last prompt and the answer's
+    /// tokens, and those prefilled. A turn that pays only for itself prefills one more than it adds: the answer's last
+    /// token, which no step fed back.
+    /// </summary>
     private sealed record Turn(int Number, int PromptTokens, int NewPositions, int Prefilled, double TtftMs);
 
     /// <summary>The conversation's questions, each asked after the earlier ones and the answers they got.</summary>
@@ -128,7 +132,7 @@ internal static class BenchPrefixCommand
                     turns.Add(new ChatTurn(Conversation[t]));
                     (Sample sample, string answer) = Ask(scheduler, llark, "turn", true, turns, clip, newTokens);
                     conversation.Add(new Turn(t + 1, sample.PromptTokens, sample.PromptTokens - previous, sample.PromptTokens - sample.CachedTokens, sample.TtftMs));
-                    previous = sample.PromptTokens + newTokens;
+                    previous = sample.PromptTokens + sample.Generated;
                     turns[^1] = new ChatTurn(Conversation[t], answer);
                 }
             }
@@ -160,7 +164,8 @@ internal static class BenchPrefixCommand
         foreach (GenerationUpdate update in scheduler.Submit(prompt.Embeddings, prompt.Ids, llark.Tokenizer.CreateDetokenizer(false), options, on ? prompt.Key : null)
             .ToBlockingEnumerable()) result = update.Result ?? result;
         double total = clock.Elapsed.TotalMilliseconds;
-        return (new Sample(name, on, result!.TimeToFirstToken.TotalMilliseconds, total, result.PromptTokens, result.CachedPromptTokens), result.Text.Trim());
+        return (new Sample(name, on, result!.TimeToFirstToken.TotalMilliseconds, total, result.PromptTokens, result.CachedPromptTokens, result.TokenIds.Count),
+            result.Text.Trim());
     }
 
     /// <summary>
@@ -241,7 +246,7 @@ internal static class BenchPrefixCommand
                 $"{r.request,-10} {r.prompt_tokens,7} {r.cached_tokens,7} {r.ttft_ms_off,8:F1} ms {r.ttft_ms_on,7:F1} ms {r.ttft_ms_off / r.ttft_ms_on,9:F2}x {r.total_ms_off,8:F1} ms {r.total_ms_on,7:F1} ms"));
         }
         Console.WriteLine();
-        Console.WriteLine("a conversation about one new clip, with the cache (new: positions since the last prompt and its answer):");
+        Console.WriteLine("a conversation about one new clip, with the cache (new: positions after the last prompt and the tokens of its answer):");
         foreach (Turn t in conversation)
         {
             Console.WriteLine(string.Create(inv,

@@ -91,9 +91,9 @@ public sealed class PrefixCacheTests : IDisposable
             using LLarkPromptInput prompt = model.BuildPrompt([new ChatTurn(questions[i])], clip);
             if (i == 0) Assert.Equal(0, result.CachedPromptTokens);
             else if (i == 1) Assert.True(result.CachedPromptTokens > AudioStart(prompt) + clip.Frames - Block, $"{result.CachedPromptTokens}");
-            else Assert.True(result.CachedPromptTokens >= result.PromptTokens - Block, $"{result.CachedPromptTokens} of {result.PromptTokens}");
+            else Assert.Equal(result.PromptTokens - 1, result.CachedPromptTokens);
         }
-        // The repeated question finds its whole prompt and answer cached; it still prefills its last position.
+        // The repeated question finds its whole prompt cached, the partial block at its end too; it still prefills its last position.
         Assert.Equal((2, 1), (cache.Hits, cache.Misses));
     }
 
@@ -106,19 +106,24 @@ public sealed class PrefixCacheTests : IDisposable
         using var cached = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 }, prefixCache: cache);
         using var plain = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 });
         var turns = new List<ChatTurn>();
-        int previousPrompt = 0;
+        PromptKey? before = null;
         foreach (string question in questions)
         {
             turns.Add(new ChatTurn(question));
             GenerationResult without = await Ask(plain, model, turns, clip, Greedy(6));
             GenerationResult with = await Ask(cached, model, turns, clip, Greedy(6));
             SameAnswer(without, with);
-            int prefilled = with.PromptTokens - with.CachedPromptTokens;
-            int newTurn = with.PromptTokens - previousPrompt;
-            // The resent answer is reused as far as its re-tokenized ids equal the generated ones.
-            Assert.True(prefilled < newTurn + Block, $"prefilled {prefilled} positions for a turn of {newTurn}");
-            if (previousPrompt > 0) Assert.True(with.CachedPromptTokens > 0);
-            previousPrompt = with.PromptTokens;
+            using LLarkPromptInput prompt = model.BuildPrompt(turns, clip);
+            if (before is not null)
+            {
+                // Every position the earlier prompt and its answer computed (all but the answer's last token, never fed
+                // back) is reused as far as the resent turns re-tokenize to them, partial blocks included; the new turn
+                // is what is prefilled.
+                int shared = 0;
+                while (shared < before.Positions.Count - 1 && prompt.Key.Positions[shared] == before.Positions[shared]) shared++;
+                Assert.Equal(Math.Min(shared, with.PromptTokens - 1), with.CachedPromptTokens);
+            }
+            before = prompt.Key.Then(with.TokenIds);
             turns[^1] = new ChatTurn(question, with.Text.Trim());
         }
     }
@@ -197,5 +202,60 @@ public sealed class PrefixCacheTests : IDisposable
         using LLarkPromptInput latest = model.BuildPrompt(question, Clip(13, frames: 80)), oldest = model.BuildPrompt(question, Clip(10, frames: 80));
         Assert.True((await Ask(scheduler, model, question, Clip(13, frames: 80))).CachedPromptTokens > AudioStart(latest) + 80);
         Assert.True((await Ask(scheduler, model, question, Clip(10, frames: 80))).CachedPromptTokens <= AudioStart(oldest));
+    }
+
+    [Fact]
+    public void APrefixEndingInsideABlockIsReusedToItsLastPositionAndAWholeBlockReplacesThatTail()
+    {
+        using var cache = new PrefixCache(64L << 20, Block);
+        UInt128 scope = PromptKey.ScopeOf(model.Identity, "t");
+        PromptKey Key(int n) => PromptKey.ForText(scope, Enumerable.Range(100, n));
+        long blockBytes = model.Llama.Config.NumHiddenLayers * 2L * model.Llama.Config.KeyValueHeads * Block * model.Llama.Config.HeadDim * 4;
+        using KvCache written = Filled(2 * Block + 4, seed: 1);
+        cache.Insert(Key(2 * Block + 4), written);
+        Assert.Equal(2 * blockBytes + blockBytes / 2, cache.BytesHeld);
+
+        using KvCache read = model.Llama.NewCache(4 * Block);
+        Assert.Equal(2 * Block + 4, cache.Restore(Key(3 * Block), 3 * Block - 1, read));
+        AssertSameState(written, read, 2 * Block + 4);
+        read.Reset();
+        Assert.Equal(2 * Block + 3, cache.Restore(Key(2 * Block + 3), 2 * Block + 3, read));
+
+        // The same prefix grown past the block: a whole block and a tail of 2 hold it, and the tail of 4 it covers goes.
+        using KvCache longer = Filled(3 * Block + 2, seed: 1);
+        cache.Insert(Key(3 * Block + 2), longer);
+        Assert.Equal(3 * blockBytes + blockBytes / 4, cache.BytesHeld);
+        Assert.Equal(1, cache.Evictions);
+        read.Reset();
+        Assert.Equal(3 * Block + 2, cache.Restore(Key(4 * Block), 4 * Block - 1, read));
+        AssertSameState(longer, read, 3 * Block + 2);
+    }
+
+    /// <summary>A cache of <paramref name="length"/> positions of random keys and values (the same for a seed).</summary>
+    private KvCache Filled(int length, int seed)
+    {
+        KvCache kv = model.Llama.NewCache(4 * Block);
+        using var generator = new TorchSharp.torch.Generator((ulong)seed);
+        for (int layer = 0; layer < model.Llama.Config.NumHiddenLayers; layer++)
+        {
+            (Tensor k, Tensor v) = kv.Layer(layer);
+            using (Tensor r = randn(k.shape, generator: generator)) k.copy_(r);
+            using (Tensor r = randn(v.shape, generator: generator)) v.copy_(r);
+        }
+        kv.SetLength(length);
+        return kv;
+    }
+
+    private void AssertSameState(KvCache expected, KvCache actual, int length)
+    {
+        Assert.Equal(length, actual.Length);
+        using var scope = NewDisposeScope();
+        for (int layer = 0; layer < model.Llama.Config.NumHiddenLayers; layer++)
+        {
+            (Tensor ek, Tensor ev) = expected.Layer(layer);
+            (Tensor ak, Tensor av) = actual.Layer(layer);
+            Assert.True(ek.narrow(2, 0, length).eq(ak.narrow(2, 0, length)).all().item<bool>(), $"keys of layer {layer}");
+            Assert.True(ev.narrow(2, 0, length).eq(av.narrow(2, 0, length)).all().item<bool>(), $"values of layer {layer}");
+        }
     }
 }
