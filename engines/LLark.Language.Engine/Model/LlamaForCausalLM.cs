@@ -101,6 +101,26 @@ public sealed unsafe class LlamaForCausalLM : nn.Module
         Release(b.Attention.ProjectionTensors().Concat(b.Mlp.ProjectionTensors()));
     }
 
+    /// <summary>
+    /// The checkpoint name of each tensor <see cref="PackLayer"/> packs and frees, with its layer: a load that packs as it
+    /// reads packs a layer once it has read all of that layer's names.
+    /// </summary>
+    internal IReadOnlyDictionary<string, int> PackedTensorLayers()
+    {
+        var layerOf = new Dictionary<nint, int>();
+        for (int l = 0; l < model.Blocks.Count; l++)
+        {
+            foreach (Tensor t in model.Blocks[l].Attention.ProjectionTensors().Concat(model.Blocks[l].Mlp.ProjectionTensors()))
+                layerOf[(nint)NativeTensor.DataPointer(t)] = l;
+        }
+        var layers = new Dictionary<string, int>();
+        foreach ((string name, Tensor parameter) in CheckpointParameters())
+        {
+            if (layerOf.TryGetValue((nint)NativeTensor.DataPointer(parameter), out int layer)) layers[name] = layer;
+        }
+        return layers;
+    }
+
     /// <summary>Packs the head (a copy of the embedding table when tied, which stays float32) and frees its float32 tensor.</summary>
     internal void PackHead(WeightFormat format)
     {

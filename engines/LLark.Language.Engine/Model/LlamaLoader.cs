@@ -76,37 +76,33 @@ public static class LlamaLoader
     }
 
     /// <summary>
-    /// Packs each layer as soon as its seven projections are read, and the head once read, so a packed load holds the
+    /// Packs each layer as soon as the tensors its packing frees are read, and the head once read, so a packed load holds the
     /// float32 copy of about one layer at a time (the rest of the model's float32 buffers are allocated but never
     /// written before being released, so they take address space, not memory).
     /// </summary>
-    private sealed class PackAsRead(LlamaForCausalLM model, WeightFormat format, IProgress<LoadProgress>? inner) : IProgress<LoadProgress>
+    private sealed class PackAsRead : IProgress<LoadProgress>
     {
-        private static readonly string[] Projections =
-        [
-            "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
-            "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
-        ];
+        private readonly LlamaForCausalLM model;
+        private readonly WeightFormat format;
+        private readonly IProgress<LoadProgress>? inner;
+        private readonly IReadOnlyDictionary<string, int> layerOf;
+        private readonly int[] unread;
+        private readonly string head;
 
-        private readonly int[] read = new int[model.Config.NumHiddenLayers];
+        public PackAsRead(LlamaForCausalLM model, WeightFormat format, IProgress<LoadProgress>? inner)
+        {
+            (this.model, this.format, this.inner) = (model, format, inner);
+            layerOf = model.PackedTensorLayers();
+            unread = new int[model.Config.NumHiddenLayers];
+            foreach (int layer in layerOf.Values) unread[layer]++;
+            head = model.Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        }
 
         public void Report(LoadProgress value)
         {
             inner?.Report(value);
-            string name = value.CurrentName;
-            string head = model.Config.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-            if (name == head) model.PackHead(format);
-            else if (LayerOf(name) is int layer && ++read[layer] == Projections.Length) model.PackLayer(layer, format);
-        }
-
-        private int? LayerOf(string name)
-        {
-            const string prefix = "model.layers.";
-            if (!name.StartsWith(prefix, StringComparison.Ordinal)) return null;
-            int dot = name.IndexOf('.', prefix.Length);
-            if (dot < 0 || !int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), System.Globalization.NumberStyles.None,
-                System.Globalization.CultureInfo.InvariantCulture, out int layer) || layer >= read.Length) return null;
-            return Projections.Contains(name[(dot + 1)..]) ? layer : null;
+            if (value.CurrentName == head) model.PackHead(format);
+            else if (layerOf.TryGetValue(value.CurrentName, out int layer) && --unread[layer] == 0) model.PackLayer(layer, format);
         }
     }
 

@@ -228,6 +228,13 @@ public sealed unsafe class PackedWeightsTests
         using LlamaForCausalLM afterwards = LlamaLoader.Load(folder);
         afterwards.PackWeights(WeightFormat.Q8);
         Assert.Equal(afterwards.StepWeightBytes, asRead.StepWeightBytes);
+        // What a layer waits for before it is packed: its seven projections, by their checkpoint names.
+        string[] projections = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+        string[] expected = [.. Enumerable.Range(0, afterwards.Config.NumHiddenLayers).SelectMany(l => projections.Select(p => $"model.layers.{l}.{p}.weight"))];
+        using var plain = LlamaLoader.Load(folder);
+        IReadOnlyDictionary<string, int> layers = plain.PackedTensorLayers();
+        Assert.Equal(expected.Order(), layers.Keys.Order());
+        Assert.All(layers, p => Assert.StartsWith($"model.layers.{p.Value}.", p.Key, StringComparison.Ordinal));
         int[] prompt = LlamaReference.Ints(new LlamaReference("mha").Prompt("story").GetProperty("ids"));
         Assert.True(LlamaFidelityTests.Logits(afterwards, prompt, lastOnly: false).AsSpan().SequenceEqual(LlamaFidelityTests.Logits(asRead, prompt, lastOnly: false)));
     }
