@@ -87,6 +87,9 @@ public sealed class BatchScheduler : IDisposable
     private readonly BlockingCollection<Job> queue;
     private readonly List<Job> active = [];
     private readonly BatchKvCache cache;
+    // What each free slot still holds from the sequence that last ran in it (its key and the positions written), so
+    // that a request about the same clip reuses that state in place and copies only what it lacks from the cache.
+    private readonly (PromptKey? Key, int Length)[] held;
     private readonly Thread worker;
     private readonly CancellationTokenSource stopping = new();
     private readonly Meter meter = new(MeterName);
@@ -119,6 +122,7 @@ public sealed class BatchScheduler : IDisposable
             : model.Config.MaxPositionEmbeddings;
         queue = new BlockingCollection<Job>(options.MaxQueuedRequests);
         cache = model.NewBatchCache(options.MaxBatchSize, ContextLength);
+        held = new (PromptKey?, int)[options.MaxBatchSize];
         generatedTokens = meter.CreateCounter<long>("llark.language.generated_tokens", "{token}", "Tokens generated");
         finished = meter.CreateCounter<long>("llark.language.requests", "{request}", "Finished generations by finish reason");
         timeToFirstToken = meter.CreateHistogram<double>("llark.language.time_to_first_token", "s", "From joining the batch to the first token",
@@ -300,13 +304,15 @@ public sealed class BatchScheduler : IDisposable
             int slot = active.Count;
             KvCache slotCache = cache.Slot(slot);
             slotCache.Reset();
+            (PromptKey? before, int written) = held[slot];
+            held[slot] = default;
             var row = new float[model.Config.VocabSize];
             try
             {
                 job.Sequence.Start();
                 using var threads = TorchThreadScope.Use(options.PrefillThreads);
                 // At least the last position is prefilled: its logits give the first token.
-                int cached = job.Key is { } key ? prefixCache!.Restore(key, job.Sequence.PromptTokens - 1, slotCache) : 0;
+                int cached = job.Key is { } key ? prefixCache!.Restore(key, job.Sequence.PromptTokens - 1, slotCache, Shared(before, written, key)) : 0;
                 job.Sequence.CachedPromptTokens = cached;
                 using var scope = NewDisposeScope();
                 Tensor rest = cached == 0 ? job.Embeds : job.Embeds.narrow(1, cached, job.Sequence.PromptTokens - cached);
@@ -329,7 +335,11 @@ public sealed class BatchScheduler : IDisposable
             // from here on (the same clip asked again while this answer runs) find it.
             if (job.Key is { } prompt) CacheState(prompt, slotCache);
             if (!job.Sequence.IsFinished) active.Add(job);
-            else slotCache.Reset();
+            else
+            {
+                held[slot] = (job.Key, slotCache.Length);
+                slotCache.Reset();
+            }
             ActiveSequences = active.Count;
         }
     }
@@ -351,17 +361,33 @@ public sealed class BatchScheduler : IDisposable
         {
             if (!active[i].Sequence.IsFinished) continue;
             // The answer's positions too: a follow-up resends it as the earlier turn.
-            if (active[i].Key is { } key) CacheState(key.Then(active[i].Sequence.Generated), cache.Slot(i));
+            PromptKey? answered = active[i].Key?.Then(active[i].Sequence.Generated);
+            if (answered is not null) CacheState(answered, cache.Slot(i));
             int last = active.Count - 1;
             if (i != last)
             {
                 cache.Move(last, i);
                 active[i] = active[last];
+                // The moved sequence's state so far stays in the slot it left.
+                held[last] = (active[i].Key?.Then(active[i].Sequence.Generated), cache.Slot(i).Length);
             }
-            else cache.Slot(i).Reset();
+            else
+            {
+                held[i] = (answered, cache.Slot(i).Length);
+                cache.Slot(i).Reset();
+            }
             active.RemoveAt(last);
         }
         ActiveSequences = active.Count;
+    }
+
+    /// <summary>The leading positions of <paramref name="key"/> that a slot holding <paramref name="length"/> positions of <paramref name="before"/> already has.</summary>
+    private static int Shared(PromptKey? before, int length, PromptKey key)
+    {
+        if (before is null || before.Scope != key.Scope) return 0;
+        int most = Math.Min(length, Math.Min(before.Positions.Count, key.Positions.Count)), n = 0;
+        while (n < most && before.Positions[n] == key.Positions[n]) n++;
+        return n;
     }
 
     /// <summary>

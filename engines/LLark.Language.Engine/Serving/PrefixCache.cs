@@ -63,12 +63,15 @@ public sealed class PrefixCache : IDisposable
     /// <summary>
     /// Copies the longest cached prefix of <paramref name="key"/>, at most <paramref name="limit"/> positions, into the
     /// empty <paramref name="slot"/> and sets its length; returns the positions restored (0 on a miss). Whole blocks,
-    /// then the leading positions of the child block that shares the most of them with the prompt.
+    /// then the leading positions of the child block that shares the most of them with the prompt. The slot's memory
+    /// already holds the first <paramref name="held"/> positions of the prompt (left by the sequence before), which are
+    /// not copied, and are restored even where the cache no longer has them.
     /// </summary>
-    internal int Restore(PromptKey key, int limit, KvCache slot)
+    internal int Restore(PromptKey key, int limit, KvCache slot, int held = 0)
     {
         if (slot.Length != 0) throw new InvalidOperationException("the prefix goes into an empty slot");
         limit = Math.Min(Math.Min(limit, key.Positions.Count), slot.Capacity);
+        held = Math.Clamp(held, 0, limit);
         lock (gate)
         {
             var chain = new List<Block>();
@@ -82,14 +85,14 @@ public sealed class PrefixCache : IDisposable
             }
             int whole = chain.Count * BlockTokens;
             (Block? partial, int shared) = LongestChild(key, chain.Count > 0 ? chain[^1] : null, whole, limit - whole, slot);
-            if (whole + shared == 0)
+            if (whole + shared + held == 0)
             {
                 Interlocked.Increment(ref misses);
                 return 0;
             }
-            int restored = whole + shared;
+            int restored = Math.Max(held, whole + shared);
             if (partial is not null) chain.Add(partial);
-            Block.CopyTo(chain, restored, slot);
+            Block.CopyTo(chain, held, whole + shared, slot);
             slot.SetLength(restored);
             Touch(chain);
             Interlocked.Increment(ref hits);
@@ -323,13 +326,16 @@ public sealed class PrefixCache : IDisposable
                 && Kv.device_type == keys.device_type && Kv.device_index == keys.device_index;
         }
 
-        /// <summary>The first <paramref name="positions"/> positions of a chain of blocks into <paramref name="slot"/> from position 0.</summary>
-        public static void CopyTo(IReadOnlyList<Block> chain, int positions, KvCache slot)
+        /// <summary>Positions [<paramref name="from"/>, <paramref name="to"/>) of a chain of blocks from position 0 into the same positions of <paramref name="slot"/>.</summary>
+        public static void CopyTo(IReadOnlyList<Block> chain, int from, int to, KvCache slot)
         {
-            if (CopyInMemory(chain, positions, slot)) return;
+            if (from >= to || CopyInMemory(chain, from, to, slot)) return;
             using var scope = NewDisposeScope();
-            for (int b = 0, start = 0; start < positions; start += chain[b].Positions.Length, b++)
-                CopyWithTorch(chain[b].Kv.narrow(3, 0, Math.Min(positions - start, chain[b].Positions.Length)), slot, start);
+            for (int b = 0, start = 0; start < to; start += chain[b].Positions.Length, b++)
+            {
+                int first = Math.Max(from, start), end = Math.Min(to, start + chain[b].Positions.Length);
+                if (first < end) CopyWithTorch(chain[b].Kv.narrow(3, first - start, end - first), slot, first);
+            }
         }
 
         /// <summary>
@@ -337,7 +343,7 @@ public sealed class PrefixCache : IDisposable
         /// the decode step's workers, when every tensor is a contiguous CPU tensor: a restore is some ten libtorch calls a
         /// block and layer otherwise, which at a small model costs more than the copying.
         /// </summary>
-        private static unsafe bool CopyInMemory(IReadOnlyList<Block> chain, int positions, KvCache slot)
+        private static unsafe bool CopyInMemory(IReadOnlyList<Block> chain, int from, int to, KvCache slot)
         {
             Tensor first = slot.Layer(0).Keys;
             if (first.device_type != DeviceType.CPU || chain.Any(b => b.Kv.device_type != DeviceType.CPU || !b.Kv.is_contiguous())) return false;
@@ -354,17 +360,18 @@ public sealed class PrefixCache : IDisposable
             long element = first.ElementSize;
             SpinWorkers.Shared.Run((part, parts) =>
             {
-                (int from, int to) = SpinWorkers.Split(destinations.Length * heads, part, parts);
-                for (int item = from; item < to; item++)
+                (int firstItem, int endItem) = SpinWorkers.Split(destinations.Length * heads, part, parts);
+                for (int item = firstItem; item < endItem; item++)
                 {
                     int kv = item / heads, h = item % heads;
                     byte* destination = (byte*)destinations[kv] + (long)h * capacity * headDim * element;
-                    for (int b = 0, start = 0; start < positions; start += sizes[b], b++)
+                    for (int b = 0, start = 0; start < to; start += sizes[b], b++)
                     {
-                        int block = sizes[b], count = Math.Min(positions - start, block);
-                        long run = (long)count * headDim * element;
-                        byte* source = (byte*)sources[b] + (((long)kv * heads + h) * block) * headDim * element;
-                        Buffer.MemoryCopy(source, destination + (long)start * headDim * element, run, run);
+                        int block = sizes[b], at = Math.Max(from, start), end = Math.Min(to, start + block);
+                        if (at >= end) continue;
+                        long run = (long)(end - at) * headDim * element;
+                        byte* source = (byte*)sources[b] + (((long)kv * heads + h) * block + at - start) * headDim * element;
+                        Buffer.MemoryCopy(source, destination + (long)at * headDim * element, run, run);
                     }
                 }
             });

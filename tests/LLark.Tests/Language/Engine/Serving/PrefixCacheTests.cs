@@ -205,6 +205,30 @@ public sealed class PrefixCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task TheStateASlotStillHoldsIsReusedInPlaceWhereTheCacheKeptNothing()
+    {
+        AudioFrames clip = Clip(20, contentId: "clip-20");
+        ChatTurn[] first = [new ChatTurn("Describe this clip.")], second = [new ChatTurn("What key is it in?")];
+        using var plain = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 1 });
+        GenerationResult expected = await Ask(plain, model, second, clip);
+
+        // A budget smaller than one block: the cache never keeps anything, so what is reused can only be the slot's.
+        using var cache = new PrefixCache(1, Block);
+        using var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 1 }, prefixCache: cache);
+        await Ask(scheduler, model, first, clip);
+        Assert.Equal(0, cache.BytesHeld);
+        GenerationResult result = await Ask(scheduler, model, second, clip);
+        using LLarkPromptInput a = model.BuildPrompt(first, clip), b = model.BuildPrompt(second, clip);
+        int shared = 0;
+        while (a.Key.Positions[shared] == b.Key.Positions[shared]) shared++;
+        Assert.Equal(shared, result.CachedPromptTokens);
+        SameAnswer(expected, result);
+        // Another clip shares only the text before the audio with what the slot holds.
+        GenerationResult other = await Ask(scheduler, model, second, Clip(21, contentId: "clip-21"));
+        Assert.Equal(AudioStart(b), other.CachedPromptTokens);
+    }
+
+    [Fact]
     public void APrefixEndingInsideABlockIsReusedToItsLastPositionAndAWholeBlockReplacesThatTail()
     {
         using var cache = new PrefixCache(64L << 20, Block);
