@@ -92,7 +92,7 @@ public sealed class PrefixCache : IDisposable
             }
             int restored = Math.Max(held, whole + shared);
             if (partial is not null) chain.Add(partial);
-            Block.CopyTo(chain, held, whole + shared, slot);
+            Block.Copy(chain, held, whole + shared, slot, intoSlot: true);
             slot.SetLength(restored);
             Touch(chain);
             Interlocked.Increment(ref hits);
@@ -130,6 +130,7 @@ public sealed class PrefixCache : IDisposable
             long current = ++epoch;
             var chain = new List<Block>();
             UInt128 digest = key.Scope;
+            var captured = new List<Block>();
             int start = 0;
             bool whole = true;
             for (; start + BlockTokens <= length; start += BlockTokens)
@@ -142,14 +143,25 @@ public sealed class PrefixCache : IDisposable
                 }
                 else
                 {
-                    block = Capture(key, parent, start, BlockTokens, digest, slot, current);
+                    block = Capture(key, parent, start, BlockTokens, digest, slot, current, captured);
                     whole = block is not null;
                 }
                 if (!whole) break;
                 block!.Epoch = current;
                 chain.Add(block);
             }
-            if (whole && start < length && KeepTail(key, chain.Count > 0 ? chain[^1] : null, start, length - start, slot, current) is { } tail) chain.Add(tail);
+            if (whole && start < length && KeepTail(key, chain.Count > 0 ? chain[^1] : null, start, length - start, slot, current, captured) is { } tail)
+                chain.Add(tail);
+            try
+            {
+                Block.Copy(captured, 0, length, slot, intoSlot: false);
+            }
+            catch
+            {
+                // Never leave a block whose state was not written where a lookup can find it.
+                foreach (Block block in captured) Evict(block);
+                throw;
+            }
             Touch(chain);
         }
     }
@@ -158,7 +170,7 @@ public sealed class PrefixCache : IDisposable
     /// Keeps the <paramref name="count"/> positions after the whole blocks as a tail under <paramref name="parent"/>,
     /// unless a cached child already holds them; tails they extend are dropped. Returns the block that holds them.
     /// </summary>
-    private Block? KeepTail(PromptKey key, Block? parent, int start, int count, KvCache slot, long current)
+    private Block? KeepTail(PromptKey key, Block? parent, int start, int count, KvCache slot, long current, List<Block> captured)
     {
         UInt128 under = parent?.Digest ?? key.Scope;
         if (children.TryGetValue(under, out List<Block>? siblings))
@@ -176,12 +188,13 @@ public sealed class PrefixCache : IDisposable
             }
         }
         // A tail is never a parent nor in the digest lookup, so it needs no digest of its own.
-        Block? tail = Capture(key, parent, start, count, UInt128.Zero, slot, current);
+        Block? tail = Capture(key, parent, start, count, UInt128.Zero, slot, current, captured);
         if (tail is not null) tail.Epoch = current;
         return tail;
     }
 
-    private Block? Capture(PromptKey key, Block? parent, int start, int count, UInt128 digest, KvCache slot, long current)
+    /// <summary>A new block for <paramref name="count"/> positions from <paramref name="start"/>, in the cache and in <paramref name="captured"/>, its state still to be copied.</summary>
+    private Block? Capture(PromptKey key, Block? parent, int start, int count, UInt128 digest, KvCache slot, long current, List<Block> captured)
     {
         long bytes = (long)slot.Layers * 2 * slot.Layer(0).Keys.shape[1] * count * slot.Layer(0).Keys.shape[3] * slot.Layer(0).Keys.ElementSize;
         if (bytes > BudgetBytes) return null;
@@ -194,7 +207,7 @@ public sealed class PrefixCache : IDisposable
         }
         var positions = new PromptPosition[count];
         for (int i = 0; i < count; i++) positions[i] = key.Positions[start + i];
-        var block = new Block(digest, key.Scope, parent, positions, slot, start, count) { Bytes = bytes, IsTail = count < BlockTokens };
+        var block = new Block(digest, key.Scope, parent, positions, slot, start) { Bytes = bytes, IsTail = count < BlockTokens };
         block.Node = recency.AddFirst(block);
         UInt128 under = parent?.Digest ?? key.Scope;
         if (!block.IsTail)
@@ -210,6 +223,7 @@ public sealed class PrefixCache : IDisposable
         if (!children.TryGetValue(under, out List<Block>? siblings)) children[under] = siblings = [];
         siblings.Add(block);
         Interlocked.Add(ref bytesHeld, bytes);
+        captured.Add(block);
         return block;
     }
 
@@ -265,27 +279,25 @@ public sealed class PrefixCache : IDisposable
 
     private sealed class Block
     {
-        public Block(UInt128 digest, UInt128 scope, Block? parent, PromptPosition[] positions, KvCache slot, int start, int count)
+        /// <summary>A block of <paramref name="positions"/> from <paramref name="start"/>, its state laid out for <paramref name="slot"/> and not yet written (<see cref="Copy"/>).</summary>
+        public Block(UInt128 digest, UInt128 scope, Block? parent, PromptPosition[] positions, KvCache slot, int start)
         {
             Digest = digest;
             Scope = scope;
             Parent = parent;
             Positions = positions;
+            Start = start;
             Tensor keys = slot.Layer(0).Keys;
-            Kv = empty([slot.Layers, 2, keys.shape[1], count, keys.shape[3]], dtype: keys.dtype, device: keys.device).DetachFromDisposeScope();
-            using var temporaries = NewDisposeScope();
-            for (int layer = 0; layer < slot.Layers; layer++)
-            {
-                (Tensor k, Tensor v) = slot.Layer(layer);
-                Kv.select(0, layer).select(0, 0).copy_(k.select(0, 0).narrow(1, start, count));
-                Kv.select(0, layer).select(0, 1).copy_(v.select(0, 0).narrow(1, start, count));
-            }
+            Kv = empty([slot.Layers, 2, keys.shape[1], positions.Length, keys.shape[3]], dtype: keys.dtype, device: keys.device).DetachFromDisposeScope();
         }
 
         public UInt128 Digest { get; }
         public UInt128 Scope { get; }
         public Block? Parent { get; }
         public PromptPosition[] Positions { get; }
+
+        /// <summary>The prompt position of the block's first.</summary>
+        public int Start { get; }
 
         /// <summary>[layers, 2 (keys, values), kv_heads, block, head_dim].</summary>
         public Tensor Kv { get; }
@@ -326,68 +338,78 @@ public sealed class PrefixCache : IDisposable
                 && Kv.device_type == keys.device_type && Kv.device_index == keys.device_index;
         }
 
-        /// <summary>Positions [<paramref name="from"/>, <paramref name="to"/>) of a chain of blocks from position 0 into the same positions of <paramref name="slot"/>.</summary>
-        public static void CopyTo(IReadOnlyList<Block> chain, int from, int to, KvCache slot)
+        /// <summary>
+        /// Positions [<paramref name="from"/>, <paramref name="to"/>) that <paramref name="blocks"/> hold, between each
+        /// block and the same positions of <paramref name="slot"/>: into the slot (a restore) or out of it (a capture).
+        /// </summary>
+        public static void Copy(IReadOnlyList<Block> blocks, int from, int to, KvCache slot, bool intoSlot)
         {
-            if (from >= to || CopyInMemory(chain, from, to, slot)) return;
+            if (from >= to || blocks.Count == 0 || CopyInMemory(blocks, from, to, slot, intoSlot)) return;
             using var scope = NewDisposeScope();
-            for (int b = 0, start = 0; start < to; start += chain[b].Positions.Length, b++)
+            foreach (Block block in blocks)
             {
-                int first = Math.Max(from, start), end = Math.Min(to, start + chain[b].Positions.Length);
-                if (first < end) CopyWithTorch(chain[b].Kv.narrow(3, first - start, end - first), slot, first);
+                int at = Math.Max(from, block.Start), end = Math.Min(to, block.Start + block.Positions.Length);
+                if (at >= end) continue;
+                Tensor kv = block.Kv.narrow(3, at - block.Start, end - at);
+                for (int layer = 0; layer < slot.Layers; layer++)
+                {
+                    (Tensor k, Tensor v) = slot.Layer(layer);
+                    (Tensor sk, Tensor sv) = (k.select(0, 0).narrow(1, at, end - at), v.select(0, 0).narrow(1, at, end - at));
+                    (Tensor bk, Tensor bv) = (kv.select(0, layer).select(0, 0), kv.select(0, layer).select(0, 1));
+                    if (intoSlot)
+                    {
+                        sk.copy_(bk);
+                        sv.copy_(bv);
+                    }
+                    else
+                    {
+                        bk.copy_(sk);
+                        bv.copy_(sv);
+                    }
+                }
             }
         }
 
         /// <summary>
         /// The copy as plain memory moves, one run of positions per block, layer, keys or values, and head, spread over
-        /// the decode step's workers, when every tensor is a contiguous CPU tensor: a restore is some ten libtorch calls a
+        /// the decode step's workers, when every tensor is a contiguous CPU tensor: a copy is some ten libtorch calls a
         /// block and layer otherwise, which at a small model costs more than the copying.
         /// </summary>
-        private static unsafe bool CopyInMemory(IReadOnlyList<Block> chain, int from, int to, KvCache slot)
+        private static unsafe bool CopyInMemory(IReadOnlyList<Block> blocks, int from, int to, KvCache slot, bool intoSlot)
         {
             Tensor first = slot.Layer(0).Keys;
-            if (first.device_type != DeviceType.CPU || chain.Any(b => b.Kv.device_type != DeviceType.CPU || !b.Kv.is_contiguous())) return false;
-            var destinations = new nint[slot.Layers * 2];
+            if (first.device_type != DeviceType.CPU || blocks.Any(b => b.Kv.device_type != DeviceType.CPU || !b.Kv.is_contiguous())) return false;
+            var slotData = new nint[slot.Layers * 2];
             for (int layer = 0; layer < slot.Layers; layer++)
             {
                 (Tensor k, Tensor v) = slot.Layer(layer);
                 if (!k.is_contiguous() || !v.is_contiguous()) return false;
-                (destinations[2 * layer], destinations[2 * layer + 1]) = ((nint)NativeTensor.DataPointer(k), (nint)NativeTensor.DataPointer(v));
+                (slotData[2 * layer], slotData[2 * layer + 1]) = ((nint)NativeTensor.DataPointer(k), (nint)NativeTensor.DataPointer(v));
             }
-            var sources = chain.Select(b => (nint)NativeTensor.DataPointer(b.Kv)).ToArray();
-            int[] sizes = [.. chain.Select(b => b.Positions.Length)];
+            nint[] blockData = [.. blocks.Select(b => (nint)NativeTensor.DataPointer(b.Kv))];
+            int[] starts = [.. blocks.Select(b => b.Start)], sizes = [.. blocks.Select(b => b.Positions.Length)];
             int heads = (int)first.shape[1], capacity = (int)first.shape[2], headDim = (int)first.shape[3];
             long element = first.ElementSize;
             SpinWorkers.Shared.Run((part, parts) =>
             {
-                (int firstItem, int endItem) = SpinWorkers.Split(destinations.Length * heads, part, parts);
+                (int firstItem, int endItem) = SpinWorkers.Split(slotData.Length * heads, part, parts);
                 for (int item = firstItem; item < endItem; item++)
                 {
                     int kv = item / heads, h = item % heads;
-                    byte* destination = (byte*)destinations[kv] + (long)h * capacity * headDim * element;
-                    for (int b = 0, start = 0; start < to; start += sizes[b], b++)
+                    byte* head = (byte*)slotData[kv] + (long)h * capacity * headDim * element;
+                    for (int b = 0; b < starts.Length; b++)
                     {
-                        int block = sizes[b], at = Math.Max(from, start), end = Math.Min(to, start + block);
+                        int at = Math.Max(from, starts[b]), end = Math.Min(to, starts[b] + sizes[b]);
                         if (at >= end) continue;
                         long run = (long)(end - at) * headDim * element;
-                        byte* source = (byte*)sources[b] + (((long)kv * heads + h) * block + at - start) * headDim * element;
-                        Buffer.MemoryCopy(source, destination + (long)at * headDim * element, run, run);
+                        byte* inBlock = (byte*)blockData[b] + (((long)kv * heads + h) * sizes[b] + at - starts[b]) * headDim * element;
+                        byte* inSlot = head + (long)at * headDim * element;
+                        if (intoSlot) Buffer.MemoryCopy(inBlock, inSlot, run, run);
+                        else Buffer.MemoryCopy(inSlot, inBlock, run, run);
                     }
                 }
             });
             return true;
-        }
-
-        /// <summary><paramref name="kv"/> [layers, 2, kv_heads, positions, head_dim] into <paramref name="slot"/> at <paramref name="start"/>.</summary>
-        private static void CopyWithTorch(Tensor kv, KvCache slot, int start)
-        {
-            int count = (int)kv.shape[3];
-            for (int layer = 0; layer < slot.Layers; layer++)
-            {
-                (Tensor k, Tensor v) = slot.Layer(layer);
-                k.select(0, 0).narrow(1, start, count).copy_(kv.select(0, layer).select(0, 0));
-                v.select(0, 0).narrow(1, start, count).copy_(kv.select(0, layer).select(0, 1));
-            }
         }
     }
 }
