@@ -129,39 +129,21 @@ internal sealed unsafe partial class PackedMatrix
         return new PackedMatrix(format, rows, cols, memory, scales);
     }
 
-    private const int HugePage = 2 << 20;
-
     /// <summary>
-    /// Memory for packed weights, 64-byte aligned; from 2 MB up, 2 MB aligned and advised onto transparent huge pages, as
-    /// libtorch backs the float32 tensors (<c>LibTorchEnvironment.RequestHugePages</c>): a decode step streams every weight,
-    /// and with 4 KB pages the hardware prefetcher stops at every page boundary and the TLB misses every 64 cache lines.
-    /// Free with <see cref="FreeWeights"/>.
+    /// Memory for packed weights, 64-byte aligned; from 2 MB up, 2 MB aligned and advised onto transparent huge pages
+    /// (<see cref="HugePages"/>): a decode step streams every weight, and with 4 KB pages the hardware prefetcher stops at
+    /// every page boundary and the TLB misses every 64 cache lines. Free with <see cref="FreeWeights"/>.
     /// </summary>
     internal static byte* AllocateWeights(long bytes)
     {
-        if (bytes < HugePage) return (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);
-        nuint size = (nuint)((bytes + HugePage - 1) / HugePage * HugePage);
-        byte* memory = (byte*)NativeMemory.AlignedAlloc(size, HugePage);
-        if (OperatingSystem.IsLinux())
-        {
-            try
-            {
-                _ = Madvise(memory, size, MadviseHugePage);
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-            {
-                // No glibc-compatible C library: ordinary pages.
-            }
-        }
+        if (bytes < HugePages.Size) return (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);
+        long size = (bytes + HugePages.Size - 1) / HugePages.Size * HugePages.Size;
+        byte* memory = (byte*)NativeMemory.AlignedAlloc((nuint)size, HugePages.Size);
+        HugePages.Advise(memory, size);
         return memory;
     }
 
     internal static void FreeWeights(byte* memory) => NativeMemory.AlignedFree(memory);
-
-    private const int MadviseHugePage = 14;
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "madvise")]
-    private static partial int Madvise(void* address, nuint length, int advice);
 
     private static void CheckFloat32(Tensor weight)
     {

@@ -31,8 +31,10 @@ public sealed class PrefixCache : IDisposable
     // Most recently used first. Touching a chain moves its root to the front last, so a block is always used at least as
     // recently as its parent, eviction takes descendants before their ancestors, and no cached block is unreachable.
     private readonly LinkedList<Block> recency = new();
+    // Block memory by layout (one per model the cache serves).
+    private readonly Dictionary<string, BlockArena> arenas = [];
     private readonly Meter meter = new(BatchScheduler.MeterName);
-    private long hits, misses, evictions, savedPositions, bytesHeld;
+    private long hits, misses, evictions, savedPositions, bytesHeld, bytesReserved;
     private long epoch;
 
     public PrefixCache(long budgetBytes, int blockTokens = DefaultBlockTokens)
@@ -47,6 +49,8 @@ public sealed class PrefixCache : IDisposable
         meter.CreateObservableCounter("llark.language.prefix_cache.saved_positions", () => SavedPositions, "{position}",
             "Prompt positions taken from the cache instead of prefilled");
         meter.CreateObservableGauge("llark.language.prefix_cache.bytes", () => BytesHeld, "By", "Bytes of keys and values the cache holds");
+        meter.CreateObservableGauge("llark.language.prefix_cache.reserved_bytes", () => BytesReserved, "By",
+            "Bytes of memory the cache has allocated for blocks, held or free for reuse");
     }
 
     public long BudgetBytes { get; }
@@ -59,6 +63,9 @@ public sealed class PrefixCache : IDisposable
     public long Evictions => Interlocked.Read(ref evictions);
     public long SavedPositions => Interlocked.Read(ref savedPositions);
     public long BytesHeld => Interlocked.Read(ref bytesHeld);
+
+    /// <summary>Memory allocated for blocks: those held and those free for reuse. Within the budget when the cache serves one model.</summary>
+    public long BytesReserved => Interlocked.Read(ref bytesReserved);
 
     /// <summary>
     /// Copies the longest cached prefix of <paramref name="key"/>, at most <paramref name="limit"/> positions, into the
@@ -196,7 +203,9 @@ public sealed class PrefixCache : IDisposable
     /// <summary>A new block for <paramref name="count"/> positions from <paramref name="start"/>, in the cache and in <paramref name="captured"/>, its state still to be copied.</summary>
     private Block? Capture(PromptKey key, Block? parent, int start, int count, UInt128 digest, KvCache slot, long current, List<Block> captured)
     {
-        long bytes = (long)slot.Layers * 2 * slot.Layer(0).Keys.shape[1] * count * slot.Layer(0).Keys.shape[3] * slot.Layer(0).Keys.ElementSize;
+        BlockArena arena = ArenaFor(slot);
+        // A tail takes a whole block's memory, and is charged for it.
+        long bytes = arena.BlockBytes;
         if (bytes > BudgetBytes) return null;
         while (bytesHeld + bytes > BudgetBytes)
         {
@@ -207,7 +216,7 @@ public sealed class PrefixCache : IDisposable
         }
         var positions = new PromptPosition[count];
         for (int i = 0; i < count; i++) positions[i] = key.Positions[start + i];
-        var block = new Block(digest, key.Scope, parent, positions, slot, start) { Bytes = bytes, IsTail = count < BlockTokens };
+        var block = new Block(digest, key.Scope, parent, positions, start, Take(arena)) { Bytes = bytes, IsTail = count < BlockTokens };
         block.Node = recency.AddFirst(block);
         UInt128 under = parent?.Digest ?? key.Scope;
         if (!block.IsTail)
@@ -242,9 +251,36 @@ public sealed class PrefixCache : IDisposable
         if (!block.IsTail) blocks.Remove(block.Digest);
         UInt128 under = block.Parent?.Digest ?? block.Scope;
         if (children.TryGetValue(under, out List<Block>? siblings) && siblings.Remove(block) && siblings.Count == 0) children.Remove(under);
-        block.Kv.Dispose();
+        if (block.Memory.Release()) Interlocked.Add(ref bytesReserved, -block.Bytes);
         Interlocked.Add(ref bytesHeld, -block.Bytes);
         Interlocked.Increment(ref evictions);
+    }
+
+    private BlockArena ArenaFor(KvCache slot)
+    {
+        Tensor keys = slot.Layer(0).Keys;
+        long[] shape = [slot.Layers, 2, keys.shape[1], BlockTokens, keys.shape[3]];
+        string layout = $"{string.Join('x', shape)} {keys.dtype} {keys.device}";
+        if (!arenas.TryGetValue(layout, out BlockArena? arena)) arenas[layout] = arena = new BlockArena(shape, keys.dtype, keys.ElementSize, keys.device);
+        return arena;
+    }
+
+    /// <summary>
+    /// Memory for one block: a free one of <paramref name="arena"/>'s, else a new chunk of it as far as all arenas stay
+    /// within the budget (after letting go of other arenas' empty chunks), else a tensor of its own. The last happens only
+    /// when blocks of several layouts share the budget.
+    /// </summary>
+    private BlockMemory Take(BlockArena arena)
+    {
+        if (arena.TryTake() is { } free) return free;
+        if (BudgetBytes - bytesReserved < arena.BlockBytes)
+        {
+            foreach (BlockArena other in arenas.Values) Interlocked.Add(ref bytesReserved, -other.ReleaseEmptyChunks());
+        }
+        long room = BudgetBytes - bytesReserved;
+        (BlockMemory memory, long grown) = room >= arena.BlockBytes ? arena.Grow(room) : (BlockMemory.Own(arena), arena.BlockBytes);
+        Interlocked.Add(ref bytesReserved, grown);
+        return memory;
     }
 
     /// <summary>The digest of the block at <paramref name="start"/>: SHA-256 of its parent's digest and its positions.</summary>
@@ -268,7 +304,10 @@ public sealed class PrefixCache : IDisposable
     {
         lock (gate)
         {
-            foreach (Block block in blocks.Values) block.Kv.Dispose();
+            foreach (Block block in recency) block.Memory.Release();
+            foreach (BlockArena arena in arenas.Values) arena.Dispose();
+            arenas.Clear();
+            Interlocked.Exchange(ref bytesReserved, 0);
             blocks.Clear();
             children.Clear();
             recency.Clear();
@@ -279,16 +318,15 @@ public sealed class PrefixCache : IDisposable
 
     private sealed class Block
     {
-        /// <summary>A block of <paramref name="positions"/> from <paramref name="start"/>, its state laid out for <paramref name="slot"/> and not yet written (<see cref="Copy"/>).</summary>
-        public Block(UInt128 digest, UInt128 scope, Block? parent, PromptPosition[] positions, KvCache slot, int start)
+        /// <summary>A block of <paramref name="positions"/> from <paramref name="start"/> in <paramref name="memory"/>, its state not yet written (<see cref="Copy"/>).</summary>
+        public Block(UInt128 digest, UInt128 scope, Block? parent, PromptPosition[] positions, int start, BlockMemory memory)
         {
             Digest = digest;
             Scope = scope;
             Parent = parent;
             Positions = positions;
             Start = start;
-            Tensor keys = slot.Layer(0).Keys;
-            Kv = empty([slot.Layers, 2, keys.shape[1], positions.Length, keys.shape[3]], dtype: keys.dtype, device: keys.device).DetachFromDisposeScope();
+            Memory = memory;
         }
 
         public UInt128 Digest { get; }
@@ -299,8 +337,10 @@ public sealed class PrefixCache : IDisposable
         /// <summary>The prompt position of the block's first.</summary>
         public int Start { get; }
 
-        /// <summary>[layers, 2 (keys, values), kv_heads, block, head_dim].</summary>
-        public Tensor Kv { get; }
+        public BlockMemory Memory { get; }
+
+        /// <summary>[layers, 2 (keys, values), kv_heads, block tokens, head_dim]; the first <see cref="Positions"/> positions are the block's.</summary>
+        public Tensor Kv => Memory.Kv;
 
         public long Bytes { get; init; }
 
@@ -388,6 +428,7 @@ public sealed class PrefixCache : IDisposable
             }
             nint[] blockData = [.. blocks.Select(b => (nint)NativeTensor.DataPointer(b.Kv))];
             int[] starts = [.. blocks.Select(b => b.Start)], sizes = [.. blocks.Select(b => b.Positions.Length)];
+            int stride = (int)blocks[0].Kv.shape[3];
             int heads = (int)first.shape[1], capacity = (int)first.shape[2], headDim = (int)first.shape[3];
             long element = first.ElementSize;
             SpinWorkers.Shared.Run((part, parts) =>
@@ -402,7 +443,7 @@ public sealed class PrefixCache : IDisposable
                         int at = Math.Max(from, starts[b]), end = Math.Min(to, starts[b] + sizes[b]);
                         if (at >= end) continue;
                         long run = (long)(end - at) * headDim * element;
-                        byte* inBlock = (byte*)blockData[b] + (((long)kv * heads + h) * sizes[b] + at - starts[b]) * headDim * element;
+                        byte* inBlock = (byte*)blockData[b] + (((long)kv * heads + h) * stride + at - starts[b]) * headDim * element;
                         byte* inSlot = head + (long)at * headDim * element;
                         if (intoSlot) Buffer.MemoryCopy(inBlock, inSlot, run, run);
                         else Buffer.MemoryCopy(inSlot, inBlock, run, run);
@@ -410,6 +451,89 @@ public sealed class PrefixCache : IDisposable
                 }
             });
             return true;
+        }
+    }
+
+    /// <summary>Where one block's state lives: a slice of an arena's chunk, or a tensor of its own.</summary>
+    private sealed class BlockMemory(Tensor kv, BlockArena.Chunk? chunk, int index)
+    {
+        /// <summary>[layers, 2, kv_heads, block tokens, head_dim], contiguous.</summary>
+        public Tensor Kv { get; } = kv;
+
+        public static BlockMemory Own(BlockArena arena) =>
+            new(empty(arena.Shape, dtype: arena.DType, device: arena.Device).DetachFromDisposeScope(), null, -1);
+
+        /// <summary>Gives the memory back to its chunk's free list, or to the allocator when it is its own (then true).</summary>
+        public bool Release()
+        {
+            Kv.Dispose();
+            chunk?.Free.Push(index);
+            return chunk is null;
+        }
+    }
+
+    /// <summary>
+    /// Block memory of one layout, allocated a chunk of several blocks at a time. A chunk is at least 8 MiB, advised onto
+    /// transparent huge pages (which cover at least three quarters of it, wherever the allocator puts it): a new clip's
+    /// prompt of some forty blocks is then a handful of page faults, where forty small allocations of fresh memory were
+    /// thousands, paid on the scheduler thread before the running batch's next step. Evicted blocks' memory is reused;
+    /// a chunk goes back only when it is empty and the budget needs the room for another layout.
+    /// </summary>
+    private sealed unsafe class BlockArena(long[] shape, ScalarType dtype, long elementSize, Device device) : IDisposable
+    {
+        private const long ChunkBytes = 8L << 20;
+        private readonly List<Chunk> chunks = [];
+
+        public long[] Shape { get; } = shape;
+        public ScalarType DType { get; } = dtype;
+        public Device Device { get; } = device;
+        public long BlockBytes { get; } = shape.Aggregate(elementSize, (a, b) => a * b);
+
+        public BlockMemory? TryTake()
+        {
+            foreach (Chunk chunk in chunks)
+            {
+                if (chunk.Free.TryPop(out int index)) return new BlockMemory(chunk.Memory[index].DetachFromDisposeScope(), chunk, index);
+            }
+            return null;
+        }
+
+        /// <summary>A new chunk of at most <paramref name="room"/> bytes (at least one block): its first block, and the chunk's bytes.</summary>
+        public (BlockMemory First, long Bytes) Grow(long room)
+        {
+            int count = (int)Math.Max(1, Math.Min((ChunkBytes + BlockBytes - 1) / BlockBytes, room / BlockBytes));
+            Tensor memory = empty([count, .. Shape], dtype: DType, device: Device).DetachFromDisposeScope();
+            if (Device.type == DeviceType.CPU) HugePages.Advise((void*)NativeTensor.DataPointer(memory), count * BlockBytes);
+            var chunk = new Chunk(memory);
+            for (int i = count - 1; i >= 0; i--) chunk.Free.Push(i);
+            chunks.Add(chunk);
+            return (TryTake()!, count * BlockBytes);
+        }
+
+        /// <summary>Frees the chunks none of whose blocks is in use; returns their bytes.</summary>
+        public long ReleaseEmptyChunks()
+        {
+            long released = 0;
+            foreach (Chunk chunk in chunks.Where(c => c.Free.Count == c.Blocks).ToList())
+            {
+                chunk.Memory.Dispose();
+                chunks.Remove(chunk);
+                released += chunk.Blocks * BlockBytes;
+            }
+            return released;
+        }
+
+        public void Dispose()
+        {
+            foreach (Chunk chunk in chunks) chunk.Memory.Dispose();
+            chunks.Clear();
+        }
+
+        public sealed class Chunk(Tensor memory)
+        {
+            public Tensor Memory { get; } = memory;
+            public int Blocks { get; } = (int)memory.shape[0];
+            public Stack<int> Free { get; } = new();
         }
     }
 }

@@ -197,6 +197,8 @@ public sealed class PrefixCacheTests : IDisposable
         {
             await Ask(scheduler, model, question, Clip(seed, frames: 80));
             Assert.InRange(cache.BytesHeld, blockBytes, cache.BudgetBytes);
+            // Memory freed by eviction is reused, never allocated beyond the budget.
+            Assert.InRange(cache.BytesReserved, cache.BytesHeld, cache.BudgetBytes);
         }
         Assert.True(cache.Evictions > 0);
         using LLarkPromptInput latest = model.BuildPrompt(question, Clip(13, frames: 80)), oldest = model.BuildPrompt(question, Clip(10, frames: 80));
@@ -237,7 +239,8 @@ public sealed class PrefixCacheTests : IDisposable
         long blockBytes = model.Llama.Config.NumHiddenLayers * 2L * model.Llama.Config.KeyValueHeads * Block * model.Llama.Config.HeadDim * 4;
         using KvCache written = Filled(2 * Block + 4, seed: 1);
         cache.Insert(Key(2 * Block + 4), written);
-        Assert.Equal(2 * blockBytes + blockBytes / 2, cache.BytesHeld);
+        // A tail takes, and is charged, a whole block's memory.
+        Assert.Equal(3 * blockBytes, cache.BytesHeld);
 
         using KvCache read = model.Llama.NewCache(4 * Block);
         Assert.Equal(2 * Block + 4, cache.Restore(Key(3 * Block), 3 * Block - 1, read));
@@ -248,7 +251,7 @@ public sealed class PrefixCacheTests : IDisposable
         // The same prefix grown past the block: a whole block and a tail of 2 hold it, and the tail of 4 it covers goes.
         using KvCache longer = Filled(3 * Block + 2, seed: 1);
         cache.Insert(Key(3 * Block + 2), longer);
-        Assert.Equal(3 * blockBytes + blockBytes / 4, cache.BytesHeld);
+        Assert.Equal(4 * blockBytes, cache.BytesHeld);
         Assert.Equal(1, cache.Evictions);
         read.Reset();
         Assert.Equal(3 * Block + 2, cache.Restore(Key(4 * Block), 4 * Block - 1, read));
