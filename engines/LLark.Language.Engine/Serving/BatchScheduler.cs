@@ -101,6 +101,7 @@ public sealed class BatchScheduler : IDisposable
     private readonly Histogram<double> queueWait;
     private readonly Counter<long> cacheFailures;
     private double averageStepSeconds = 0.05;
+    private float[]? firstLogits;
 
     /// <summary>
     /// Starts the worker thread; <paramref name="stepHook"/>, if any, runs after every decode step (none in service).
@@ -306,7 +307,8 @@ public sealed class BatchScheduler : IDisposable
             slotCache.Reset();
             (PromptKey? before, int written) = held[slot];
             held[slot] = default;
-            var row = new float[model.Config.VocabSize];
+            // The first token's logits; a vocabulary's floats are a large-object allocation a request would otherwise make.
+            float[] row = firstLogits ??= new float[model.Config.VocabSize];
             try
             {
                 job.Sequence.Start();

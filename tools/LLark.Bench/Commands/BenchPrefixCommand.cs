@@ -157,7 +157,7 @@ internal static class BenchPrefixCommand
     private static (Sample Sample, string Answer) Ask(BatchScheduler scheduler, LLarkModel llark, string name, bool on, IReadOnlyList<ChatTurn> turns,
         AudioFrames clip, int newTokens)
     {
-        LLarkPromptInput prompt = llark.BuildPrompt(turns, clip);
+        LLarkPromptInput prompt = Build(llark, turns, clip);
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopOnEos = false, StopStrings = [LLarkPrompt.StopString] };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         GenerationResult? result = null;
@@ -169,13 +169,23 @@ internal static class BenchPrefixCommand
     }
 
     /// <summary>
+    /// The prompt as the language service builds it, with one libtorch thread (its <c>TorchThreads</c> default): with
+    /// more, the libtorch threads of the projector spin on after it, taking the cores from the prefill that follows
+    /// (a hit's first token came about twice as late).
+    /// </summary>
+    private static LLarkPromptInput Build(LLarkModel llark, IReadOnlyList<ChatTurn> turns, AudioFrames clip)
+    {
+        using (TorchThreadScope.Use(1)) return llark.BuildPrompt(turns, clip);
+    }
+
+    /// <summary>
     /// <paramref name="count"/> different questions about one clip submitted at once; each answers exactly
     /// <paramref name="newTokens"/> tokens (no stop), so the two modes generate the same number.
     /// </summary>
     private static Together AskTogether(BatchScheduler scheduler, LLarkModel llark, bool on, AudioFrames clip, int count, int newTokens)
     {
         var options = new GenerationOptions { MaxNewTokens = newTokens, StopOnEos = false };
-        var prompts = Questions.Take(count).Select(q => llark.BuildPrompt([new ChatTurn(q)], clip)).ToList();
+        var prompts = Questions.Take(count).Select(q => Build(llark, [new ChatTurn(q)], clip)).ToList();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Task<GenerationResult>[] answers = [.. prompts.Select(p => Task.Run(async () =>
         {
