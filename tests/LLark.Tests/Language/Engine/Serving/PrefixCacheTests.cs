@@ -231,6 +231,60 @@ public sealed class PrefixCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task SlotsFreedOutOfOrderAndRefilledAnswerAsWithoutTheCache()
+    {
+        // Sequences of different lengths in one batch end at different steps, so the scheduler moves the running ones
+        // into the freed slots; the next questions about the clip reuse whatever those slots still hold.
+        AudioFrames clip = Clip(30, contentId: "clip-30");
+        string[] questions = ["Describe this clip.", "What key is it in?", "And the tempo?", "Is there a singer?"];
+        async Task<GenerationResult[]> Wave(BatchScheduler scheduler, int wave) => await Task.WhenAll(questions.Select((q, i) =>
+            Ask(scheduler, model, [new ChatTurn(q)], clip, Greedy(3 + 4 * ((i + wave) % questions.Length)))));
+
+        using var plain = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 4 });
+        using var cache = new PrefixCache(1, Block);
+        using var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 4 }, prefixCache: cache);
+        for (int wave = 0; wave < 3; wave++)
+        {
+            GenerationResult[] expected = await Wave(plain, wave), actual = await Wave(scheduler, wave);
+            for (int i = 0; i < questions.Length; i++) SameAnswer(expected[i], actual[i]);
+            if (wave > 0) Assert.Contains(actual, r => r.CachedPromptTokens > 0);
+        }
+    }
+
+    [Fact]
+    public async Task ASlotLeftByAMovedSequenceIsKnownByThatSequencesState()
+    {
+        AudioFrames clip = Clip(31, contentId: "clip-31");
+        ChatTurn[] a = [new ChatTurn("Describe this clip.")], b = [new ChatTurn("What key is it in?")];
+        using var plain = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 });
+        GenerationResult expectedA = await Ask(plain, model, a, clip), expectedB = await Ask(plain, model, b, clip);
+
+        using var cache = new PrefixCache(1, Block);
+        using var scheduler = new BatchScheduler(model.Llama, new SchedulerOptions { MaxBatchSize = 2 }, prefixCache: cache);
+        // A (slot 0) ends first, B moves from slot 1 into slot 0: slot 1 is left holding B's state, not A's.
+        await Together(scheduler, (a, Greedy(2)), (b, Greedy(12)));
+        // B again goes to slot 0 (B's whole state), A to slot 1: reusing it as A's would answer from B's question.
+        GenerationResult[] again = await Together(scheduler, (b, Greedy()), (a, Greedy()));
+        SameAnswer(expectedB, again[0]);
+        SameAnswer(expectedA, again[1]);
+        Assert.Equal(again[0].PromptTokens - 1, again[0].CachedPromptTokens);
+        Assert.InRange(again[1].CachedPromptTokens, 1, again[1].PromptTokens - 2);
+
+        async Task<GenerationResult[]> Together(BatchScheduler s, params (ChatTurn[] Turns, GenerationOptions Options)[] requests)
+        {
+            // Prompts are built first and submitted back to back, so both join one batch in this order.
+            var prompts = requests.Select(r => model.BuildPrompt(r.Turns, clip)).ToList();
+            var feeds = prompts.Select((p, i) => s.Submit(p.Embeddings, p.Ids, model.Tokenizer.CreateDetokenizer(false), requests[i].Options, p.Key)).ToList();
+            return await Task.WhenAll(feeds.Select(async feed =>
+            {
+                GenerationResult? result = null;
+                await foreach (GenerationUpdate u in feed) result = u.Result ?? result;
+                return result!;
+            }));
+        }
+    }
+
+    [Fact]
     public void APrefixEndingInsideABlockIsReusedToItsLastPositionAndAWholeBlockReplacesThatTail()
     {
         using var cache = new PrefixCache(64L << 20, Block);
