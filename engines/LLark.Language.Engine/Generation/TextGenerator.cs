@@ -45,6 +45,7 @@ public sealed class TextGenerator(LlamaForCausalLM model)
                 throw new InvalidRequestException("prompt", $"prompt token id {id} is outside the vocabulary [0, {vocab})");
         }
         Tensor embeds;
+        using (TorchThreadScope.ForDecode())
         using (NewDisposeScope())
         {
             using Tensor ids = tensor(promptIds.Select(i => (long)i).ToArray(), dtype: ScalarType.Int64, device: model.Device);
@@ -73,7 +74,7 @@ public sealed class TextGenerator(LlamaForCausalLM model)
 
         var sequence = new GenerationSequence(promptIds, promptLength, model.Config.EosTokenIds, text, options);
         var row = new float[model.Config.VocabSize];
-        using KvCache cache = model.NewCache(Math.Min(context, promptLength + options.MaxNewTokens));
+        using KvCache cache = NewCache(Math.Min(context, promptLength + options.MaxNewTokens));
         sequence.Start();
         if (cancellationToken.IsCancellationRequested)
         {
@@ -88,6 +89,15 @@ public sealed class TextGenerator(LlamaForCausalLM model)
             if (sequence.IsFinished) yield break;
             StepToken(sequence.LastToken, cache, row);
         }
+    }
+
+    /// <summary>
+    /// The cache, zeroed by libtorch on one thread, as the prompt's embedding lookup is: an OpenMP team would go on
+    /// spinning after such small work and take the cores from the managed prefill that follows.
+    /// </summary>
+    private KvCache NewCache(int capacity)
+    {
+        using (TorchThreadScope.ForDecode()) return model.NewCache(capacity);
     }
 
     private void Step(Tensor embeds, KvCache cache, float[] row)
