@@ -98,7 +98,7 @@ public sealed class ClipEmbedder
         Span<byte> count = stackalloc byte[8];
         BinaryPrimitives.WriteInt64LittleEndian(count, samples.Length);
         hash.AppendData(count);
-        var buffer = new float[Math.Min(samples.Length, 1 << 14)];
+        Span<float> buffer = stackalloc float[1024];
         for (int at = 0; at < samples.Length; at += buffer.Length)
         {
             int n = Math.Min(buffer.Length, samples.Length - at);
@@ -107,7 +107,7 @@ public sealed class ClipEmbedder
                 float x = samples[at + i] + 0f;
                 buffer[i] = BitConverter.IsLittleEndian ? x : BitConverter.Int32BitsToSingle(BinaryPrimitives.ReverseEndianness(BitConverter.SingleToInt32Bits(x)));
             }
-            hash.AppendData(MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
+            hash.AppendData(MemoryMarshal.AsBytes(buffer[..n]));
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }

@@ -161,7 +161,7 @@ public static class AudioDecoder
             Func<float[], int, int, int> read = ieee && format.BitsPerSample == 64
                 ? DoublesFrom(reader)
                 : (buffer, offset, count) => samples.Read(buffer.AsSpan(offset, count));
-            return new AudioReader(read, format.Channels, format.SampleRate, AudioFormat.Wav, limits, reader, stream);
+            return new AudioReader(read, format.Channels, format.SampleRate, AudioFormat.Wav, limits, reader, stream) { FramesDeclared = reader.SampleCount };
         });
     }
 

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace LLark.Encoder.Engine.Audio;
 
 /// <summary>The audio front end's signal processing, as pure functions over float arrays.</summary>
@@ -53,7 +55,7 @@ public static class AudioDsp
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(toRate);
         if (fromRate == toRate)
             return input.ToArray();
-        var resampler = new PolyphaseResampler(fromRate, toRate, keep: long.MaxValue, kaiserBeta, halfWidthZeros);
+        var resampler = new PolyphaseResampler(fromRate, toRate, keep: long.MaxValue, inputHint: input.Length, kaiserBeta, halfWidthZeros);
         resampler.Push(input);
         resampler.Finish();
         return resampler.Kept();
@@ -139,8 +141,9 @@ public static class AudioFrontEnd
 /// </summary>
 internal sealed class FrontEndPipe(AudioReader reader, int sampleRate, int contextSamples)
 {
-    private readonly PolyphaseResampler resampler = new(reader.SampleRate, sampleRate, keep: contextSamples);
-    private readonly float[] mono = new float[AudioReader.ChunkFrames];
+    private readonly PolyphaseResampler resampler = new(reader.SampleRate, sampleRate, keep: contextSamples, inputHint: reader.FramesDeclared);
+    // From the shared pool, given back by Finish: concurrent and successive clips share a few.
+    private float[] mono = ArrayPool<float>.Shared.Rent(AudioReader.ChunkFrames);
 
     public AudioReader Reader => reader;
 
@@ -156,6 +159,8 @@ internal sealed class FrontEndPipe(AudioReader reader, int sampleRate, int conte
     /// <summary>The kept context, normalised by the whole clip's peak, once <see cref="Step"/> has returned false.</summary>
     public PreparedAudio Finish()
     {
+        ArrayPool<float>.Shared.Return(mono);
+        mono = [];
         resampler.Finish();
         float[] samples = resampler.Kept();
         AudioDsp.DivideByPeak(samples, resampler.Peak);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using NAudio.Wave;
 
 namespace LLark.Encoder.Engine.Audio;
@@ -17,7 +18,11 @@ public sealed class AudioReader : IDisposable
     private readonly IDisposable[] owned;
     private readonly long maxFrames;
     private readonly AudioLimits limits;
-    private readonly float[] interleaved;
+    // From the shared pool, given back when the reader is disposed: stereo and wider it is a large-object-heap array,
+    // which every clip would otherwise leave behind until a full collection.
+    private float[] interleaved;
+    private readonly int length;
+    private bool disposed;
     // A read may end inside a frame; its samples are kept for the next read so that channels never shift.
     private int carryFrom;
     private int carry;
@@ -31,7 +36,8 @@ public sealed class AudioReader : IDisposable
         SampleRate = sampleRate;
         Format = format;
         maxFrames = AudioDecoder.MaxFrames(sampleRate, limits);
-        interleaved = new float[ChunkFrames * channels];
+        length = ChunkFrames * channels;
+        interleaved = ArrayPool<float>.Shared.Rent(length);
     }
 
     public int Channels { get; }
@@ -40,11 +46,14 @@ public sealed class AudioReader : IDisposable
 
     public AudioFormat Format { get; }
 
+    /// <summary>Frames the container declares, 0 when it declares none: for sizing buffers only, since a stream may not hold what it declares.</summary>
+    public long FramesDeclared { get; internal init; }
+
     /// <summary>
     /// Samples the next read asks of the codec: the reader keeps a frame's tail from one read to the next, so the
     /// count depends on what came before. An upload decoded as it arrives waits until it holds the bytes for them.
     /// </summary>
-    internal int NextReadSamples => interleaved.Length - carry;
+    internal int NextReadSamples => length - carry;
 
     /// <summary>Whole frames read so far; after the end, the clip's length.</summary>
     public long FramesRead { get; private set; }
@@ -55,11 +64,12 @@ public sealed class AudioReader : IDisposable
     /// </summary>
     public ReadOnlySpan<float> ReadInterleaved()
     {
+        ObjectDisposedException.ThrowIf(disposed, this);
         while (true)
         {
             if (carry > 0) Array.Copy(interleaved, carryFrom, interleaved, 0, carry);
             int have = carry;
-            int got = Decoding(() => read(interleaved, have, interleaved.Length - have));
+            int got = Decoding(() => read(interleaved, have, length - have));
             if (got <= 0)
             {
                 carry = 0;
@@ -136,6 +146,10 @@ public sealed class AudioReader : IDisposable
 
     public void Dispose()
     {
+        if (disposed) return;
+        disposed = true;
         foreach (IDisposable d in owned) d.Dispose();
+        ArrayPool<float>.Shared.Return(interleaved);
+        interleaved = [];
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using NAudio.Wave;
 
@@ -78,8 +79,10 @@ public sealed class AudioUpload
         if (BytesReceived == 0) throw new AudioDecodeException(AudioDecodeError.Empty, "the audio is empty (0 bytes)");
         if (!collecting) Advance(complete: true);
         Track();
-        if (!collecting) return wav!.Finish();
-        return AudioFrontEnd.Prepare(queue.TakeAll(), SampleRate, ContextSamples, limits);
+        if (collecting) return AudioFrontEnd.Prepare(queue.TakeAll(), SampleRate, ContextSamples, limits);
+        PreparedAudio prepared = wav!.Finish();
+        queue.Release();
+        return prepared;
     }
 
     private void Advance(bool complete)
@@ -111,10 +114,20 @@ public sealed class AudioUpload
     private void Track() => PeakHeldBytes = Math.Max(PeakHeldBytes, HeldBytes);
 }
 
-/// <summary>The bytes of an upload received and not yet read, in one array that is reused as they are consumed.</summary>
+/// <summary>
+/// The bytes of an upload received and not yet read, in one array that is reused as they are consumed. While the
+/// upload is streamed the array is small (a piece and a read) and is taken from the shared pool and given back at the
+/// end, so that concurrent and successive uploads reuse the same few arrays rather than leave one on the large object
+/// heap each; an upload collected whole gets arrays of its own.
+/// </summary>
 internal sealed class ByteQueue
 {
+    /// <summary>Past this the array is not pooled: a pool keeps what it is given back, and one huge piece should not stay resident.</summary>
+    private const int MaxPooledBytes = 1 << 20;
+
     private byte[] buffer = [];
+    private bool pooled;
+    private bool reserved;
     private int from;
 
     /// <summary>Bytes held.</summary>
@@ -134,11 +147,7 @@ internal sealed class ByteQueue
             if (Count + bytes.Length <= buffer.Length)
                 buffer.AsSpan(from, Count).CopyTo(buffer);
             else
-            {
-                var grown = new byte[Math.Max(Count + bytes.Length, (int)Math.Min(Array.MaxLength, 2L * buffer.Length))];
-                buffer.AsSpan(from, Count).CopyTo(grown);
-                buffer = grown;
-            }
+                Replace(Math.Max(Count + bytes.Length, (int)Math.Min(Array.MaxLength, 2L * buffer.Length)));
             from = 0;
         }
         bytes.CopyTo(buffer.AsSpan(from + Count));
@@ -154,25 +163,41 @@ internal sealed class ByteQueue
         if (Count == 0) from = 0;
     }
 
-    /// <summary>Room for <paramref name="capacity"/> bytes in all, allocated now rather than by doubling.</summary>
+    /// <summary>Room for <paramref name="capacity"/> bytes in all, allocated now rather than by doubling, and never pooled.</summary>
     public void Reserve(int capacity)
     {
-        if (capacity <= buffer.Length) return;
-        var grown = new byte[capacity];
-        buffer.AsSpan(from, Count).CopyTo(grown);
-        buffer = grown;
-        from = 0;
+        reserved = true;
+        if (capacity > buffer.Length || pooled) Replace(Math.Max(capacity, Count));
     }
 
     /// <summary>Every byte held, in an array of exactly that length (the buffer itself when it fits), and nothing held after.</summary>
     public byte[] TakeAll()
     {
-        byte[] all = from == 0 && Count == buffer.Length ? buffer : buffer.AsSpan(from, Count).ToArray();
+        byte[] all = !pooled && from == 0 && Count == buffer.Length ? buffer : buffer.AsSpan(from, Count).ToArray();
         Offset += Count;
+        Release();
+        return all;
+    }
+
+    /// <summary>Drops the bytes held and gives the array back.</summary>
+    public void Release()
+    {
+        if (pooled) ArrayPool<byte>.Shared.Return(buffer);
         buffer = [];
+        pooled = false;
         from = 0;
         Count = 0;
-        return all;
+    }
+
+    private void Replace(int capacity)
+    {
+        bool pool = !reserved && capacity <= MaxPooledBytes;
+        byte[] grown = pool ? ArrayPool<byte>.Shared.Rent(capacity) : new byte[capacity];
+        buffer.AsSpan(from, Count).CopyTo(grown);
+        if (pooled) ArrayPool<byte>.Shared.Return(buffer);
+        buffer = grown;
+        pooled = pool;
+        from = 0;
     }
 }
 
@@ -258,8 +283,13 @@ internal sealed class WavUploadReader
         return true;
     }
 
-    /// <summary>The clip as the encoder is fed it, after <see cref="Advance"/> with complete.</summary>
-    public PreparedAudio Finish() => pipe!.Finish();
+    /// <summary>The clip as the encoder is fed it, after <see cref="Advance"/> with complete; the decoder's buffers go back to the pool.</summary>
+    public PreparedAudio Finish()
+    {
+        PreparedAudio prepared = pipe!.Finish();
+        pipe.Reader.Dispose();
+        return prepared;
+    }
 
     private enum HeaderStatus { NeedMore, Fallback, Found }
 
@@ -388,7 +418,7 @@ internal sealed class WavUploadReader
         if (blockAlign != channels * sampleBytes) return false;
         queue.Consume((int)dataStart);
         dataLeft = dataSize;
-        pipe = new FrontEndPipe(new AudioReader(Read, channels, rate, AudioFormat.Wav, limits), sampleRate, contextSamples);
+        pipe = new FrontEndPipe(new AudioReader(Read, channels, rate, AudioFormat.Wav, limits) { FramesDeclared = dataSize / blockAlign }, sampleRate, contextSamples);
         stage = Stage.Data;
         return true;
     }

@@ -23,24 +23,40 @@ public sealed class PolyphaseResampler
     private int keptCount;
     private bool finished;
 
-    public PolyphaseResampler(int fromRate, int toRate, long keep, double kaiserBeta = 5.0, int halfWidthZeros = 10)
+    /// <param name="fromRate">The input's rate.</param>
+    /// <param name="toRate">The output's rate.</param>
+    /// <param name="keep">Outputs to keep, from the first.</param>
+    /// <param name="inputHint">
+    /// Input samples expected in all, if known (0 if not): the kept outputs are then allocated once at their final size
+    /// instead of grown by doubling, which for a full context would leave as much again in discarded arrays. Only a
+    /// hint: more or fewer inputs give the same outputs.
+    /// </param>
+    /// <param name="kaiserBeta">The filter's Kaiser window β.</param>
+    /// <param name="halfWidthZeros">The filter's half width, in zero crossings of the sinc.</param>
+    public PolyphaseResampler(int fromRate, int toRate, long keep, long inputHint = 0, double kaiserBeta = 5.0, int halfWidthZeros = 10)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(fromRate);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(toRate);
         ArgumentOutOfRangeException.ThrowIfNegative(keep);
+        ArgumentOutOfRangeException.ThrowIfNegative(inputHint);
         this.keep = keep;
-        kept = new float[Math.Min(keep, 1 << 16)];
         identity = fromRate == toRate;
-        if (identity) return;
-        int g = AudioDsp.Gcd(fromRate, toRate);
-        up = toRate / g;
-        down = fromRate / g;
-        int maxRate = Math.Max(up, down);
-        halfLength = halfWidthZeros * maxRate;
-        filter = AudioDsp.KaiserLowPass(2 * halfLength + 1, 1.0 / maxRate, kaiserBeta);
-        for (int i = 0; i < filter.Length; i++)
-            filter[i] *= up;
-        window = new float[Math.Max(AudioReader.ChunkFrames, filter.Length / up + 2)];
+        if (!identity)
+        {
+            int g = AudioDsp.Gcd(fromRate, toRate);
+            up = toRate / g;
+            down = fromRate / g;
+            int maxRate = Math.Max(up, down);
+            halfLength = halfWidthZeros * maxRate;
+            filter = AudioDsp.KaiserLowPass(2 * halfLength + 1, 1.0 / maxRate, kaiserBeta);
+            for (int i = 0; i < filter.Length; i++)
+                filter[i] *= up;
+            // A read of the decoder and the inputs the filter still spans, so that the window never grows for it.
+            window = new float[AudioReader.ChunkFrames + filter.Length / up + 2];
+        }
+        // Finish makes ceil(n·up/down) outputs of n inputs.
+        Int128 expected = identity ? inputHint : ((Int128)inputHint * up + down - 1) / down;
+        kept = new float[(int)Int128.Min(Math.Min(keep, Array.MaxLength), inputHint > 0 ? expected : 1 << 16)];
     }
 
     /// <summary>max |y| over every output so far, folded as <see cref="AudioDsp.PeakNormalise"/> folds it (NaN stays NaN).</summary>

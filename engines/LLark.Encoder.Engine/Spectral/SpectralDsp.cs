@@ -32,22 +32,10 @@ public static class SpectralDsp
     /// </summary>
     public static double[] PowerSpectrogram(ReadOnlySpan<float> signal, int fftSize, int hop, int frames)
     {
-        double[] window = Hann(fftSize);
-        double scale = 4.0 / (window.Sum() * window.Sum());
-        int bins = fftSize / 2 + 1;
-        var fft = new RealFft(fftSize);
-        var frame = new double[fftSize];
-        var power = new double[(long)frames * bins];
+        var stft = new ShortTimePower(fftSize, hop);
+        var power = new double[(long)frames * stft.Bins];
         for (int s = 0; s < frames; s++)
-        {
-            long start = (long)s * hop + hop / 2 - fftSize / 2;
-            for (int i = 0; i < fftSize; i++)
-            {
-                long at = start + i;
-                frame[i] = at >= 0 && at < signal.Length ? signal[(int)at] * window[i] : 0;
-            }
-            fft.Power(frame, power.AsSpan(s * bins, bins), scale);
-        }
+            stft.Frame(signal, s, power.AsSpan(s * stft.Bins, stft.Bins));
         return power;
     }
 
@@ -143,13 +131,17 @@ public static class SpectralDsp
     {
         var onset = new double[frames];
         for (int s = 1; s < frames; s++)
-        {
-            double sum = 0;
-            for (int m = 0; m < bands; m++)
-                sum += Math.Max(0, logMel[s * bands + m] - logMel[(s - 1) * bands + m]);
-            onset[s] = sum / bands;
-        }
+            onset[s] = OnsetStrength(logMel.Slice((s - 1) * bands, bands), logMel.Slice(s * bands, bands));
         return onset;
+    }
+
+    /// <summary>One frame's onset strength: the mean over bands of max(0, <paramref name="current"/> − <paramref name="previous"/>).</summary>
+    public static double OnsetStrength(ReadOnlySpan<double> previous, ReadOnlySpan<double> current)
+    {
+        double sum = 0;
+        for (int m = 0; m < current.Length; m++)
+            sum += Math.Max(0, current[m] - previous[m]);
+        return sum / current.Length;
     }
 
     /// <summary>
@@ -222,9 +214,11 @@ public static class SpectralDsp
             windows[t] = (from, to, mean, energy);
         }
 
-        // r[t, L - minLag] for every whole lag the grid reads.
-        int lags = maxLag - minLag + 1;
-        var r = new double[centres.Length * lags];
+        // r at one whole lag for every centre, and at the lag before it: each tempo reads the two whole lags around its
+        // own, so its value is final once the larger has been computed, and r never needs every lag at once.
+        var gram = new double[centres.Length * bpm.Length];
+        var previous = new double[centres.Length];
+        var current = new double[centres.Length];
         var products = new double[n + 1];
         for (int lag = minLag; lag <= maxLag; lag++)
         {
@@ -232,6 +226,7 @@ public static class SpectralDsp
                 products[s + 1] = products[s] + onset[s] * onset[s + lag];
             for (int s = Math.Max(0, n - lag); s < n; s++)
                 products[s + 1] = products[s];
+            Array.Clear(current);
             for (int t = 0; t < centres.Length; t++)
             {
                 var (from, to, mean, energy) = windows[t];
@@ -240,18 +235,20 @@ public static class SpectralDsp
                     continue;
                 double cross = products[last] - products[from];
                 double heads = prefix[last] - prefix[from], tails = prefix[to] - prefix[from + lag];
-                r[t * lags + lag - minLag] = (cross - mean * (heads + tails) + (last - from) * mean * mean) / energy;
+                current[t] = (cross - mean * (heads + tails) + (last - from) * mean * mean) / energy;
             }
-        }
-
-        var gram = new double[centres.Length * bpm.Length];
-        for (int k = 0; k < bpm.Length; k++)
-        {
-            int below = (int)Math.Floor(lagOf[k]);
-            double frac = lagOf[k] - below;
-            int above = Math.Min(below + 1, maxLag);
-            for (int t = 0; t < centres.Length; t++)
-                gram[t * bpm.Length + k] = (1 - frac) * r[t * lags + below - minLag] + frac * r[t * lags + above - minLag];
+            for (int k = 0; k < bpm.Length; k++)
+            {
+                int below = (int)Math.Floor(lagOf[k]);
+                int above = Math.Min(below + 1, maxLag);
+                if (above != lag)
+                    continue;
+                double frac = lagOf[k] - below;
+                ReadOnlySpan<double> r = below == lag ? current : previous;
+                for (int t = 0; t < centres.Length; t++)
+                    gram[t * bpm.Length + k] = (1 - frac) * r[t] + frac * current[t];
+            }
+            (previous, current) = (current, previous);
         }
         return gram;
     }

@@ -78,46 +78,49 @@ public sealed class SpectralEncoder : IAudioEncoder
         SpectralEncoderConfig c = Config;
         int frames = samples.Length / c.Hop, sub = c.Subframes, subframes = frames * sub;
         int bins = c.FftSize / 2 + 1, bands = c.MelBands, width = c.Width;
-        double[] power = SpectralDsp.PowerSpectrogram(samples, c.FftSize, c.SubHop, subframes);
-
-        var melPower = new double[subframes * bands];
-        var logMel = new double[subframes * bands];
-        for (int s = 0; s < subframes; s++)
-        {
-            ReadOnlySpan<double> spectrum = power.AsSpan(s * bins, bins);
-            for (int m = 0; m < bands; m++)
-            {
-                melPower[s * bands + m] = mel[m].Apply(spectrum);
-                logMel[s * bands + m] = SpectralDsp.PowerToDb(melPower[s * bands + m], c.MelFloorDb);
-            }
-        }
-        double[] onset = SpectralDsp.OnsetStrength(logMel, subframes, bands);
-        var centres = new int[frames];
-        for (int t = 0; t < frames; t++)
-            centres[t] = t * sub + sub / 2;
-        int halfWindow = (int)Math.Round(c.TempogramSeconds * c.OnsetRate / 2);
-        double[] smoothed = SpectralDsp.GaussianSmooth(onset, c.OnsetSmoothingSeconds * c.OnsetRate);
-        double[] gram = SpectralDsp.Tempogram(smoothed, c.OnsetRate, centres, halfWindow, tempi);
-
+        // The spectrogram is reduced frame by frame as it is computed: kept whole it would be many times the clip,
+        // a large-object-heap array for every encode. Each step below does its arithmetic in the order a whole-array
+        // pass did, so the frames are the same to the bit.
+        var stft = new ShortTimePower(c.FftSize, c.SubHop);
+        var power = new double[sub * bins];
+        var melPower = new double[sub * bands];
+        var logMel = new double[bands];
+        var previousLogMel = new double[bands];
+        var onset = new double[subframes];
         var values = new float[frames * width];
         var framePower = new double[bins];
         var pitchClasses = new double[SpectralEncoderConfig.ChromaBins];
         for (int t = 0; t < frames; t++)
         {
             Span<float> row = values.AsSpan(t * width, width);
+            for (int j = 0; j < sub; j++)
+            {
+                int s = t * sub + j;
+                Span<double> spectrum = power.AsSpan(j * bins, bins);
+                stft.Frame(samples, s, spectrum);
+                for (int m = 0; m < bands; m++)
+                {
+                    melPower[j * bands + m] = mel[m].Apply(spectrum);
+                    logMel[m] = SpectralDsp.PowerToDb(melPower[j * bands + m], c.MelFloorDb);
+                }
+                if (s > 0)
+                    onset[s] = SpectralDsp.OnsetStrength(previousLogMel, logMel);
+                (previousLogMel, logMel) = (logMel, previousLogMel);
+            }
+
             // The frame's energies are the mean over its STFT frames: a 25 fps summary of the 75 Hz analysis.
             for (int m = 0; m < bands; m++)
             {
                 double sum = 0;
                 for (int j = 0; j < sub; j++)
-                    sum += melPower[(t * sub + j) * bands + m];
+                    sum += melPower[j * bands + m];
                 row[m] = (float)((SpectralDsp.PowerToDb(sum / sub, c.MelFloorDb) - c.MelOffsetDb) / c.MelScaleDb);
             }
 
             Array.Clear(framePower);
             for (int j = 0; j < sub; j++)
             {
-                ReadOnlySpan<double> spectrum = power.AsSpan((t * sub + j) * bins, bins);
+                ReadOnlySpan<double> spectrum = power.AsSpan(j * bins, bins);
                 for (int k = 0; k < bins; k++)
                     framePower[k] += spectrum[k];
             }
@@ -134,7 +137,18 @@ public sealed class SpectralEncoder : IAudioEncoder
             // Max-normalised as librosa's chroma_stft; a frame with no energy in the chroma range stays zero.
             for (int p = 0; p < SpectralEncoderConfig.ChromaBins; p++)
                 row[bands + p] = peak > 1e-20 ? (float)(pitchClasses[p] / peak) : 0f;
+        }
 
+        // Onset and tempo look across frames, so they follow once the whole onset envelope is known.
+        var centres = new int[frames];
+        for (int t = 0; t < frames; t++)
+            centres[t] = t * sub + sub / 2;
+        int halfWindow = (int)Math.Round(c.TempogramSeconds * c.OnsetRate / 2);
+        double[] smoothed = SpectralDsp.GaussianSmooth(onset, c.OnsetSmoothingSeconds * c.OnsetRate);
+        double[] gram = SpectralDsp.Tempogram(smoothed, c.OnsetRate, centres, halfWindow, tempi);
+        for (int t = 0; t < frames; t++)
+        {
+            Span<float> row = values.AsSpan(t * width, width);
             double flux = 0;
             for (int j = 0; j < sub; j++)
                 flux += onset[t * sub + j];

@@ -120,6 +120,38 @@ public sealed class AudioDspTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Told how long its input is, the resampler allocates the outputs it keeps once, at their final size: grown by
+    /// doubling they would leave most of their size again behind. A wrong length changes nothing but the allocations.
+    /// </summary>
+    [Theory]
+    [InlineData(200_000L)]
+    [InlineData(long.MaxValue)]
+    public void TheKeptOutputsAreAllocatedOnceWhenTheInputsLengthIsKnown(long keep)
+    {
+        float[] input = WavWriter.Sine(480_000, 48000, 440, 0.5);
+        float[] expected = Resample(input, keep, inputHint: 0);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        float[] kept = Resample(input, keep, inputHint: input.Length);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(expected, kept);
+        Assert.Equal((int)Math.Min(keep, 220_500), kept.Length);
+        // The kept outputs, the filter (6,401 doubles) and the input window (a read and the filter's span, in floats).
+        long fixedBytes = 6_401 * 8 + (AudioReader.ChunkFrames + 45) * 4;
+        Assert.InRange(allocated, 4L * kept.Length, 4L * kept.Length + fixedBytes + (8 << 10));
+        foreach (long wrong in new long[] { 1, input.Length / 2, input.Length * 3L })
+            Assert.Equal(expected, Resample(input, keep, wrong));
+    }
+
+    private static float[] Resample(float[] input, long keep, long inputHint)
+    {
+        var resampler = new PolyphaseResampler(48000, 22050, keep, inputHint);
+        for (int at = 0; at < input.Length; at += AudioReader.ChunkFrames)
+            resampler.Push(input.AsSpan(at, Math.Min(AudioReader.ChunkFrames, input.Length - at)));
+        resampler.Finish();
+        return resampler.Kept();
+    }
+
+    /// <summary>
     /// A 60 MB 8-bit stereo WAV (11 minutes) allocates about one context of floats, not the clip four times over;
     /// the bound is on this thread's allocations, which are the same on every run.
     /// </summary>
