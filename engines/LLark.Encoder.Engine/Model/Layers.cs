@@ -39,7 +39,30 @@ internal sealed class Conv1d : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x) => nn.functional.conv1d(x, weight, bias, stride: stride, padding: padding, dilation: dilation);
+    /// <summary>
+    /// The channel block of libtorch's oneDNN f32 convolutions on x64 (16 lanes with AVX-512, 8 with AVX2): their
+    /// blocked layouts round the channels up to it.
+    /// </summary>
+    internal const long OneDnnChannelBlock = 16;
+
+    public Tensor Forward(Tensor x)
+    {
+        long outChannels = weight.shape[0];
+        if (outChannels % OneDnnChannelBlock == 0 || !x.requires_grad || !is_grad_enabled())
+            return nn.functional.conv1d(x, weight, bias, stride: stride, padding: padding, dilation: dilation);
+        // The gradient with respect to x will be taken, and libtorch's oneDNN (3.7.1) gets it wrong when the output
+        // channels do not fill whole blocks: on a Zen 5 (AVX-512) every element of a 6-channel conv's input gradient
+        // came out wrong, by up to the gradient's own size, and NaN (whole channels) whenever the allocator handed its
+        // blocked buffers memory holding a NaN (a VQ-VAE run went NaN about 1 run in 4). With zero weight rows up to a
+        // whole block, the same kernels give the float64 gradient to 1e-6. The extra channels are exact zeros, sliced
+        // off; the outputs are bit for bit those of the plain call (oneDNN computed a padded block of 16 anyway).
+        using var scope = NewDisposeScope();
+        long extra = OneDnnChannelBlock - outChannels % OneDnnChannelBlock;
+        Tensor blockWeight = nn.functional.pad(weight, [0, 0, 0, 0, 0, extra]);
+        Tensor blockBias = nn.functional.pad(bias, [0, extra]);
+        return nn.functional.conv1d(x, blockWeight, blockBias, stride: stride, padding: padding, dilation: dilation)
+            .narrow(1, 0, outChannels).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>
