@@ -58,11 +58,12 @@ public sealed class LanguageServicePrefixCacheTests
         // Only the very first request misses: the first by bytes reuses the system line, the rest reach past the audio.
         Assert.True(cache.SavedPositions > 4 * 50, $"{cache.SavedPositions} positions saved");
         Assert.InRange(cache.BytesHeld, 1, 64 << 20);
+        Assert.InRange(cache.BytesReserved, cache.BytesHeld, 64 << 20);
         Assert.Equal((5, 1), (cache.Hits, cache.Misses));
         using var http = new HttpClient { BaseAddress = host.HttpAddress };
         string metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         // Other tests' caches in this process report on the same meter, so only the names are checked here.
-        foreach (string name in new[] { "bytes", "evictions_total", "hits_total", "misses_total", "saved_positions_total" })
+        foreach (string name in new[] { "bytes", "reserved_bytes", "evictions_total", "hits_total", "misses_total", "saved_positions_total" })
             Assert.Contains($"\nllark_language_prefix_cache_{name}{{", metrics, StringComparison.Ordinal);
     }
 
