@@ -2,8 +2,8 @@ namespace LLark.Language.Engine.Model;
 
 /// <summary>
 /// Transparent huge pages for large buffers this engine streams or fills at once. Where the kernel's THP mode is
-/// "madvise" (a common default), memory is backed by 2 MB pages only where advised: without it, filling 10 MB of fresh
-/// memory takes some 2,500 page faults, which on this project's VMs cost milliseconds each batch of them.
+/// "madvise" (a common default), memory is backed by 2 MB pages only where advised: without it, filling fresh memory
+/// takes a page fault every 4 KB instead of one every 2 MB, and a TLB entry covers 512 times less of a streamed buffer.
 /// </summary>
 internal static unsafe partial class HugePages
 {

@@ -387,9 +387,7 @@ public sealed class BatchScheduler : IDisposable
     private static int Shared(PromptKey? before, int length, PromptKey key)
     {
         if (before is null || before.Scope != key.Scope) return 0;
-        int most = Math.Min(length, Math.Min(before.Positions.Count, key.Positions.Count)), n = 0;
-        while (n < most && before.Positions[n] == key.Positions[n]) n++;
-        return n;
+        return PromptKey.Shared(before.Positions, key.Positions, 0, Math.Min(length, Math.Min(before.Positions.Count, key.Positions.Count)));
     }
 
     /// <summary>

@@ -138,6 +138,7 @@ public sealed class PrefixCache : IDisposable
             var chain = new List<Block>();
             UInt128 digest = key.Scope;
             var captured = new List<Block>();
+            BlockArena arena = ArenaFor(slot);
             int start = 0;
             bool whole = true;
             for (; start + BlockTokens <= length; start += BlockTokens)
@@ -150,14 +151,14 @@ public sealed class PrefixCache : IDisposable
                 }
                 else
                 {
-                    block = Capture(key, parent, start, BlockTokens, digest, slot, current, captured);
+                    block = Capture(key, parent, start, BlockTokens, digest, arena, current, captured);
                     whole = block is not null;
                 }
                 if (!whole) break;
                 block!.Epoch = current;
                 chain.Add(block);
             }
-            if (whole && start < length && KeepTail(key, chain.Count > 0 ? chain[^1] : null, start, length - start, slot, current, captured) is { } tail)
+            if (whole && start < length && KeepTail(key, chain.Count > 0 ? chain[^1] : null, start, length - start, arena, current, captured) is { } tail)
                 chain.Add(tail);
             try
             {
@@ -177,7 +178,7 @@ public sealed class PrefixCache : IDisposable
     /// Keeps the <paramref name="count"/> positions after the whole blocks as a tail under <paramref name="parent"/>,
     /// unless a cached child already holds them; tails they extend are dropped. Returns the block that holds them.
     /// </summary>
-    private Block? KeepTail(PromptKey key, Block? parent, int start, int count, KvCache slot, long current, List<Block> captured)
+    private Block? KeepTail(PromptKey key, Block? parent, int start, int count, BlockArena arena, long current, List<Block> captured)
     {
         UInt128 under = parent?.Digest ?? key.Scope;
         if (children.TryGetValue(under, out List<Block>? siblings))
@@ -195,15 +196,14 @@ public sealed class PrefixCache : IDisposable
             }
         }
         // A tail is never a parent nor in the digest lookup, so it needs no digest of its own.
-        Block? tail = Capture(key, parent, start, count, UInt128.Zero, slot, current, captured);
+        Block? tail = Capture(key, parent, start, count, UInt128.Zero, arena, current, captured);
         if (tail is not null) tail.Epoch = current;
         return tail;
     }
 
     /// <summary>A new block for <paramref name="count"/> positions from <paramref name="start"/>, in the cache and in <paramref name="captured"/>, its state still to be copied.</summary>
-    private Block? Capture(PromptKey key, Block? parent, int start, int count, UInt128 digest, KvCache slot, long current, List<Block> captured)
+    private Block? Capture(PromptKey key, Block? parent, int start, int count, UInt128 digest, BlockArena arena, long current, List<Block> captured)
     {
-        BlockArena arena = ArenaFor(slot);
         // A tail takes a whole block's memory, and is charged for it.
         long bytes = arena.BlockBytes;
         if (bytes > BudgetBytes) return null;
@@ -362,13 +362,8 @@ public sealed class PrefixCache : IDisposable
         }
 
         /// <summary>How many of this block's leading positions equal <paramref name="positions"/> from <paramref name="start"/>, at most <paramref name="most"/>.</summary>
-        public int SharedWith(IReadOnlyList<PromptPosition> positions, int start, int most)
-        {
-            most = Math.Min(most, Positions.Length);
-            int n = 0;
-            while (n < most && Positions[n] == positions[start + n]) n++;
-            return n;
-        }
+        public int SharedWith(IReadOnlyList<PromptPosition> positions, int start, int most) =>
+            PromptKey.Shared(Positions, positions, start, Math.Min(most, Positions.Length));
 
         /// <summary>Whether the block's state has the slot's layout (it always has, within one scope; this is cheap insurance).</summary>
         public bool Fits(KvCache slot)

@@ -50,6 +50,14 @@ public sealed class PromptKey
         return new PromptKey(Scope, positions);
     }
 
+    /// <summary>How many leading positions of <paramref name="a"/> equal those of <paramref name="b"/> from <paramref name="bStart"/>, at most <paramref name="most"/>.</summary>
+    internal static int Shared(IReadOnlyList<PromptPosition> a, IReadOnlyList<PromptPosition> b, int bStart, int most)
+    {
+        int n = 0;
+        while (n < most && a[n] == b[bStart + n]) n++;
+        return n;
+    }
+
     /// <summary>
     /// A 128-bit digest of <paramref name="parts"/> (SHA-256, truncated), each part length-prefixed so that no two
     /// lists of parts share a digest by where the boundaries fall. Never zero.
